@@ -9,9 +9,10 @@ description spec, http://wiki.ros.org/msg): nested dicts for nested messages, li
 ``bytes`` for ``uint8[]``/``char[]``, ``{"secs": int, "nsecs": int}`` for ``time`` and
 ``duration``. Type names are ``pkg/Type``. Names passed in are absolute ROS names (``/chatter``).
 
-Threads: the node calls :meth:`Backend.call` from worker threads and everything else from its
-main thread; a backend must allow ``call`` to run beside the other methods. Subscription
-callbacks may run on any thread the backend likes and must not block for long.
+Threads: the node calls backend methods from several threads at once (its main loop for
+publishes on known topics, a worker thread for other requests, a pool for service calls), so
+every method must be thread-safe. Subscription callbacks may run on any thread the backend
+likes and must not block for long.
 """
 
 from __future__ import annotations
