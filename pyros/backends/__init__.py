@@ -32,7 +32,7 @@ def available() -> dict[str, str]:
 
 
 def load(name: str) -> type[Backend]:
-    """Import and return the backend class called ``name``.
+    """Import and return the backend class called ``name``, or at ``"module:Class"``.
 
     Raises:
         SpawnError: no backend has that name, or its module cannot be imported (the message
@@ -41,18 +41,20 @@ def load(name: str) -> type[Backend]:
     from pyros.exceptions import SpawnError
 
     known = available()
-    try:
+    if ":" in name:  # "package.module:Class", a backend that is not registered
+        path = name
+    elif name in known:
         path = known[name]
-    except KeyError:
+    else:
         raise SpawnError(
             f"unknown backend {name!r}; known backends: {', '.join(sorted(known))}"
-        ) from None
+        )
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise SpawnError(f"backend {name!r} cannot be imported from {module_name}: {exc}") from exc
-    cls = getattr(module, attr)
+    cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise SpawnError(f"{path} is not a pyros Backend class")
     return cls

@@ -1,0 +1,737 @@
+"""The node process: one backend, a ROUTER for requests and an XPUB for streams.
+
+Run as ``python -m pyros.node --ready-fd N`` with the configuration (a :class:`NodeConfig` as
+JSON) on stdin; :mod:`pyros.process` does that. Threads in a node:
+
+* the main loop owns the ZeroMQ sockets: it decodes requests, answers the quick ones itself
+  (publishing on a topic it already publishes on, unsubscribing, ``info``), sends heartbeats,
+  fans topic messages out to subscribers and watches its owner;
+* one backend worker runs the other requests in arrival order (topic and parameter queries,
+  first publishes, subscriptions), so a slow ROS master never delays a heartbeat;
+* a pool runs service calls, which may take long, side by side;
+* a discovery thread polls the backend while some subscription waits for its topic to appear.
+
+The node stops on a ``shutdown`` request, SIGTERM or SIGINT, when its owner process dies, or
+(shared nodes) after ``idle_timeout`` seconds without clients. Stopping always runs
+``backend.stop()`` (which unregisters everything from the ROS graph) and removes the node's
+socket files and directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import zmq
+
+from pyros import backends
+from pyros.backends.base import Backend
+from pyros.exceptions import (
+    MessageError,
+    NotExposedError,
+    ProtocolError,
+    PyrosError,
+    SpawnError,
+)
+from pyros.exposure import Exposure
+from pyros.names import resolve
+from pyros.outbox import Outbox
+from pyros.protocol import (
+    CLIENT_PREFIX,
+    HEARTBEAT_INTERVAL,
+    MESSAGE_PREFIX,
+    PROTOCOL_VERSION,
+    NodeProtocol,
+    Request,
+    Subscribed,
+    Unsubscribed,
+    encode,
+)
+from pyros.runtime import NODE_FILE, node_directory, read_node_file
+
+__all__ = ["NodeConfig", "Node", "main"]
+
+OWNER_CHECK_INTERVAL = 0.2
+"""Seconds between two checks that the owner process still lives."""
+
+DISCOVERY_INTERVAL = 0.1
+"""Seconds between two graph polls while a subscription waits for its topic to appear."""
+
+SUBSCRIBE_CONFIRM_TIMEOUT = 2.0
+"""Seconds a subscribe request waits for the client's SUB socket to reach the XPUB."""
+
+STOP_TIMEOUT = 5.0
+"""Seconds ``backend.stop()`` may take before the node exits anyway."""
+
+CALL_WORKERS = 16
+"""Service calls that may run at once."""
+
+STREAM_HWM = 10_000
+"""Messages queued per subscriber before ZeroMQ drops (ZMQ_SNDHWM)."""
+
+
+@dataclass
+class NodeConfig:
+    """What a node process is told to do, sent as JSON on its stdin.
+
+    Attributes:
+        name: the node's name; it registers in the graph as ``/pyros_<name>`` and its sockets
+            live in ``<runtime root>/<name>/``. Letters, digits and ``_``.
+        backend: backend name (``mock``, ``ros1``...).
+        options: backend options (``master_uri``...).
+        topics, services, params: glob patterns of what is exposed.
+        owner_pid: exit when this process dies (None for a shared node).
+        idle_timeout: seconds without any client after which the node exits; None never.
+    """
+
+    name: str
+    backend: str = "mock"
+    options: dict[str, Any] = field(default_factory=dict)
+    topics: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    params: list[str] = field(default_factory=list)
+    owner_pid: int | None = None
+    idle_timeout: float | None = None
+
+    @property
+    def graph_name(self) -> str:
+        """The node's name in the ROS graph, without the leading slash."""
+        return f"pyros_{self.name}"
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeConfig:
+        """Parse a configuration.
+
+        Raises:
+            SpawnError: not a JSON object with the fields above.
+        """
+        try:
+            data = json.loads(text)
+            return cls(**data)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise SpawnError(f"bad node configuration: {exc}") from exc
+
+    def to_json(self) -> str:
+        """Serialize for :meth:`from_json`."""
+        return json.dumps(asdict(self))
+
+
+Job = Callable[[], Any]
+
+
+class Node:
+    """A running node: sockets bound, backend started.
+
+    Args:
+        config: what to expose and how to behave.
+        backend: a started backend.
+        directory: the node's runtime directory (already created).
+    """
+
+    def __init__(self, config: NodeConfig, backend: Backend, directory: Path) -> None:
+        self.config = config
+        self.backend = backend
+        self.directory = directory
+        self.topics = Exposure(config.topics, "topic")
+        self.services = Exposure(config.services, "service")
+        self.params = Exposure(config.params, "parameter")
+        self.protocol = NodeProtocol()
+        self.outbox: Outbox[tuple[Any, ...]] = Outbox()
+        self.started = time.time()
+
+        self.context = zmq.Context()
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.linger = 0
+        self.xpub = self.context.socket(zmq.XPUB)
+        self.xpub.linger = 0
+        self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.xpub.sndhwm = STREAM_HWM
+        self.request_endpoint = f"ipc://{directory / 'request.sock'}"
+        self.stream_endpoint = f"ipc://{directory / 'stream.sock'}"
+        self.router.bind(self.request_endpoint)
+        self.xpub.bind(self.stream_endpoint)
+
+        self._serial = ThreadPoolExecutor(1, thread_name_prefix="pyros-backend")
+        self._calls = ThreadPoolExecutor(CALL_WORKERS, thread_name_prefix="pyros-call")
+
+        # Subscriptions. Guarded by _lock: the backend worker changes them, the main loop reads.
+        self._lock = threading.Lock()
+        self._token_topic: dict[bytes, str] = {}
+        self._topic_tokens: dict[str, frozenset[bytes]] = {}
+        self._backend_subscribed: dict[str, str] = {}
+        self._pending_topics: set[str] = set()
+        # Main-loop state.
+        self._listening: set[bytes] = set()
+        self._awaiting: dict[bytes, tuple[bytes, Request, float]] = {}
+        self._clients: set[bytes] = set()
+        self._idle_since: float | None = time.monotonic()
+        self._published: dict[str, str] = {}
+        self._topic_types: dict[str, str] = {}
+        self._service_types: dict[str, str] = {}
+        self._stop_reason: str | None = None
+        self._discovery_wake = threading.Event()
+        self._owner = psutil.Process(config.owner_pid) if config.owner_pid else None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """Return what a client or ``pyros node list`` needs to know of this node."""
+        return {
+            "name": self.config.name,
+            "graph_name": "/" + self.config.graph_name,
+            "pid": os.getpid(),
+            "backend": self.config.backend,
+            "protocol": PROTOCOL_VERSION,
+            "endpoints": {"request": self.request_endpoint, "stream": self.stream_endpoint},
+            "shared": self.config.owner_pid is None,
+            "started": self.started,
+        }
+
+    def run(self) -> str:
+        """Serve until asked to stop; return why it stopped. Always cleans up."""
+        discovery = threading.Thread(target=self._discover, name="pyros-discovery", daemon=True)
+        discovery.start()
+        try:
+            self._loop()
+        finally:
+            self._discovery_wake.set()
+            self._shutdown()
+        return self._stop_reason or "stopped"
+
+    def stop(self, reason: str) -> None:
+        """Ask the loop to stop (from any thread or a signal handler)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self.outbox.put(("wake",))
+
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.xpub, zmq.POLLIN)
+        poller.register(self.outbox.fd, zmq.POLLIN)
+        next_heartbeat = 0.0
+        next_owner_check = time.monotonic() + OWNER_CHECK_INTERVAL
+        while self._stop_reason is None:
+            now = time.monotonic()
+            wake_at = min(next_heartbeat, next_owner_check, self._next_deadline(now))
+            ready = dict(poller.poll(max(0, int((wake_at - now) * 1000) + 1)))
+            if self.outbox.fd in ready:
+                self._drain_outbox()
+            if self.xpub in ready:
+                self._drain_control()
+            if self.router in ready:
+                self._drain_requests()
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                info = {"name": self.config.name, "pid": os.getpid(), "clients": len(self._clients)}
+                self.xpub.send_multipart(self.protocol.heartbeat(info))
+                next_heartbeat = now + HEARTBEAT_INTERVAL
+            if now >= next_owner_check:
+                next_owner_check = now + OWNER_CHECK_INTERVAL
+                if self._owner is not None and not self._owner_alive():
+                    self.stop(f"owner process {self.config.owner_pid} died")
+            self._expire_awaiting(now)
+            self._check_idle(now)
+
+    def _next_deadline(self, now: float) -> float:
+        deadlines = [deadline for _, _, deadline in self._awaiting.values()]
+        if self.config.idle_timeout is not None and self._idle_since is not None:
+            deadlines.append(self._idle_since + self.config.idle_timeout)
+        return min(deadlines, default=now + 1.0)
+
+    def _owner_alive(self) -> bool:
+        assert self._owner is not None
+        try:
+            return bool(self._owner.is_running() and self._owner.status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            return False
+
+    def _check_idle(self, now: float) -> None:
+        if self._clients:
+            self._idle_since = None
+        elif self._idle_since is None:
+            self._idle_since = now
+        elif self.config.idle_timeout is not None:
+            if now - self._idle_since >= self.config.idle_timeout:
+                self.stop(f"no client for {self.config.idle_timeout:g} s")
+
+    def _shutdown(self) -> None:
+        self._serial.shutdown(wait=False, cancel_futures=True)
+        self._calls.shutdown(wait=False, cancel_futures=True)
+        stopper = threading.Thread(target=self.backend.stop, name="pyros-stop", daemon=True)
+        stopper.start()
+        stopper.join(STOP_TIMEOUT)
+        if stopper.is_alive():
+            print(
+                f"pyros node {self.config.name}: backend.stop() took over {STOP_TIMEOUT} s",
+                file=sys.stderr,
+            )
+        for item in self.outbox.drain():  # replies finished meanwhile (e.g. to "shutdown")
+            if item[0] == "reply":
+                self.router.send_multipart([item[1], item[2]])
+        self.router.close(linger=200)
+        self.xpub.close()
+        self.context.term()
+        self.outbox.close()
+        for leftover in ("request.sock", "stream.sock", NODE_FILE):
+            try:
+                (self.directory / leftover).unlink()
+            except FileNotFoundError:
+                pass
+        try:
+            self.directory.rmdir()
+        except OSError:
+            pass
+
+    # --- sockets --------------------------------------------------------------------------
+
+    def _drain_outbox(self) -> None:
+        for item in self.outbox.drain():
+            kind = item[0]
+            if kind == "msg":
+                _, topic, body = item
+                for token in self._topic_tokens.get(topic, ()):
+                    self.xpub.send_multipart(self.protocol.message_frames(token, body))
+            elif kind == "reply":
+                self.router.send_multipart([item[1], item[2]])
+
+    def _drain_control(self) -> None:
+        while True:
+            try:
+                frame = self.xpub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            event = self.protocol.receive_control(frame)
+            if isinstance(event, Subscribed):
+                self._on_subscribed(event.prefix)
+            elif isinstance(event, Unsubscribed):
+                self._on_unsubscribed(event.prefix)
+
+    def _on_subscribed(self, prefix: bytes) -> None:
+        if prefix.startswith(CLIENT_PREFIX):
+            self._clients.add(prefix[len(CLIENT_PREFIX) :])
+        elif prefix.startswith(MESSAGE_PREFIX):
+            token = prefix[len(MESSAGE_PREFIX) :]
+            self._listening.add(token)
+            awaiting = self._awaiting.pop(token, None)
+            if awaiting is not None:
+                identity, request, _ = awaiting
+                self._attach(identity, request, token)
+
+    def _on_unsubscribed(self, prefix: bytes) -> None:
+        if prefix.startswith(CLIENT_PREFIX):
+            self._clients.discard(prefix[len(CLIENT_PREFIX) :])
+        elif prefix.startswith(MESSAGE_PREFIX):
+            token = prefix[len(MESSAGE_PREFIX) :]
+            self._listening.discard(token)
+            self._awaiting.pop(token, None)
+            if token in self._token_topic:
+                self._serial.submit(self._detach, token)
+
+    def _expire_awaiting(self, now: float) -> None:
+        for token, (identity, request, deadline) in list(self._awaiting.items()):
+            if deadline <= now:
+                del self._awaiting[token]
+                error = ProtocolError("the client's stream socket never subscribed")
+                self._send(identity, self.protocol.fail(request.id, error), request.id)
+
+    def _drain_requests(self) -> None:
+        for _ in range(1000):  # then let heartbeats and messages through
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                continue  # not from a DEALER speaking our protocol; nothing to answer
+            identity, frame = frames
+            decoded = self.protocol.receive_request(frame)
+            if isinstance(decoded, Request):
+                self._handle(identity, decoded)
+            else:
+                request_id, reply = decoded
+                self._send(identity, reply, request_id)
+
+    def _send(self, identity: bytes, frame: bytes, request_id: int) -> None:
+        if request_id:
+            self.router.send_multipart([identity, frame])
+
+    # --- requests -------------------------------------------------------------------------
+
+    def _handle(self, identity: bytes, request: Request) -> None:
+        """Run a request inline, or hand it to a worker; never raises."""
+        try:
+            inline = self._inline(request)
+        except PyrosError as exc:
+            self._send(identity, self.protocol.fail(request.id, exc), request.id)
+            return
+        except Exception as exc:  # a backend bug must not kill the node: tell the caller
+            self._send(identity, self.protocol.fail(request.id, _unexpected(exc)), request.id)
+            return
+        if inline is not _DEFERRED:
+            self._send(identity, self._encode_reply(request.id, inline[0]), request.id)
+            return
+        if request.op == "subscribe":
+            token = _token(request.args.get("token"))
+            if token in self._listening:
+                self._attach(identity, request, token)
+            else:
+                deadline = time.monotonic() + SUBSCRIBE_CONFIRM_TIMEOUT
+                self._awaiting[token] = (identity, request, deadline)
+            return
+        executor = self._calls if request.op == "call" else self._serial
+        executor.submit(self._run_job, identity, request, getattr(self, "_op_" + request.op))
+
+    def _inline(self, request: Request) -> Any:
+        """Answer quick requests here; return ``(result,)`` or ``_DEFERRED``."""
+        args = request.args
+        op = request.op
+        if op == "publish":
+            topic = self.topics.check(args.get("topic"))
+            message = _message_dict(args.get("message"), "message")
+            wanted = _type_name(args.get("type"))
+            known = self._published.get(topic)
+            if known is not None and wanted in (None, known):
+                self.backend.publish(topic, known, message)
+                return (None,)
+            return _DEFERRED
+        if op == "subscribe":
+            self.topics.check(args.get("topic"))
+            token = _token(args.get("token"))
+            if token in self._token_topic or token in self._awaiting:
+                raise ProtocolError(f"subscription token {token!r} is already in use")
+            return _DEFERRED
+        if op == "unsubscribe":
+            token = _token(args.get("token"))
+            if token in self._token_topic:
+                self._serial.submit(self._detach, token)
+            return (None,)
+        if op in ("info", "hello"):
+            return (self._info(),)
+        if op == "shutdown":
+            self.stop("shutdown requested by a client")
+            return (None,)
+        return _DEFERRED
+
+    def _run_job(self, identity: bytes, request: Request, job: Callable[[Request], Any]) -> None:
+        """Run a request on a worker thread and queue its reply."""
+        try:
+            frame = self._encode_reply(request.id, job(request))
+        except PyrosError as exc:
+            frame = self.protocol.fail(request.id, exc)
+        except Exception as exc:
+            frame = self.protocol.fail(request.id, _unexpected(exc))
+        if request.id:
+            self.outbox.put(("reply", identity, frame))
+
+    def _encode_reply(self, request_id: int, result: Any) -> bytes:
+        try:
+            return self.protocol.reply(request_id, result)
+        except MessageError as exc:
+            return self.protocol.fail(request_id, exc)
+
+    def _info(self) -> dict[str, Any]:
+        with self._lock:
+            subscribed = sorted(self._backend_subscribed)
+            pending = sorted(self._pending_topics)
+            subscriptions = len(self._token_topic)
+        info = self.describe()
+        info.update(
+            clients=len(self._clients),
+            subscriptions=subscriptions,
+            subscribed_topics=subscribed,
+            waiting_topics=pending,
+            published_topics=sorted(self._published),
+            patterns={
+                "topics": list(self.topics.patterns),
+                "services": list(self.services.patterns),
+                "params": list(self.params.patterns),
+            },
+            uptime=time.time() - self.started,
+        )
+        return info
+
+    # Ops run by workers. Each takes the request and returns the reply's result.
+
+    def _op_topics(self, request: Request) -> dict[str, str]:
+        return self.topics.filter(self._refresh_topics())
+
+    def _op_services(self, request: Request) -> dict[str, str]:
+        return self.services.filter(self._refresh_services())
+
+    def _op_params(self, request: Request) -> list[str]:
+        return self.params.filter_list(self.backend.params())
+
+    def _op_publish(self, request: Request) -> None:
+        args = request.args
+        topic = self.topics.check(args.get("topic"))
+        message = _message_dict(args.get("message"), "message")
+        type_name = _type_name(args.get("type")) or self._topic_type(topic)
+        if type_name is None:
+            raise MessageError(
+                f"topic {topic!r} does not exist yet, so its type is unknown: "
+                "pass type='pkg/Type' to create it"
+            )
+        self.backend.publish(topic, type_name, message)
+        self._published[topic] = type_name
+
+    def _op_call(self, request: Request) -> Any:
+        args = request.args
+        service = self.services.check(args.get("service"))
+        payload = args.get("request")
+        payload = {} if payload is None else _message_dict(payload, "request")
+        timeout = args.get("timeout", 5.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise MessageError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        type_name = self._service_types.get(service)
+        if type_name is None:
+            type_name = self._refresh_services().get(service)
+        if type_name is None:
+            raise NotExposedError(f"service {service!r} does not exist in the graph")
+        return self.backend.call(service, type_name, payload, float(timeout))
+
+    def _op_get_param(self, request: Request) -> Any:
+        return self.backend.get_param(self.params.check(request.args.get("name")))
+
+    def _op_set_param(self, request: Request) -> None:
+        name = self.params.check(request.args.get("name"))
+        self.backend.set_param(name, request.args.get("value"))
+
+    def _refresh_topics(self) -> dict[str, str]:
+        topics = self.backend.topics()
+        self._topic_types = dict(topics)
+        return topics
+
+    def _refresh_services(self) -> dict[str, str]:
+        services = self.backend.services()
+        self._service_types = dict(services)
+        return services
+
+    def _topic_type(self, topic: str) -> str | None:
+        return self._topic_types.get(topic) or self._refresh_topics().get(topic)
+
+    # --- subscriptions --------------------------------------------------------------------
+
+    def _attach(self, identity: bytes, request: Request, token: bytes) -> None:
+        """The client listens for ``token``: subscribe on the backend worker, then reply."""
+        self._serial.submit(self._run_job, identity, request, lambda r: self._subscribe(r, token))
+
+    def _subscribe(self, request: Request, token: bytes) -> dict[str, Any]:
+        topic = self.topics.check(request.args.get("topic"))
+        with self._lock:
+            self._token_topic[token] = topic
+            self._topic_tokens[topic] = self._topic_tokens.get(topic, frozenset()) | {token}
+            type_name = self._backend_subscribed.get(topic)
+        if type_name is None:
+            type_name = self._topic_type(topic)
+            if type_name is None:
+                with self._lock:
+                    self._pending_topics.add(topic)
+                self._discovery_wake.set()
+            else:
+                self._backend_subscribe(topic, type_name, token)
+        return {"topic": topic, "type": type_name}
+
+    def _backend_subscribe(self, topic: str, type_name: str, token: bytes | None) -> None:
+        """Subscribe the backend to ``topic`` unless already done (backend worker only)."""
+        if topic in self._backend_subscribed:
+            return
+        try:
+            self.backend.subscribe(topic, type_name, self._deliverer(topic))
+        except BaseException:
+            if token is not None:
+                self._detach(token)
+            raise
+        with self._lock:
+            self._backend_subscribed[topic] = type_name
+            self._pending_topics.discard(topic)
+
+    def _detach(self, token: bytes) -> None:
+        """Forget one subscription; unsubscribe the backend from its last (worker only)."""
+        with self._lock:
+            topic = self._token_topic.pop(token, None)
+            if topic is None:
+                return
+            remaining = self._topic_tokens.get(topic, frozenset()) - {token}
+            if remaining:
+                self._topic_tokens[topic] = remaining
+                return
+            self._topic_tokens.pop(topic, None)
+            self._pending_topics.discard(topic)
+            subscribed = self._backend_subscribed.pop(topic, None)
+        if subscribed is not None:
+            self.backend.unsubscribe(topic)
+
+    def _deliverer(self, topic: str) -> Callable[[dict[str, Any]], None]:
+        outbox = self.outbox
+
+        def deliver(message: dict[str, Any]) -> None:
+            outbox.put(("msg", topic, encode(message)))
+
+        return deliver
+
+    def _discover(self) -> None:
+        """Poll the graph while subscriptions wait for their topics (discovery thread)."""
+        while self._stop_reason is None:
+            with self._lock:
+                waiting = set(self._pending_topics)
+            if not waiting:
+                self._discovery_wake.wait()
+                self._discovery_wake.clear()
+                continue
+            try:
+                found = self.backend.topics()
+            except Exception as exc:
+                print(f"pyros node: topic discovery failed: {exc}", file=sys.stderr)
+                found = {}
+            self._topic_types = dict(found)
+            for topic in waiting & found.keys():
+                self._serial.submit(self._resolve_pending, topic, found[topic])
+            time.sleep(DISCOVERY_INTERVAL)
+
+    def _resolve_pending(self, topic: str, type_name: str) -> None:
+        with self._lock:
+            if topic not in self._pending_topics:
+                return
+        try:
+            self._backend_subscribe(topic, type_name, None)
+        except PyrosError as exc:
+            print(f"pyros node: cannot subscribe to {topic}: {exc}", file=sys.stderr)
+
+
+_DEFERRED = object()
+
+
+def _unexpected(exc: BaseException) -> PyrosError:
+    traceback.print_exception(exc, file=sys.stderr)
+    return PyrosError(f"the node failed unexpectedly: {type(exc).__name__}: {exc}")
+
+
+def _token(value: Any) -> bytes:
+    if not isinstance(value, bytes) or not 0 < len(value) <= 128:
+        raise ProtocolError("subscription token must be 1 to 128 bytes")
+    return value
+
+
+def _type_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.count("/") != 1 or not all(value.split("/")):
+        raise MessageError(f"message type must look like 'pkg/Type', not {value!r}")
+    return value
+
+
+def _message_dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MessageError(f"{what} must be a dict, not {type(value).__name__}")
+    return value
+
+
+# --- process entry point ------------------------------------------------------------------
+
+
+def _prepare_directory(name: str) -> Path:
+    """Create the node's runtime directory, or take over one a dead node left behind.
+
+    Raises:
+        SpawnError: a live node already uses that name.
+    """
+    directory = node_directory(name)
+    try:
+        directory.mkdir(mode=0o700)
+        return directory
+    except FileExistsError:
+        pass
+    previous = read_node_file(directory)
+    if previous is not None:
+        pid = previous.get("pid")
+        if isinstance(pid, int) and psutil.pid_exists(pid) and pid != os.getpid():
+            raise SpawnError(f"a node named {name!r} is already running (pid {pid})")
+    for leftover in directory.iterdir():
+        leftover.unlink()
+    return directory
+
+
+def _write_node_file(directory: Path, description: dict[str, Any]) -> None:
+    temporary = directory / (NODE_FILE + ".tmp")
+    temporary.write_text(json.dumps(description), encoding="utf-8")
+    temporary.replace(directory / NODE_FILE)
+
+
+def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
+    """Start the backend and serve; ``report`` gets the ready (or error) document once.
+
+    Returns:
+        The process exit code: 0 after a clean stop, 1 if the node never became ready.
+    """
+    directory: Path | None = None
+    backend: Backend | None = None
+    try:
+        if not config.name.replace("_", "").isalnum() or not config.name.isascii():
+            raise SpawnError(f"node name {config.name!r} may hold only letters, digits and '_'")
+        resolve("/" + config.graph_name, "node")
+        directory = _prepare_directory(config.name)
+        backend_class = backends.load(config.backend)
+        try:
+            backend = backend_class(config.graph_name, **config.options)
+        except TypeError as exc:
+            raise SpawnError(f"bad options for backend {config.backend!r}: {exc}") from exc
+        backend.start()
+        node = Node(config, backend, directory)
+    except Exception as exc:
+        if backend is not None:
+            backend.stop()
+        if directory is not None:
+            for leftover in directory.iterdir():
+                leftover.unlink()
+            directory.rmdir()
+        error = exc if isinstance(exc, PyrosError) else _unexpected(exc)
+        report({"ok": False, "error": error.to_wire()})
+        return 1
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda s, f: node.stop(f"signal {signal.Signals(s).name}"))
+    description = node.describe()
+    _write_node_file(directory, description)
+    report({"ok": True, **description})
+    node.run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m pyros.node``: configuration on stdin, ready line on a fd."""
+    parser = argparse.ArgumentParser(prog="python -m pyros.node")
+    parser.add_argument("--ready-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    ready = os.fdopen(args.ready_fd, "w", encoding="utf-8")
+
+    def report(document: dict[str, Any]) -> None:
+        ready.write(json.dumps(document) + "\n")
+        ready.close()
+
+    try:
+        config = NodeConfig.from_json(sys.stdin.read())
+    except SpawnError as exc:
+        report({"ok": False, "error": exc.to_wire()})
+        return 1
+    return serve(config, report)
+
+
+def new_name() -> str:
+    """Return a fresh unique node name (12 hex digits)."""
+    return uuid.uuid4().hex[:12]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

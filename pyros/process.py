@@ -1,0 +1,170 @@
+"""Starting, watching and stopping node processes. Knows nothing of the wire protocol.
+
+A node always starts as a fresh interpreter (``python -m pyros.node``), never as a fork of the
+caller: the caller may be a Flask worker with threads and open sockets. The start-up handshake
+is process plumbing, not protocol: the node's configuration goes in as one JSON document on its
+stdin, and the node answers on an inherited pipe with one JSON line, either
+``{"ok": true, ...what the node reports...}`` or ``{"ok": false, "error": {"type", "message"}}``.
+
+The node runs in its own session (``start_new_session``) so a Ctrl-C aimed at the caller's
+terminal reaches the caller, which then closes the node cleanly, or dies, which the node
+notices by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from pyros.exceptions import PyrosError, SpawnError, TimeoutError, from_wire
+
+__all__ = ["NodeProcess"]
+
+
+class NodeProcess:
+    """A node process this program started.
+
+    Use :meth:`start`; the constructor only wraps an existing ``Popen``.
+
+    Attributes:
+        pid: the node's process id.
+        report: what the node sent in its ready line (endpoints, name...).
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], report: dict[str, Any]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        self.report = report
+
+    @classmethod
+    def start(
+        cls,
+        config: dict[str, Any],
+        *,
+        ready_timeout: float,
+        env: dict[str, str] | None = None,
+    ) -> NodeProcess:
+        """Start a node process and wait until it says it is ready.
+
+        Args:
+            config: JSON-serialisable node configuration, passed on the node's stdin.
+            ready_timeout: seconds to wait for the ready line.
+            env: environment for the node; None inherits this process's.
+
+        Returns:
+            The running node.
+
+        Raises:
+            SpawnError: the node reported an error (no ROS master, unknown backend...) or
+                exited before it was ready.
+            TimeoutError: no ready line within ``ready_timeout``; the process was killed.
+        """
+        read_fd, write_fd = os.pipe()
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "pyros.node", "--ready-fd", str(write_fd)],
+                stdin=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise SpawnError(f"cannot start the node process: {exc}") from exc
+        os.close(write_fd)
+        try:
+            assert popen.stdin is not None
+            try:
+                popen.stdin.write(json.dumps(config).encode())
+                popen.stdin.close()
+            except BrokenPipeError:
+                pass  # the node died at once; reading the ready pipe says so
+            line = _read_line(read_fd, ready_timeout)
+        except BaseException:
+            _kill(popen)
+            raise
+        finally:
+            os.close(read_fd)
+        if line is None:
+            _kill(popen)
+            raise TimeoutError(f"the node was not ready within {ready_timeout:.1f} s")
+        if not line:
+            code = popen.wait(timeout=5)
+            raise SpawnError(f"the node process exited with code {code} before it was ready")
+        try:
+            report = json.loads(line)
+        except json.JSONDecodeError as exc:
+            _kill(popen)
+            raise SpawnError(f"the node sent an unreadable ready line: {line[:200]!r}") from exc
+        if not report.get("ok"):
+            error = from_wire(report.get("error"))
+            try:
+                popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                _kill(popen)
+            raise error if isinstance(error, SpawnError) else SpawnError(str(error))
+        return cls(popen, report)
+
+    def exit_code(self) -> int | None:
+        """Return the exit code if the process has ended (reaping it), else None."""
+        return self._popen.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait up to ``timeout`` seconds for the process to end; return its code or None."""
+        try:
+            return self._popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout: float = 5.0) -> int:
+        """End the process: SIGTERM (the node then cleans up), SIGKILL after ``timeout`` s.
+
+        Returns:
+            The exit code (negative signal number if killed).
+        """
+        if self._popen.poll() is None:
+            try:
+                self._popen.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            if self.wait(timeout) is None:
+                _kill(self._popen)
+        return self._popen.wait()
+
+
+def _read_line(fd: int, timeout: float) -> str | None:
+    """Read one line from ``fd`` within ``timeout`` s; "" on EOF first, None on timeout."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return data.decode(errors="replace")
+        data += chunk
+    return data.split(b"\n", 1)[0].decode(errors="replace")
+
+
+def _kill(popen: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process if it still runs and reap it."""
+    if popen.poll() is None:
+        try:
+            popen.kill()
+        except ProcessLookupError:
+            pass
+    try:
+        popen.wait(timeout=5)
+    except subprocess.TimeoutExpired as exc:  # pragma: no cover - a process that ignores SIGKILL
+        raise PyrosError(f"node process {popen.pid} did not die after SIGKILL") from exc
