@@ -409,7 +409,9 @@ class Client:
         connection.socket.send(frame)
         while True:
             deadline = protocol.next_deadline()
-            wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000) + 1)
+            wait_ms = None
+            if deadline is not None:
+                wait_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
             ready = dict(connection.poller.poll(wait_ms))
             if connection.socket in ready:
                 while True:

@@ -1,16 +1,36 @@
-"""ROS field types and the checks that turn user data into valid field values.
+"""ROS field types, message definitions, and the checks that turn user data into valid messages.
 
-The primitive types and their ranges come from the ROS message description spec
-(http://wiki.ros.org/msg, "Field Types"); ROS 2 adds ``boolean``, ``octet``, ``wstring`` and
-``float``/``double`` aliases in its IDL mapping, accepted here too. Time and duration are plain
-dicts ``{"secs": int, "nsecs": int}`` on pyros's side of every backend.
+Two layers live here:
 
-Every check raises :class:`~pyros.exceptions.MessageError` naming the field path it was given.
+* **Primitive checks** (:func:`coerce_primitive`, :func:`coerce_bytes`, :func:`coerce_time`,
+  :func:`split_array`): one field value at a time. The primitive types and their ranges come from
+  the ROS message description spec (http://wiki.ros.org/msg, "Field Types"); ROS 2 adds
+  ``boolean``, ``octet``, ``wstring`` and ``float``/``double`` aliases in its IDL mapping,
+  accepted here too. Time and duration are plain dicts ``{"secs": int, "nsecs": int}`` on
+  pyros's side of every backend.
+* **Whole messages** (:func:`check_message`, :func:`default_message`, :func:`check_request`...):
+  a :class:`TypeRegistry` of ``.msg``/``.srv`` definitions parsed by :func:`parse_message` and
+  :func:`parse_service` (ROS message description language, http://wiki.ros.org/msg and
+  http://wiki.ros.org/srv). :data:`REGISTRY` holds the built-in types of
+  :mod:`pyros.message_definitions`; the module-level functions use it.
+
+Messages are plain dicts: nested dicts for nested messages, lists for arrays, ``bytes`` for
+``uint8[]``/``char[]`` (and ROS 2 ``octet[]``; ``byte[]``, a signed ``int8`` alias, stays a list
+of ints), ``{"secs", "nsecs"}`` for ``time``/``duration``. Checking a message returns a new,
+complete dict with every missing field set to its ROS default (0, 0.0, ``""``, False, ``b""``,
+``[]``, fixed-length arrays filled with defaults, zero time).
+
+Every check raises :class:`~pyros.exceptions.MessageError` whose ``field`` is the dotted path of
+the offending field (``"linear.x"``, ``"data[3]"``, or ``"linear.w"`` for a field the type does
+not have); ``field`` is ``None`` when the message as a whole is wrong (not a dict, unknown type).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pyros.exceptions import MessageError
@@ -24,6 +44,26 @@ __all__ = [
     "coerce_primitive",
     "coerce_bytes",
     "coerce_time",
+    "Field",
+    "Constant",
+    "MessageSpec",
+    "ServiceSpec",
+    "parse_message",
+    "parse_service",
+    "canonical_type",
+    "TypeRegistry",
+    "REGISTRY",
+    "message_spec",
+    "service_spec",
+    "message_fields",
+    "is_message_type",
+    "is_service_type",
+    "default_message",
+    "check_message",
+    "default_request",
+    "default_response",
+    "check_request",
+    "check_response",
 ]
 
 INT_RANGES: dict[str, tuple[int, int]] = {
@@ -185,3 +225,788 @@ def _type_error(field: str, expected: str, value: Any) -> MessageError:
         f"field {field!r}: expected {expected}, got {type(value).__name__} {value!r:.60}",
         field=field,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Definitions: the parsed form of .msg and .srv text
+# ---------------------------------------------------------------------------------------------
+
+_BYTES_ARRAY_BASES = frozenset({"uint8", "char", "octet"})
+"""Base types whose arrays are ``bytes`` on pyros's side (``uint8[]``, ``char[]``, ``octet[]``)."""
+
+_CONSTANT_TYPES = (frozenset(INT_RANGES) | FLOAT_TYPES | _BOOL_TYPES | _STRING_TYPES) - {"wstring"}
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_TYPE_NAME_RE = re.compile(r"([A-Za-z][A-Za-z0-9_]*)/(?:(?:msg|srv)/)?([A-Za-z][A-Za-z0-9_]*)\Z")
+_FIELD_TYPE_RE = re.compile(
+    r"(?:([A-Za-z][A-Za-z0-9_]*)/)?([A-Za-z][A-Za-z0-9_]*)(\[([0-9]*)\])?\Z"
+)
+_SERVICE_SEPARATOR = "---"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a message type.
+
+    Attributes:
+        name: the field name, e.g. ``"linear"``.
+        type: the field type with package names resolved and the array suffix kept, e.g.
+            ``"geometry_msgs/Vector3"``, ``"float64[9]"``, ``"std_msgs/Header"`` (for
+            ``Header``).
+        base_type: ``type`` without the array suffix (``"float64"``).
+        is_array: True for ``T[]`` and ``T[N]``.
+        length: ``N`` for a fixed-length array ``T[N]``, else None.
+    """
+
+    name: str
+    type: str
+    base_type: str
+    is_array: bool
+    length: int | None
+
+    @property
+    def is_primitive(self) -> bool:
+        """True if :attr:`base_type` is a built-in field type, False for a message type."""
+        return self.base_type in PRIMITIVE_TYPES
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A constant declared in a definition (``uint8 RED=1``); not part of message dicts.
+
+    Attributes:
+        name: the constant's name (``"RED"``).
+        type: its primitive type (``"uint8"``); never an array, time or duration.
+        value: the value, already converted (``bool``, ``int``, ``float`` or ``str``).
+    """
+
+    name: str
+    type: str
+    value: bool | int | float | str
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    """A parsed message definition.
+
+    Attributes:
+        type: ``pkg/Type``.
+        fields: the fields in declaration order (the order of the dicts pyros builds).
+        constants: the constants in declaration order.
+    """
+
+    type: str
+    fields: tuple[Field, ...]
+    constants: tuple[Constant, ...] = ()
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """The field names in declaration order."""
+        return tuple(field.name for field in self.fields)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A parsed service definition.
+
+    Attributes:
+        type: ``pkg/Type``.
+        request: the request part, named ``pkg/TypeRequest`` as in ROS 1.
+        response: the response part, named ``pkg/TypeResponse``.
+    """
+
+    type: str
+    request: MessageSpec
+    response: MessageSpec
+
+
+def canonical_type(type_name: str) -> str:
+    """Return a type name as ``pkg/Type``, accepting the ROS 2 form ``pkg/msg/Type``.
+
+    Args:
+        type_name: ``"geometry_msgs/Twist"``, ``"geometry_msgs/msg/Twist"`` or
+            ``"std_srvs/srv/SetBool"``.
+
+    Returns:
+        ``"geometry_msgs/Twist"`` (``"std_srvs/SetBool"``).
+
+    Raises:
+        MessageError: not a type name of that shape (``field`` is None).
+    """
+    match = _TYPE_NAME_RE.match(type_name) if isinstance(type_name, str) else None
+    if match is None:
+        raise MessageError(f"{type_name!r} is not a ROS type name of the form 'pkg/Type'")
+    return f"{match.group(1)}/{match.group(2)}"
+
+
+def parse_message(type_name: str, text: str) -> MessageSpec:
+    """Parse ``.msg`` text (ROS message description language, http://wiki.ros.org/msg).
+
+    Understood: ``type name`` fields; ``type NAME=value`` constants of the primitive types
+    (string constants take the rest of the line, ``#`` included, as the spec says); ``#``
+    comments and blank lines; arrays ``T[]`` and ``T[N]``; ``Header`` meaning
+    ``std_msgs/Header``; short names of message types from the same package (``Vector3`` in
+    ``geometry_msgs``). Referenced message types are not looked up here; the registry does that
+    when the type is first used.
+
+    Args:
+        type_name: the type being defined, ``pkg/Type`` (``pkg/msg/Type`` is accepted).
+        text: the definition.
+
+    Returns:
+        The parsed definition.
+
+    Raises:
+        ValueError: the text is not a valid definition (the message gives the line), or
+            ``type_name`` is malformed.
+    """
+    try:
+        type_name = canonical_type(type_name)
+    except MessageError as exc:
+        raise ValueError(str(exc)) from None
+    package = type_name.split("/", 1)[0]
+    fields: list[Field] = []
+    constants: list[Constant] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        where = f"{type_name} line {number}"
+        parsed = _parse_line(raw, package, where)
+        if parsed is None:
+            continue
+        if parsed.name in seen:
+            raise ValueError(f"{where}: {parsed.name!r} is declared twice")
+        seen.add(parsed.name)
+        if isinstance(parsed, Constant):
+            constants.append(parsed)
+        else:
+            fields.append(parsed)
+    return MessageSpec(type_name, tuple(fields), tuple(constants))
+
+
+def parse_service(type_name: str, text: str) -> ServiceSpec:
+    """Parse ``.srv`` text: a request definition, a ``---`` line, a response definition.
+
+    Format from http://wiki.ros.org/srv; each half follows :func:`parse_message`.
+
+    Args:
+        type_name: the service type ``pkg/Type`` (``pkg/srv/Type`` is accepted).
+        text: the definition.
+
+    Returns:
+        The parsed definition, its parts named ``pkg/TypeRequest`` and ``pkg/TypeResponse``.
+
+    Raises:
+        ValueError: no ``---`` line or more than one, or either half is invalid.
+    """
+    try:
+        type_name = canonical_type(type_name)
+    except MessageError as exc:
+        raise ValueError(str(exc)) from None
+    lines = text.splitlines()
+    separators = [i for i, line in enumerate(lines) if line.strip() == _SERVICE_SEPARATOR]
+    if len(separators) != 1:
+        raise ValueError(
+            f"{type_name}: a service definition needs exactly one '---' line, "
+            f"found {len(separators)}"
+        )
+    cut = separators[0]
+    request = parse_message(f"{type_name}Request", "\n".join(lines[:cut]))
+    # Keep line numbers in errors meaningful for the response half too.
+    response = parse_message(f"{type_name}Response", "\n" * (cut + 1) + "\n".join(lines[cut + 1 :]))
+    return ServiceSpec(type_name, request, response)
+
+
+def _parse_line(raw: str, package: str, where: str) -> Field | Constant | None:
+    """Parse one definition line into a field or a constant; None for blanks and comments."""
+    stripped = raw.strip()
+    if not stripped or stripped.startswith("#"):
+        return None
+    type_token, _, rest = stripped.partition(" ")
+    if "\t" in type_token:
+        type_token, _, more = type_token.partition("\t")
+        rest = more + " " + rest
+    rest = rest.strip()
+    # String constants keep '#' as part of their value: decide before dropping comments.
+    if type_token == "string" and "=" in rest:
+        name, _, value = rest.partition("=")
+        if _NAME_RE.match(name.strip()):
+            return _constant(type_token, name.strip(), value.strip(), where)
+    rest = rest.split("#", 1)[0].strip()
+    if not rest:
+        raise ValueError(f"{where}: expected 'type name' or 'type NAME=value', got {stripped!r}")
+    if "=" in rest:
+        name, _, value = rest.partition("=")
+        return _constant(type_token, name.strip(), value.strip(), where)
+    if len(rest.split()) != 1:
+        raise ValueError(f"{where}: expected 'type name', got {stripped!r}")
+    if not _NAME_RE.match(rest):
+        raise ValueError(f"{where}: {rest!r} is not a valid field name")
+    return _field(type_token, rest, package, where)
+
+
+def _field(type_token: str, name: str, package: str, where: str) -> Field:
+    match = _FIELD_TYPE_RE.match(type_token)
+    if match is None:
+        raise ValueError(f"{where}: {type_token!r} is not a valid field type")
+    field_package, short, array, length_text = match.groups()
+    if field_package is not None:
+        base = f"{field_package}/{short}"
+    elif short in PRIMITIVE_TYPES:
+        base = short
+    elif short == "Header":
+        base = "std_msgs/Header"
+    else:
+        base = f"{package}/{short}"
+    length = int(length_text) if length_text else None
+    full = base if array is None else f"{base}[{length_text}]"
+    return Field(name, full, base, array is not None, length)
+
+
+def _constant(type_token: str, name: str, text: str, where: str) -> Constant:
+    if type_token not in _CONSTANT_TYPES:
+        raise ValueError(f"{where}: constants must have a primitive type, not {type_token!r}")
+    if not _NAME_RE.match(name):
+        raise ValueError(f"{where}: {name!r} is not a valid constant name")
+    value: bool | int | float | str
+    try:
+        if type_token in INT_RANGES:
+            value = int(text)
+            low, high = INT_RANGES[type_token]
+            if not low <= value <= high:
+                raise ValueError(f"{value} is out of range for {type_token}")
+        elif type_token in FLOAT_TYPES:
+            value = float(text)
+        elif type_token in _BOOL_TYPES:
+            lowered = text.lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise ValueError(f"{text!r} is not a bool")
+            value = lowered in ("true", "1")
+        else:
+            value = text
+    except ValueError as exc:
+        raise ValueError(f"{where}: bad value for constant {name}: {exc}") from None
+    return Constant(name, type_token, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled checkers: one closure per field, built once per type, so a check costs microseconds
+# ---------------------------------------------------------------------------------------------
+
+_Check = Callable[[Any, str], Any]
+"""``check(value, path) -> normalised value``; raises MessageError naming ``path``."""
+_Default = Callable[[], Any]
+"""Returns a fresh default value (a new object when it is mutable)."""
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    check: _Check
+    default: _Default
+
+
+def _primitive_check(base: str) -> _Check:
+    """A checker with a fast path for values that are already canonical."""
+    if base in INT_RANGES:
+        low, high = INT_RANGES[base]
+
+        def check_int(value: Any, path: str) -> Any:
+            if type(value) is int and low <= value <= high:
+                return value
+            return coerce_primitive(base, value, path)
+
+        return check_int
+    if base in FLOAT_TYPES:
+
+        def check_float(value: Any, path: str) -> Any:
+            if type(value) is float:
+                return value
+            return coerce_primitive(base, value, path)
+
+        return check_float
+    if base in _BOOL_TYPES:
+
+        def check_bool(value: Any, path: str) -> Any:
+            if value is True or value is False:
+                return value
+            return coerce_primitive(base, value, path)
+
+        return check_bool
+    if base in _STRING_TYPES:
+
+        def check_str(value: Any, path: str) -> Any:
+            if type(value) is str:
+                return value
+            return coerce_primitive(base, value, path)
+
+        return check_str
+    return coerce_time
+
+
+def _primitive_default(base: str) -> _Default:
+    if base in INT_RANGES:
+        return int
+    if base in FLOAT_TYPES:
+        return float
+    if base in _BOOL_TYPES:
+        return bool
+    if base in _STRING_TYPES:
+        return str
+    return lambda: {"secs": 0, "nsecs": 0}
+
+
+def _all_canonical(base: str) -> Callable[[Iterable[Any]], bool]:
+    """A predicate that is True when every element already has canonical form (fast path)."""
+    if base in INT_RANGES:
+        low, high = INT_RANGES[base]
+        return lambda items: all(type(x) is int and low <= x <= high for x in items)
+    if base in FLOAT_TYPES:
+        return lambda items: all(type(x) is float for x in items)
+    if base in _BOOL_TYPES:
+        return lambda items: all(x is True or x is False for x in items)
+    if base in _STRING_TYPES:
+        return lambda items: all(type(x) is str for x in items)
+    return lambda items: False
+
+
+def _array_check(field: Field, element: _Check) -> _Check:
+    base, length = field.base_type, field.length
+    if base in _BYTES_ARRAY_BASES:
+        return lambda value, path: coerce_bytes(value, path, length)
+    canonical = _all_canonical(base) if base in PRIMITIVE_TYPES else None
+
+    def check_array(value: Any, path: str) -> list[Any]:
+        if not isinstance(value, (list, tuple)):
+            raise MessageError(
+                f"field {path!r}: expected a list for {field.type}, got {type(value).__name__}",
+                field=path,
+            )
+        if length is not None and len(value) != length:
+            raise MessageError(
+                f"field {path!r}: expected exactly {length} elements, got {len(value)}",
+                field=path,
+            )
+        if canonical is not None and canonical(value):
+            return list(value)
+        return [element(item, f"{path}[{index}]") for index, item in enumerate(value)]
+
+    return check_array
+
+
+def _array_default(field: Field, element: _Default) -> _Default:
+    length = field.length
+    if field.base_type in _BYTES_ARRAY_BASES:
+        filled = bytes(length or 0)
+        return lambda: filled
+    if length is None:
+        return list
+    return lambda: [element() for _ in range(length)]
+
+
+def _message_check(spec: MessageSpec, parts: list[tuple[str, _Check, _Default]]) -> _Check:
+    names = frozenset(name for name, _, _ in parts)
+    type_name = spec.type
+
+    def check_message(value: Any, path: str) -> dict[str, Any]:
+        if type(value) is not dict:
+            if not isinstance(value, Mapping):
+                where = f"field {path!r}" if path else "message"
+                raise MessageError(
+                    f"{where}: expected a dict for {type_name}, got {type(value).__name__}",
+                    field=path or None,
+                )
+        if not names.issuperset(value):
+            _raise_unknown_field(spec, value, path)
+        prefix = f"{path}." if path else ""
+        return {
+            name: check(value[name], prefix + name) if name in value else default()
+            for name, check, default in parts
+        }
+
+    return check_message
+
+
+def _raise_unknown_field(spec: MessageSpec, value: Mapping[Any, Any], path: str) -> None:
+    known = spec.field_names
+    for key in value:
+        if key not in known:
+            field = f"{path}.{key}" if path else str(key)
+            listing = ", ".join(known) if known else "no fields"
+            raise MessageError(
+                f"field {field!r}: {spec.type} has no field {key!r} (it has {listing})",
+                field=field,
+            )
+
+
+def _message_default(parts: list[tuple[str, _Check, _Default]]) -> _Default:
+    defaults = [(name, default) for name, _, default in parts]
+    return lambda: {name: default() for name, default in defaults}
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry
+# ---------------------------------------------------------------------------------------------
+
+
+class TypeRegistry:
+    """Message and service definitions by type name, with fast checks built from them.
+
+    Service halves are looked up as messages too, under their ROS 1 names
+    (``std_srvs/SetBoolRequest``, ``std_srvs/SetBoolResponse``).
+
+    Lookups are thread-safe; registering while other threads check messages is safe too (a
+    check sees the old or the new definition).
+
+    Args:
+        messages: ``pkg/Type`` -> ``.msg`` text to register at once.
+        services: ``pkg/Type`` -> ``.srv`` text to register at once.
+
+    Raises:
+        ValueError: a definition does not parse.
+    """
+
+    def __init__(
+        self,
+        messages: Mapping[str, str] | None = None,
+        services: Mapping[str, str] | None = None,
+    ) -> None:
+        self._messages: dict[str, MessageSpec] = {}
+        self._services: dict[str, ServiceSpec] = {}
+        self._compiled: dict[str, _Compiled] = {}
+        for type_name, text in (messages or {}).items():
+            self.register_message(type_name, text)
+        for type_name, text in (services or {}).items():
+            self.register_service(type_name, text)
+
+    # -- definitions ----------------------------------------------------------------------
+
+    def register_message(self, type_name: str, text: str) -> MessageSpec:
+        """Parse and add (or replace) a message definition.
+
+        Args:
+            type_name: ``pkg/Type``.
+            text: ``.msg`` text; see :func:`parse_message`.
+
+        Returns:
+            The parsed definition.
+
+        Raises:
+            ValueError: the text does not parse.
+        """
+        spec = parse_message(type_name, text)
+        self._messages[spec.type] = spec
+        self._compiled = {}  # types that use this one must be rebuilt
+        return spec
+
+    def register_service(self, type_name: str, text: str) -> ServiceSpec:
+        """Parse and add (or replace) a service definition.
+
+        Args:
+            type_name: ``pkg/Type``.
+            text: ``.srv`` text; see :func:`parse_service`.
+
+        Returns:
+            The parsed definition.
+
+        Raises:
+            ValueError: the text does not parse.
+        """
+        spec = parse_service(type_name, text)
+        self._services[spec.type] = spec
+        self._compiled = {}
+        return spec
+
+    def message_types(self) -> list[str]:
+        """Return every registered message type, sorted (service halves not included)."""
+        return sorted(self._messages)
+
+    def service_types(self) -> list[str]:
+        """Return every registered service type, sorted."""
+        return sorted(self._services)
+
+    def is_message_type(self, type_name: str) -> bool:
+        """Return True if ``type_name`` is a registered message type or a service half."""
+        try:
+            self.message_spec(type_name)
+        except MessageError:
+            return False
+        return True
+
+    def is_service_type(self, type_name: str) -> bool:
+        """Return True if ``type_name`` is a registered service type."""
+        try:
+            self.service_spec(type_name)
+        except MessageError:
+            return False
+        return True
+
+    def message_spec(self, type_name: str) -> MessageSpec:
+        """Return the definition of a message type.
+
+        Args:
+            type_name: ``pkg/Type`` or ``pkg/msg/Type``; service halves as ``pkg/TypeRequest``.
+
+        Raises:
+            MessageError: the type is not registered (``field`` is None).
+        """
+        spec = self._messages.get(type_name)
+        if spec is not None:
+            return spec
+        name = canonical_type(type_name)
+        spec = self._messages.get(name)
+        if spec is not None:
+            return spec
+        for suffix in ("Request", "Response"):
+            if name.endswith(suffix):
+                service = self._services.get(name[: -len(suffix)])
+                if service is not None:
+                    return service.request if suffix == "Request" else service.response
+        raise MessageError(f"unknown message type {type_name!r}: pyros has no definition for it")
+
+    def service_spec(self, type_name: str) -> ServiceSpec:
+        """Return the definition of a service type.
+
+        Args:
+            type_name: ``pkg/Type`` or ``pkg/srv/Type``.
+
+        Raises:
+            MessageError: the type is not registered (``field`` is None).
+        """
+        spec = self._services.get(type_name) or self._services.get(canonical_type(type_name))
+        if spec is None:
+            raise MessageError(
+                f"unknown service type {type_name!r}: pyros has no definition for it"
+            )
+        return spec
+
+    # -- messages -------------------------------------------------------------------------
+
+    def default_message(self, type_name: str) -> dict[str, Any]:
+        """Return a new message dict with every field at its ROS default.
+
+        Defaults: 0 for integers, 0.0 for floats, False, ``""``, ``b""`` for byte arrays,
+        ``[]`` for other variable-length arrays, fixed-length arrays filled with their element
+        default, ``{"secs": 0, "nsecs": 0}`` for time and duration, nested messages filled the
+        same way.
+
+        Raises:
+            MessageError: the type (or a type it uses) is not registered.
+        """
+        result: dict[str, Any] = self._compile(type_name).default()
+        return result
+
+    def check_message(self, type_name: str, data: Any, field_prefix: str = "") -> dict[str, Any]:
+        """Check a message dict against its type and return it complete and normalised.
+
+        Missing fields take their defaults (see :meth:`default_message`); ints become floats
+        in float fields; tuples become lists; ``bytearray`` and lists of 0..255 become ``bytes``
+        in byte arrays; times given as seconds become ``{"secs", "nsecs"}``. The input is not
+        modified and shares no mutable object with the result.
+
+        Args:
+            type_name: ``pkg/Type`` (or ``pkg/msg/Type``).
+            data: the message as a dict.
+            field_prefix: dotted path of this message inside an enclosing one (``"goal"``), put
+                in front of every field path in errors (``"goal.linear.x"``); ``""`` at top level.
+
+        Returns:
+            A new dict with exactly the type's fields, in declaration order.
+
+        Raises:
+            MessageError: ``field`` names the bad field: a wrong Python type or an integer out
+                of range (``"linear.x"``), an array element (``"data[3]"``), a fixed-length
+                array of the wrong length (``"data"``), a key the type does not have
+                (``"linear.w"``). ``field`` is None (or ``field_prefix``) when ``data`` is not
+                a dict or the type is unknown.
+        """
+        compiled = self._compiled.get(type_name)
+        if compiled is None:
+            try:
+                compiled = self._compile(type_name)
+            except MessageError as exc:
+                raise MessageError(str(exc), field=field_prefix or None) from None
+        result: dict[str, Any] = compiled.check(data, field_prefix)
+        return result
+
+    def message_fields(self, type_name: str) -> tuple[Field, ...]:
+        """Return the fields of a message type in declaration order.
+
+        Raises:
+            MessageError: the type is not registered.
+        """
+        return self.message_spec(type_name).fields
+
+    # -- services -------------------------------------------------------------------------
+
+    def default_request(self, type_name: str) -> dict[str, Any]:
+        """Return a service request with every field at its default (see default_message).
+
+        Raises:
+            MessageError: the service type is not registered.
+        """
+        return self.default_message(self.service_spec(type_name).request.type)
+
+    def default_response(self, type_name: str) -> dict[str, Any]:
+        """Return a service response with every field at its default.
+
+        Raises:
+            MessageError: the service type is not registered.
+        """
+        return self.default_message(self.service_spec(type_name).response.type)
+
+    def check_request(self, type_name: str, data: Any, field_prefix: str = "") -> dict[str, Any]:
+        """Check a service request dict; like :meth:`check_message` for the request half.
+
+        Raises:
+            MessageError: the request does not fit, or the service type is unknown.
+        """
+        return self.check_message(self.service_spec(type_name).request.type, data, field_prefix)
+
+    def check_response(self, type_name: str, data: Any, field_prefix: str = "") -> dict[str, Any]:
+        """Check a service response dict; like :meth:`check_message` for the response half.
+
+        Raises:
+            MessageError: the response does not fit, or the service type is unknown.
+        """
+        return self.check_message(self.service_spec(type_name).response.type, data, field_prefix)
+
+    # -- compiling ------------------------------------------------------------------------
+
+    def _compile(self, type_name: str, using: tuple[str, ...] = ()) -> _Compiled:
+        compiled = self._compiled.get(type_name)
+        if compiled is not None:
+            return compiled
+        spec = self.message_spec(type_name)
+        if spec.type in using:
+            chain = " -> ".join((*using, spec.type))
+            raise MessageError(f"message type {spec.type} contains itself: {chain}")
+        parts: list[tuple[str, _Check, _Default]] = []
+        for field in spec.fields:
+            if field.is_primitive:
+                check, default = (
+                    _primitive_check(field.base_type),
+                    _primitive_default(field.base_type),
+                )
+            else:
+                try:
+                    nested = self._compile(field.base_type, (*using, spec.type))
+                except MessageError as exc:
+                    raise MessageError(
+                        f"{spec.type} field {field.name!r} cannot be used: {exc}"
+                    ) from None
+                check, default = nested.check, nested.default
+            if field.is_array:
+                check, default = _array_check(field, check), _array_default(field, default)
+            parts.append((field.name, check, default))
+        compiled = _Compiled(_message_check(spec, parts), _message_default(parts))
+        self._compiled[type_name] = compiled
+        self._compiled[spec.type] = compiled
+        return compiled
+
+
+def _builtin_registry() -> TypeRegistry:
+    from pyros.message_definitions import MESSAGE_DEFINITIONS, SERVICE_DEFINITIONS
+
+    return TypeRegistry(MESSAGE_DEFINITIONS, SERVICE_DEFINITIONS)
+
+
+REGISTRY: TypeRegistry = _builtin_registry()
+"""The built-in types of :mod:`pyros.message_definitions`; the module functions below use it.
+
+Register further types with ``REGISTRY.register_message(...)`` / ``register_service(...)``.
+"""
+
+
+def message_spec(type_name: str) -> MessageSpec:
+    """Return a message type's definition from :data:`REGISTRY`.
+
+    Raises:
+        MessageError: unknown type.
+    """
+    return REGISTRY.message_spec(type_name)
+
+
+def service_spec(type_name: str) -> ServiceSpec:
+    """Return a service type's definition from :data:`REGISTRY`.
+
+    Raises:
+        MessageError: unknown type.
+    """
+    return REGISTRY.service_spec(type_name)
+
+
+def message_fields(type_name: str) -> tuple[Field, ...]:
+    """Return a message type's fields in declaration order (see :class:`Field`).
+
+    Raises:
+        MessageError: unknown type.
+    """
+    return REGISTRY.message_fields(type_name)
+
+
+def is_message_type(type_name: str) -> bool:
+    """Return True if :data:`REGISTRY` defines the message type ``type_name``."""
+    return REGISTRY.is_message_type(type_name)
+
+
+def is_service_type(type_name: str) -> bool:
+    """Return True if :data:`REGISTRY` defines the service type ``type_name``."""
+    return REGISTRY.is_service_type(type_name)
+
+
+def default_message(type_name: str) -> dict[str, Any]:
+    """Return a new dict of ``type_name`` with every field at its ROS default.
+
+    See :meth:`TypeRegistry.default_message`.
+
+    Raises:
+        MessageError: unknown type.
+    """
+    return REGISTRY.default_message(type_name)
+
+
+def check_message(type_name: str, data: Any, field_prefix: str = "") -> dict[str, Any]:
+    """Check ``data`` against ``type_name`` and return it complete and normalised.
+
+    See :meth:`TypeRegistry.check_message`, e.g.
+    ``check_message("geometry_msgs/Twist", {"linear": {"x": 1}})`` returns
+    ``{"linear": {"x": 1.0, "y": 0.0, "z": 0.0}, "angular": {"x": 0.0, "y": 0.0, "z": 0.0}}``.
+
+    Raises:
+        MessageError: with ``field`` the dotted path of the bad field.
+    """
+    return REGISTRY.check_message(type_name, data, field_prefix)
+
+
+def default_request(type_name: str) -> dict[str, Any]:
+    """Return a default request of service ``type_name``.
+
+    Raises:
+        MessageError: unknown service type.
+    """
+    return REGISTRY.default_request(type_name)
+
+
+def default_response(type_name: str) -> dict[str, Any]:
+    """Return a default response of service ``type_name``.
+
+    Raises:
+        MessageError: unknown service type.
+    """
+    return REGISTRY.default_response(type_name)
+
+
+def check_request(type_name: str, data: Any, field_prefix: str = "") -> dict[str, Any]:
+    """Check a request of service ``type_name``; see :meth:`TypeRegistry.check_message`.
+
+    Raises:
+        MessageError: with ``field`` the dotted path of the bad field.
+    """
+    return REGISTRY.check_request(type_name, data, field_prefix)
+
+
+def check_response(type_name: str, data: Any, field_prefix: str = "") -> dict[str, Any]:
+    """Check a response of service ``type_name``; see :meth:`TypeRegistry.check_message`.
+
+    Raises:
+        MessageError: with ``field`` the dotted path of the bad field.
+    """
+    return REGISTRY.check_response(type_name, data, field_prefix)
