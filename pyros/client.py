@@ -29,7 +29,6 @@ import traceback
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -43,7 +42,7 @@ from pyros.exceptions import (
     TimeoutError,
 )
 from pyros.outbox import Outbox
-from pyros.process import NodeProcess
+from pyros.process import NodeProcess, pid_alive
 from pyros.protocol import (
     CLIENT_PREFIX,
     HEARTBEAT_PREFIX,
@@ -55,7 +54,7 @@ from pyros.protocol import (
     Reply,
     StreamProtocol,
 )
-from pyros.runtime import node_directory, read_node_file
+from pyros.runtime import node_directory, read_node_file, remove_node_directory
 
 __all__ = ["Client", "Subscription", "spawn", "connect", "REQUEST_TIMEOUT"]
 
@@ -142,7 +141,7 @@ def connect(name: str, *, timeout: float = 5.0) -> Client:
     deadline = time.monotonic() + timeout
     while True:
         description = read_node_file(directory)
-        if description is not None and _pid_alive(description.get("pid")):
+        if description is not None and pid_alive(description.get("pid")):
             break
         if time.monotonic() >= deadline:
             raise NodeDiedError(f"no pyros node named {name!r} is running (looked in {directory})")
@@ -355,7 +354,7 @@ class Client:
         if self._process is not None:
             self._process.wait(timeout)
             self._process.stop()
-            _remove_leftovers(node_directory(self.name))
+            remove_node_directory(node_directory(self.name))
 
     def __enter__(self) -> Client:
         return self
@@ -721,27 +720,3 @@ def _patterns(patterns: Iterable[str], what: str) -> list[str]:
         if not isinstance(pattern, str):
             raise TypeError(f"{what} patterns must be strings, got {pattern!r}")
     return result
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_leftovers(directory: Path) -> None:
-    """Remove what a killed node left in its runtime directory."""
-    if not directory.exists():
-        return
-    for leftover in directory.iterdir():
-        leftover.unlink(missing_ok=True)
-    try:
-        directory.rmdir()
-    except OSError:
-        pass

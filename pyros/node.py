@@ -60,7 +60,7 @@ from pyros.protocol import (
     Unsubscribed,
     encode,
 )
-from pyros.runtime import NODE_FILE, node_directory, read_node_file
+from pyros.runtime import NODE_FILE, node_directory, read_node_file, remove_node_directory
 
 __all__ = ["NodeConfig", "Node", "main"]
 
@@ -286,15 +286,7 @@ class Node:
         self.xpub.close()
         self.context.term()
         self.outbox.close()
-        for leftover in ("request.sock", "stream.sock", NODE_FILE):
-            try:
-                (self.directory / leftover).unlink()
-            except FileNotFoundError:
-                pass
-        try:
-            self.directory.rmdir()
-        except OSError:
-            pass
+        remove_node_directory(self.directory)
 
     # --- sockets --------------------------------------------------------------------------
 
@@ -694,9 +686,7 @@ def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
         if backend is not None:
             backend.stop()
         if directory is not None:
-            for leftover in directory.iterdir():
-                leftover.unlink()
-            directory.rmdir()
+            remove_node_directory(directory)
         error = exc if isinstance(exc, PyrosError) else _unexpected(exc)
         report({"ok": False, "error": error.to_wire()})
         return 1
@@ -713,7 +703,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m pyros.node``: configuration on stdin, ready line on a fd."""
     parser = argparse.ArgumentParser(prog="python -m pyros.node")
     parser.add_argument("--ready-fd", type=int, required=True)
+    parser.add_argument("--detach", action="store_true", help="double-fork (shared nodes)")
     args = parser.parse_args(argv)
+    if args.detach and os.fork() > 0:  # before any thread exists: a safe fork
+        os._exit(0)  # the spawner reaps this; the node lives on, reparented to init
     ready = os.fdopen(args.ready_fd, "w", encoding="utf-8")
 
     def report(document: dict[str, Any]) -> None:

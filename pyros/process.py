@@ -22,9 +22,11 @@ import sys
 import time
 from typing import Any
 
+import psutil
+
 from pyros.exceptions import PyrosError, SpawnError, TimeoutError, from_wire
 
-__all__ = ["NodeProcess"]
+__all__ = ["NodeProcess", "pid_alive", "wait_pid_gone", "terminate_pid"]
 
 
 class NodeProcess:
@@ -41,6 +43,7 @@ class NodeProcess:
         self._popen = popen
         self.pid = popen.pid
         self.report = report
+        self.detached = False
 
     @classmethod
     def start(
@@ -49,6 +52,7 @@ class NodeProcess:
         *,
         ready_timeout: float,
         env: dict[str, str] | None = None,
+        detach: bool = False,
     ) -> NodeProcess:
         """Start a node process and wait until it says it is ready.
 
@@ -56,6 +60,9 @@ class NodeProcess:
             config: JSON-serialisable node configuration, passed on the node's stdin.
             ready_timeout: seconds to wait for the ready line.
             env: environment for the node; None inherits this process's.
+            detach: the node double-forks so that it is not this process's child: it
+                outlives this process and is reaped by init, never left a zombie. Its
+                :attr:`pid` then comes from its ready line; :meth:`stop` still works.
 
         Returns:
             The running node.
@@ -68,7 +75,8 @@ class NodeProcess:
         read_fd, write_fd = os.pipe()
         try:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "pyros.node", "--ready-fd", str(write_fd)],
+                [sys.executable, "-m", "pyros.node", "--ready-fd", str(write_fd)]
+                + (["--detach"] if detach else []),
                 stdin=subprocess.PIPE,
                 pass_fds=(write_fd,),
                 env=env,
@@ -110,25 +118,41 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 _kill(popen)
             raise error if isinstance(error, SpawnError) else SpawnError(str(error))
-        return cls(popen, report)
+        process = cls(popen, report)
+        if detach:
+            popen.wait(timeout=5)  # the intermediate process, exited right after forking
+            process.pid = int(report["pid"])
+            process.detached = True
+        return process
 
     def exit_code(self) -> int | None:
-        """Return the exit code if the process has ended (reaping it), else None."""
+        """Return the exit code if the process has ended (reaping it), else None.
+
+        A detached process is not ours to reap: it reports 0 once gone.
+        """
+        if self.detached:
+            return None if pid_alive(self.pid) else 0
         return self._popen.poll()
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait up to ``timeout`` seconds for the process to end; return its code or None."""
+        if self.detached:
+            return wait_pid_gone(self.pid, timeout)
         try:
             return self._popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
 
-    def stop(self, timeout: float = 5.0) -> int:
+    def stop(self, timeout: float = 5.0) -> int | None:
         """End the process: SIGTERM (the node then cleans up), SIGKILL after ``timeout`` s.
 
         Returns:
-            The exit code (negative signal number if killed).
+            The exit code (negative signal number if killed; None for a detached process
+            that is not ours to reap).
         """
+        if self.detached:
+            terminate_pid(self.pid, timeout)
+            return None
         if self._popen.poll() is None:
             try:
                 self._popen.send_signal(signal.SIGTERM)
@@ -137,6 +161,37 @@ class NodeProcess:
             if self.wait(timeout) is None:
                 _kill(self._popen)
         return self._popen.wait()
+
+
+def pid_alive(pid: object) -> bool:
+    """Return True if a process with this pid exists (and is not a zombie)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_pid_gone(pid: int, timeout: float | None) -> int | None:
+    """Wait until process ``pid`` (not our child) is gone; 0 if it went, None on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while pid_alive(pid):
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+    return 0
+
+
+def terminate_pid(pid: int, timeout: float) -> None:
+    """SIGTERM process ``pid``, then SIGKILL it if still there after ``timeout`` seconds."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            return
+        if wait_pid_gone(pid, timeout) is not None:
+            return
 
 
 def _read_line(fd: int, timeout: float) -> str | None:

@@ -23,7 +23,14 @@ from typing import Any
 
 from pyros.exceptions import PyrosError
 
-__all__ = ["runtime_root", "node_directory", "read_node_file", "NODE_FILE", "IPC_PATH_MAX"]
+__all__ = [
+    "runtime_root",
+    "node_directory",
+    "read_node_file",
+    "remove_node_directory",
+    "NODE_FILE",
+    "IPC_PATH_MAX",
+]
 
 NODE_FILE = "node.json"
 IPC_PATH_MAX = 107
@@ -74,3 +81,15 @@ def read_node_file(directory: Path) -> dict[str, Any] | None:
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def remove_node_directory(directory: Path) -> None:
+    """Remove a node directory and the socket and state files in it, if present."""
+    if not directory.exists():
+        return
+    for leftover in directory.iterdir():
+        leftover.unlink(missing_ok=True)
+    try:
+        directory.rmdir()
+    except OSError:
+        pass

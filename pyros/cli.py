@@ -1,0 +1,328 @@
+"""The ``pyros`` command.
+
+Each command either spawns a node for its own use (``--backend`` plus backend options and
+``--topics/--services/--params`` patterns, everything exposed by default) or uses a running
+shared node (``--name``). Messages are read and printed as JSON; ``bytes`` fields print as
+base64 strings (the form rosbridge uses for ``uint8[]``, see the rosbridge v2 protocol).
+
+Exit codes: 0 success, 1 a pyros error (printed on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+import pyros
+from pyros.exceptions import PyrosError
+
+__all__ = ["main", "cli"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> str:
+    """Format plain data as one line of JSON, bytes as base64."""
+    return json.dumps(value, default=_json_default, sort_keys=False)
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from exc
+
+
+def node_options(func: F) -> F:
+    """Add the options that choose a node: a backend to spawn, or ``--name``."""
+    options = [
+        click.option("--name", help="Use the running shared node of this name."),
+        click.option("--backend", default="mock", show_default=True, help="Backend to spawn."),
+        click.option("--master-uri", help="ros1: ROS master URI (else ROS_MASTER_URI)."),
+        click.option("--domain-id", type=int, help="ros2: ROS_DOMAIN_ID."),
+        click.option("--url", help="rosbridge: websocket URL of the rosbridge server."),
+        click.option("--topics", multiple=True, help="Topic glob to expose (repeat). Default *."),
+        click.option("--services", multiple=True, help="Service glob to expose. Default *."),
+        click.option("--params", multiple=True, help="Parameter glob to expose. Default *."),
+        click.option("--ready-timeout", type=float, default=10.0, show_default=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def backend_options(
+    master_uri: str | None, domain_id: int | None, url: str | None
+) -> dict[str, Any]:
+    """Return the backend options that were given on the command line."""
+    given = {"master_uri": master_uri, "domain_id": domain_id, "url": url}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+@contextmanager
+def open_client(options: dict[str, Any]) -> Iterator[pyros.Client]:
+    """Spawn a node from the command's options, or connect to ``--name``; close it after."""
+    if options["name"]:
+        client = pyros.connect(options["name"])
+    else:
+        client = pyros.spawn(
+            options["backend"],
+            topics=options["topics"] or ("*",),
+            services=options["services"] or ("*",),
+            params=options["params"] or ("*",),
+            ready_timeout=options["ready_timeout"],
+            **backend_options(options["master_uri"], options["domain_id"], options["url"]),
+        )
+    with client:
+        yield client
+
+
+class _Group(click.Group):
+    """Turns pyros errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PyrosError as exc:
+            click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(pyros.__version__, prog_name="pyros")
+def cli() -> None:
+    """Use a ROS robot from the command line, through a pyros node."""
+
+
+@cli.command()
+@node_options
+def topics(**options: Any) -> None:
+    """List exposed topics and their types."""
+    with open_client(options) as client:
+        for name, type_name in sorted(client.topics().items()):
+            click.echo(f"{name}\t{type_name}")
+
+
+@cli.command()
+@node_options
+def services(**options: Any) -> None:
+    """List exposed services and their types."""
+    with open_client(options) as client:
+        for name, type_name in sorted(client.services().items()):
+            click.echo(f"{name}\t{type_name}")
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("-n", "--count", type=int, default=0, help="Exit after COUNT messages (0: never).")
+@click.option("--timeout", type=float, default=None, help="Exit 1 if no message for this long.")
+@node_options
+def echo(topic: str, count: int, timeout: float | None, **options: Any) -> None:
+    """Print the messages of TOPIC, one JSON object per line."""
+    options["topics"] = options["topics"] or (topic,)
+    with open_client(options) as client, client.subscribe(topic) as subscription:
+        received = 0
+        while not count or received < count:
+            message = subscription.get(timeout=timeout)
+            click.echo(dumps(message))
+            received += 1
+
+
+@cli.command()
+@click.argument("topic")
+@click.argument("message")
+@click.option("--type", "type_name", help="Message type pkg/Type (needed for a new topic).")
+@click.option("--rate", type=float, default=0.0, help="Publish at this rate in Hz until Ctrl-C.")
+@node_options
+def pub(topic: str, message: str, type_name: str | None, rate: float, **options: Any) -> None:
+    """Publish MESSAGE (JSON) on TOPIC, once or at --rate Hz."""
+    data = _parse_json(message, "MESSAGE")
+    options["topics"] = options["topics"] or (topic,)
+    with open_client(options) as client:
+        client.publish(topic, data, type=type_name)
+        if rate > 0:
+            period = 1.0 / rate
+            next_time = time.monotonic() + period
+            try:
+                while True:
+                    time.sleep(max(0.0, next_time - time.monotonic()))
+                    client.publish(topic, data, type=type_name)
+                    next_time += period
+            except KeyboardInterrupt:
+                pass
+
+
+@cli.command()
+@click.argument("service")
+@click.argument("request", required=False)
+@click.option("--timeout", type=float, default=5.0, show_default=True)
+@node_options
+def call(service: str, request: str | None, timeout: float, **options: Any) -> None:
+    """Call SERVICE with REQUEST (JSON, default {}) and print the response."""
+    data = _parse_json(request, "REQUEST") if request else None
+    options["services"] = options["services"] or (service,)
+    with open_client(options) as client:
+        click.echo(dumps(client.call(service, data, timeout=timeout)))
+
+
+@cli.group()
+def param() -> None:
+    """Get or set parameters."""
+
+
+@param.command("get")
+@click.argument("name")
+@node_options
+def param_get(name: str, **options: Any) -> None:
+    """Print parameter NAME as JSON."""
+    with open_client(options) as client:
+        try:
+            value = client.get_param(name)
+        except KeyError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(dumps(value))
+
+
+@param.command("set")
+@click.argument("name")
+@click.argument("value")
+@node_options
+def param_set(name: str, value: str, **options: Any) -> None:
+    """Set parameter NAME to VALUE (JSON)."""
+    data = _parse_json(value, "VALUE")
+    with open_client(options) as client:
+        client.set_param(name, data)
+
+
+@cli.group()
+def node() -> None:
+    """Start, stop and list shared nodes."""
+
+
+@node.command("start")
+@click.argument("name")
+@click.option("--backend", default="mock", show_default=True)
+@click.option("--master-uri")
+@click.option("--domain-id", type=int)
+@click.option("--url")
+@click.option("--topics", multiple=True, help="Topic glob to expose (repeat).")
+@click.option("--services", multiple=True, help="Service glob to expose (repeat).")
+@click.option("--params", multiple=True, help="Parameter glob to expose (repeat).")
+@click.option(
+    "--idle-timeout", type=float, default=None, help="Exit after this many seconds with no client."
+)
+@click.option("--ready-timeout", type=float, default=10.0, show_default=True)
+def node_start(
+    name: str,
+    backend: str,
+    master_uri: str | None,
+    domain_id: int | None,
+    url: str | None,
+    topics: tuple[str, ...],
+    services: tuple[str, ...],
+    params: tuple[str, ...],
+    idle_timeout: float | None,
+    ready_timeout: float,
+) -> None:
+    """Start shared node NAME in the background; return once it is ready."""
+    from pyros.shared import start_shared
+
+    report = start_shared(
+        name,
+        backend,
+        topics=topics,
+        services=services,
+        params=params,
+        idle_timeout=idle_timeout,
+        ready_timeout=ready_timeout,
+        **backend_options(master_uri, domain_id, url),
+    )
+    click.echo(f"started {report['name']} (pid {report['pid']}, {report['graph_name']})")
+
+
+@node.command("stop")
+@click.argument("name")
+@click.option("--timeout", type=float, default=10.0, show_default=True)
+def node_stop(name: str, timeout: float) -> None:
+    """Stop shared node NAME and wait until it has exited."""
+    from pyros.shared import stop_shared
+
+    stop_shared(name, timeout=timeout)
+    click.echo(f"stopped {name}")
+
+
+@node.command("list")
+def node_list() -> None:
+    """List running nodes: name, pid, backend."""
+    from pyros.shared import list_nodes
+
+    for entry in list_nodes():
+        shared = "shared" if entry.get("shared") else "owned"
+        click.echo(f"{entry['name']}\t{entry['pid']}\t{entry['backend']}\t{shared}")
+
+
+@node.command("status")
+@click.argument("name")
+def node_status(name: str) -> None:
+    """Print the status of node NAME as JSON."""
+    with pyros.connect(name) as client:
+        click.echo(json.dumps(client.info(), indent=2, sort_keys=True))
+
+
+@cli.command()
+@click.option("--duration", type=float, default=5.0, show_default=True, help="Seconds to drive.")
+@click.option("--rate", type=float, default=5.0, show_default=True, help="Poses printed per s.")
+def demo(duration: float, rate: float) -> None:
+    """Drive the mock backend's simulated turtle in a circle and print its pose."""
+    with pyros.spawn("mock", topics=["/turtle1/*"], services=["/reset"]) as robot:
+        robot.call("/reset")
+        twist = {"linear": {"x": 2.0}, "angular": {"z": 1.0}}
+        click.echo("driving /turtle1 in a circle: linear.x=2.0 m/s, angular.z=1.0 rad/s")
+        with robot.subscribe("/turtle1/pose", queue_size=1) as poses:
+            start = time.monotonic()
+            next_print = start
+            while (elapsed := time.monotonic() - start) < duration:
+                robot.publish("/turtle1/cmd_vel", twist)
+                pose = poses.get(timeout=2.0)
+                if time.monotonic() >= next_print:
+                    click.echo(
+                        f"t={elapsed:4.1f}s  x={pose['x']:6.3f}  y={pose['y']:6.3f}  "
+                        f"theta={math.degrees(pose['theta']):7.1f} deg  "
+                        f"v={pose['linear_velocity']:.2f}"
+                    )
+                    next_print += 1.0 / rate
+        robot.publish("/turtle1/cmd_vel", {})
+    click.echo("done")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``pyros`` command; return its exit code."""
+    try:
+        cli.main(args=argv, prog_name="pyros", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
