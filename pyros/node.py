@@ -476,6 +476,10 @@ class Node:
                 f"topic {topic!r} does not exist yet, so its type is unknown: "
                 "pass type='pkg/Type' to create it"
             )
+        with self._lock:
+            waiting = topic in self._pending_topics
+        if waiting:  # a client waits for this topic: subscribe before its first message
+            self._backend_subscribe(topic, type_name, None)
         self.backend.publish(topic, type_name, message)
         self._published[topic] = type_name
 
