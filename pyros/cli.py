@@ -35,7 +35,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def dumps(value: Any) -> str:
+def _dumps(value: Any) -> str:
     """Format plain data as one line of JSON, bytes as base64."""
     return json.dumps(value, default=_json_default, sort_keys=False)
 
@@ -47,7 +47,7 @@ def _parse_json(text: str, what: str) -> Any:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from exc
 
 
-def node_options(func: F) -> F:
+def _node_options(func: F) -> F:
     """Add the options that choose a node: a backend to spawn, or ``--name``."""
     options = [
         click.option("--name", help="Use the running shared node of this name."),
@@ -65,7 +65,7 @@ def node_options(func: F) -> F:
     return func
 
 
-def backend_options(
+def _backend_options(
     master_uri: str | None, domain_id: int | None, url: str | None
 ) -> dict[str, Any]:
     """Return the backend options that were given on the command line."""
@@ -74,7 +74,7 @@ def backend_options(
 
 
 @contextmanager
-def open_client(options: dict[str, Any]) -> Iterator[pyros.Client]:
+def _open_client(options: dict[str, Any]) -> Iterator[pyros.Client]:
     """Spawn a node from the command's options, or connect to ``--name``; close it after."""
     if options["name"]:
         client = pyros.connect(options["name"])
@@ -85,7 +85,7 @@ def open_client(options: dict[str, Any]) -> Iterator[pyros.Client]:
             services=options["services"] or ("*",),
             params=options["params"] or ("*",),
             ready_timeout=options["ready_timeout"],
-            **backend_options(options["master_uri"], options["domain_id"], options["url"]),
+            **_backend_options(options["master_uri"], options["domain_id"], options["url"]),
         )
     with client:
         yield client
@@ -109,19 +109,19 @@ def cli() -> None:
 
 
 @cli.command()
-@node_options
+@_node_options
 def topics(**options: Any) -> None:
     """List exposed topics and their types."""
-    with open_client(options) as client:
+    with _open_client(options) as client:
         for name, type_name in sorted(client.topics().items()):
             click.echo(f"{name}\t{type_name}")
 
 
 @cli.command()
-@node_options
+@_node_options
 def services(**options: Any) -> None:
     """List exposed services and their types."""
-    with open_client(options) as client:
+    with _open_client(options) as client:
         for name, type_name in sorted(client.services().items()):
             click.echo(f"{name}\t{type_name}")
 
@@ -130,15 +130,15 @@ def services(**options: Any) -> None:
 @click.argument("topic")
 @click.option("-n", "--count", type=int, default=0, help="Exit after COUNT messages (0: never).")
 @click.option("--timeout", type=float, default=None, help="Exit 1 if no message for this long.")
-@node_options
+@_node_options
 def echo(topic: str, count: int, timeout: float | None, **options: Any) -> None:
     """Print the messages of TOPIC, one JSON object per line."""
     options["topics"] = options["topics"] or (topic,)
-    with open_client(options) as client, client.subscribe(topic) as subscription:
+    with _open_client(options) as client, client.subscribe(topic) as subscription:
         received = 0
         while not count or received < count:
             message = subscription.get(timeout=timeout)
-            click.echo(dumps(message))
+            click.echo(_dumps(message))
             received += 1
 
 
@@ -147,12 +147,12 @@ def echo(topic: str, count: int, timeout: float | None, **options: Any) -> None:
 @click.argument("message")
 @click.option("--type", "type_name", help="Message type pkg/Type (needed for a new topic).")
 @click.option("--rate", type=float, default=0.0, help="Publish at this rate in Hz until Ctrl-C.")
-@node_options
+@_node_options
 def pub(topic: str, message: str, type_name: str | None, rate: float, **options: Any) -> None:
     """Publish MESSAGE (JSON) on TOPIC, once or at --rate Hz."""
     data = _parse_json(message, "MESSAGE")
     options["topics"] = options["topics"] or (topic,)
-    with open_client(options) as client:
+    with _open_client(options) as client:
         client.publish(topic, data, type=type_name)
         if rate > 0:
             period = 1.0 / rate
@@ -170,13 +170,13 @@ def pub(topic: str, message: str, type_name: str | None, rate: float, **options:
 @click.argument("service")
 @click.argument("request", required=False)
 @click.option("--timeout", type=float, default=5.0, show_default=True)
-@node_options
+@_node_options
 def call(service: str, request: str | None, timeout: float, **options: Any) -> None:
     """Call SERVICE with REQUEST (JSON, default {}) and print the response."""
     data = _parse_json(request, "REQUEST") if request else None
     options["services"] = options["services"] or (service,)
-    with open_client(options) as client:
-        click.echo(dumps(client.call(service, data, timeout=timeout)))
+    with _open_client(options) as client:
+        click.echo(_dumps(client.call(service, data, timeout=timeout)))
 
 
 @cli.group()
@@ -185,27 +185,27 @@ def param() -> None:
 
 
 @param.command("get")
-@click.argument("name")
-@node_options
-def param_get(name: str, **options: Any) -> None:
+@click.argument("param_name", metavar="NAME")
+@_node_options
+def param_get(param_name: str, **options: Any) -> None:
     """Print parameter NAME as JSON."""
-    with open_client(options) as client:
+    with _open_client(options) as client:
         try:
-            value = client.get_param(name)
+            value = client.get_param(param_name)
         except KeyError as exc:
             raise click.ClickException(str(exc)) from exc
-        click.echo(dumps(value))
+        click.echo(_dumps(value))
 
 
 @param.command("set")
-@click.argument("name")
+@click.argument("param_name", metavar="NAME")
 @click.argument("value")
-@node_options
-def param_set(name: str, value: str, **options: Any) -> None:
+@_node_options
+def param_set(param_name: str, value: str, **options: Any) -> None:
     """Set parameter NAME to VALUE (JSON)."""
     data = _parse_json(value, "VALUE")
-    with open_client(options) as client:
-        client.set_param(name, data)
+    with _open_client(options) as client:
+        client.set_param(param_name, data)
 
 
 @cli.group()
@@ -249,7 +249,7 @@ def node_start(
         params=params,
         idle_timeout=idle_timeout,
         ready_timeout=ready_timeout,
-        **backend_options(master_uri, domain_id, url),
+        **_backend_options(master_uri, domain_id, url),
     )
     click.echo(f"started {report['name']} (pid {report['pid']}, {report['graph_name']})")
 
@@ -312,7 +312,7 @@ def demo(duration: float, rate: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``pyros`` command; return its exit code."""
     try:
-        cli.main(args=argv, prog_name="pyros", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="pyros", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ __all__ = [
     "SpawnError",
     "ProtocolError",
     "ForkError",
+    "from_wire",
 ]
 
 

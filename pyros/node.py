@@ -62,7 +62,7 @@ from pyros.protocol import (
 )
 from pyros.runtime import NODE_FILE, node_directory, read_node_file, remove_node_directory
 
-__all__ = ["NodeConfig", "Node", "main"]
+__all__ = ["NodeConfig", "Node", "serve", "main", "new_name"]
 
 OWNER_CHECK_INTERVAL = 0.2
 """Seconds between two checks that the owner process still lives."""

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -53,6 +54,7 @@ class NodeProcess:
         ready_timeout: float,
         env: dict[str, str] | None = None,
         detach: bool = False,
+        log: Path | None = None,
     ) -> NodeProcess:
         """Start a node process and wait until it says it is ready.
 
@@ -63,6 +65,9 @@ class NodeProcess:
             detach: the node double-forks so that it is not this process's child: it
                 outlives this process and is reaped by init, never left a zombie. Its
                 :attr:`pid` then comes from its ready line; :meth:`stop` still works.
+            log: file that receives the node's stdout and stderr (appended); None shares
+                this process's. A detached node should have one: it must not hold this
+                process's terminal or pipes open after this process is gone.
 
         Returns:
             The running node.
@@ -73,11 +78,14 @@ class NodeProcess:
             TimeoutError: no ready line within ``ready_timeout``; the process was killed.
         """
         read_fd, write_fd = os.pipe()
+        output = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
         try:
             popen = subprocess.Popen(
                 [sys.executable, "-m", "pyros.node", "--ready-fd", str(write_fd)]
                 + (["--detach"] if detach else []),
                 stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=output,
                 pass_fds=(write_fd,),
                 env=env,
                 start_new_session=True,
@@ -86,6 +94,9 @@ class NodeProcess:
             os.close(read_fd)
             os.close(write_fd)
             raise SpawnError(f"cannot start the node process: {exc}") from exc
+        finally:
+            if output is not None:
+                output.close()
         os.close(write_fd)
         try:
             assert popen.stdin is not None

@@ -49,6 +49,8 @@ def start_shared(
         ready_timeout: seconds to wait for the node to be ready.
         **backend_options: passed to the backend.
 
+    The node's stdout and stderr go to ``<runtime root>/<name>.log``.
+
     Returns:
         The node's report: ``name``, ``pid``, ``graph_name``, ``endpoints``...
 
@@ -67,7 +69,10 @@ def start_shared(
         idle_timeout=idle_timeout,
     )
     process = NodeProcess.start(
-        dataclasses.asdict(config), ready_timeout=ready_timeout, detach=True
+        dataclasses.asdict(config),
+        ready_timeout=ready_timeout,
+        detach=True,
+        log=runtime_root() / f"{name}.log",
     )
     return process.report
 

@@ -10,6 +10,7 @@ user's own nodes, and each test checks that it left no child process and no node
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -67,3 +68,10 @@ def no_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
     if not wait_until(lambda: not new_children() and not new_dirs(), limit(5.0)):
         children = [f"{c.pid} {c.cmdline()[:5]}" for c in new_children()]
         pytest.fail(f"left behind: processes {children}, node directories {new_dirs()}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_runtime_dir() -> Iterator[None]:
+    """Remove the run's private runtime directory at the end."""
+    yield
+    shutil.rmtree(RUNTIME_DIR, ignore_errors=True)

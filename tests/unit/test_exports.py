@@ -1,0 +1,102 @@
+"""The public surface: what ``import pyros`` exports, and what it must not import."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import subprocess
+import sys
+
+import pytest
+
+import pyros
+
+CONTRACT = [
+    "spawn",
+    "connect",
+    "Client",
+    "Subscription",
+    "PyrosError",
+    "NotExposedError",
+    "MessageError",
+    "ServiceError",
+    "NodeDiedError",
+    "TimeoutError",
+]
+
+PUBLIC_MODULES = [
+    "pyros.client",
+    "pyros.exceptions",
+    "pyros.protocol",
+    "pyros.process",
+    "pyros.node",
+    "pyros.shared",
+    "pyros.names",
+    "pyros.exposure",
+    "pyros.runtime",
+    "pyros.outbox",
+    "pyros.message_types",
+    "pyros.backends",
+    "pyros.backends.base",
+    "pyros.backends.mock",
+    "pyros.cli",
+]
+
+
+def test_import_pyros_imports_no_ros_and_no_websockets() -> None:
+    code = (
+        "import sys, json; import pyros; "
+        "print(json.dumps(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('rospy', 'rclpy', 'roslibpy', 'websockets', 'genpy', "
+        "'rosgraph', 'roslib'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_the_contract_names_exist() -> None:
+    for name in CONTRACT:
+        assert hasattr(pyros, name), name
+    assert issubclass(pyros.TimeoutError, TimeoutError)
+    for name in ("NotExposedError", "MessageError", "ServiceError", "NodeDiedError"):
+        assert issubclass(getattr(pyros, name), pyros.PyrosError)
+
+
+def test_package_all_is_complete() -> None:
+    exported = set(pyros.__all__)
+    for name in pyros.__all__:
+        assert hasattr(pyros, name), name
+    public = {
+        name
+        for name, value in vars(pyros).items()
+        if not name.startswith("_") and not inspect.ismodule(value) and name != "annotations"
+    }
+    assert public == exported
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_module_all_lists_exactly_its_public_definitions(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert hasattr(module, "__all__"), f"{module_name} has no __all__"
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.__all__ names missing {name}"
+    defined_here = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and getattr(value, "__module__", None) == module_name
+    }
+    missing = defined_here - set(module.__all__)
+    assert not missing, f"{module_name} defines public {sorted(missing)} not in __all__"
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_public_names_have_docstrings(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert module.__doc__, module_name
+    for name in module.__all__:
+        value = getattr(module, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert inspect.getdoc(value), f"{module_name}.{name} has no docstring"
