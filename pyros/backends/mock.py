@@ -32,7 +32,10 @@ Threads: every method may be called from any thread. Subscription callbacks run 
 that published (the turtle's thread for ``/turtle1/pose``, the caller's otherwise) with no lock
 held, so a callback may publish; a message published from inside a callback is delivered after
 the current one has reached every subscriber, which keeps each topic in publish order. When a
-topic has several subscribers, each gets its own copy of the message.
+topic has several subscribers, each gets its own copy of the message. A callback that raises
+makes the publisher's call raise once every subscriber has the message; on the turtle's thread
+that ends the thread (Python reports it through ``threading.excepthook``), so callbacks should
+not raise.
 """
 
 from __future__ import annotations
