@@ -46,9 +46,7 @@ def load(name: str) -> type[Backend]:
     elif name in known:
         path = known[name]
     else:
-        raise SpawnError(
-            f"unknown backend {name!r}; known backends: {', '.join(sorted(known))}"
-        )
+        raise SpawnError(f"unknown backend {name!r}; known backends: {', '.join(sorted(known))}")
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)

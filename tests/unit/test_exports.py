@@ -37,6 +37,7 @@ PUBLIC_MODULES = [
     "pyros.runtime",
     "pyros.outbox",
     "pyros.message_types",
+    "pyros.message_definitions",
     "pyros.backends",
     "pyros.backends.base",
     "pyros.backends.mock",
