@@ -29,10 +29,12 @@ from pyros.exceptions import (
     SpawnError,
     TimeoutError,
 )
+from pyros.shared import attach
 
 __all__ = [
     "spawn",
     "connect",
+    "attach",
     "Client",
     "Subscription",
     "PyrosError",
