@@ -187,8 +187,10 @@ def test_client_ignores_malformed_reply_frames() -> None:
         | st.floats(allow_nan=False)
         | st.text()
         | st.binary(),
-        lambda children: st.lists(children, max_size=4)
-        | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
         max_leaves=20,
     )
 )
