@@ -56,7 +56,16 @@ from pyros.protocol import (
 )
 from pyros.runtime import node_directory, read_node_file, remove_node_directory
 
-__all__ = ["Client", "Subscription", "spawn", "connect", "REQUEST_TIMEOUT"]
+__all__ = [
+    "Client",
+    "Subscription",
+    "spawn",
+    "connect",
+    "start_owned_node",
+    "find_node",
+    "REQUEST_TIMEOUT",
+    "CALL_MARGIN",
+]
 
 REQUEST_TIMEOUT = 10.0
 """Seconds a request other than ``call`` waits for its reply by default."""
@@ -104,6 +113,29 @@ def spawn(
         SpawnError: the node could not start (unknown backend, no ROS master, name in use...).
         TimeoutError: the node was not ready within ``ready_timeout``.
     """
+    process = start_owned_node(
+        backend, topics, services, params, name, ready_timeout, backend_options
+    )
+    try:
+        return Client(process.report, process=process)
+    except BaseException:
+        process.stop()
+        raise
+
+
+def start_owned_node(
+    backend: str,
+    topics: Iterable[str],
+    services: Iterable[str],
+    params: Iterable[str],
+    name: str | None,
+    ready_timeout: float,
+    backend_options: dict[str, Any],
+) -> NodeProcess:
+    """Start a node owned by this process (see :func:`spawn`, whose arguments these are).
+
+    Blocks until the node is ready; the asyncio client runs it in an executor.
+    """
     from pyros.node import NodeConfig, new_name
 
     config = NodeConfig(
@@ -115,12 +147,7 @@ def spawn(
         params=_patterns(params, "params"),
         owner_pid=os.getpid(),
     )
-    process = NodeProcess.start(dataclasses.asdict(config), ready_timeout=ready_timeout)
-    try:
-        return Client(process.report, process=process)
-    except BaseException:
-        process.stop()
-        raise
+    return NodeProcess.start(dataclasses.asdict(config), ready_timeout=ready_timeout)
 
 
 def connect(name: str, *, timeout: float = 5.0) -> Client:
@@ -137,16 +164,8 @@ def connect(name: str, *, timeout: float = 5.0) -> Client:
         NodeDiedError: no node of that name runs (its directory is missing or its process gone).
         TimeoutError: the node did not answer within ``timeout``.
     """
-    directory = node_directory(name)
     deadline = time.monotonic() + timeout
-    while True:
-        description = read_node_file(directory)
-        if description is not None and pid_alive(description.get("pid")):
-            break
-        if time.monotonic() >= deadline:
-            raise NodeDiedError(f"no pyros node named {name!r} is running (looked in {directory})")
-        time.sleep(0.05)
-    client = Client(description, process=None)
+    client = Client(find_node(name, timeout), process=None)
     try:
         client._request(
             "hello", {"client": client.id}, timeout=max(0.1, deadline - time.monotonic())
@@ -155,6 +174,24 @@ def connect(name: str, *, timeout: float = 5.0) -> Client:
         client.close()
         raise
     return client
+
+
+def find_node(name: str, timeout: float) -> dict[str, Any]:
+    """Return the description (``node.json``) of running node ``name``, waiting up to
+    ``timeout`` seconds for it to appear.
+
+    Raises:
+        NodeDiedError: no live node of that name within ``timeout``.
+    """
+    directory = node_directory(name)
+    deadline = time.monotonic() + timeout
+    while True:
+        description = read_node_file(directory)
+        if description is not None and pid_alive(description.get("pid")):
+            return description
+        if time.monotonic() >= deadline:
+            raise NodeDiedError(f"no pyros node named {name!r} is running (looked in {directory})")
+        time.sleep(0.05)
 
 
 class Client:

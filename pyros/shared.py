@@ -24,7 +24,7 @@ from pyros.node import NodeConfig
 from pyros.process import NodeProcess, pid_alive, terminate_pid, wait_pid_gone
 from pyros.runtime import node_directory, read_node_file, remove_node_directory, runtime_root
 
-__all__ = ["attach", "start_shared", "stop_shared", "list_nodes"]
+__all__ = ["attach", "ensure_shared", "start_shared", "stop_shared", "list_nodes"]
 
 
 def start_shared(
@@ -108,25 +108,49 @@ def attach(
     Raises:
         SpawnError, TimeoutError: the node could not be started.
     """
+    ensure_shared(
+        name,
+        backend,
+        topics=topics,
+        services=services,
+        params=params,
+        idle_timeout=idle_timeout,
+        ready_timeout=ready_timeout,
+        **backend_options,
+    )
+    return connect(name, timeout=ready_timeout)
+
+
+def ensure_shared(
+    name: str,
+    backend: str = "mock",
+    *,
+    idle_timeout: float | None = 60.0,
+    ready_timeout: float = 10.0,
+    **options: Any,
+) -> bool:
+    """Start shared node ``name`` unless it runs; the locked first half of :func:`attach`.
+
+    Args:
+        name, backend, idle_timeout, ready_timeout: as :func:`attach`.
+        **options: ``topics``, ``services``, ``params`` and backend options.
+
+    Returns:
+        True if this call started the node, False if it was already running.
+    """
     lock_path = runtime_root() / f"{name}.lock"
     with open(lock_path, "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             description = read_node_file(node_directory(name))
-            if description is None or not pid_alive(description.get("pid")):
-                start_shared(
-                    name,
-                    backend,
-                    topics=topics,
-                    services=services,
-                    params=params,
-                    idle_timeout=idle_timeout,
-                    ready_timeout=ready_timeout,
-                    **backend_options,
-                )
+            if description is not None and pid_alive(description.get("pid")):
+                return False
+            start_shared(
+                name, backend, idle_timeout=idle_timeout, ready_timeout=ready_timeout, **options
+            )
+            return True
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-    return connect(name, timeout=ready_timeout)
 
 
 def stop_shared(name: str, *, timeout: float = 10.0) -> None:

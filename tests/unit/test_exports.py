@@ -42,6 +42,7 @@ PUBLIC_MODULES = [
     "pyros.backends.base",
     "pyros.backends.mock",
     "pyros.cli",
+    "pyros.asyncio",
 ]
 
 
