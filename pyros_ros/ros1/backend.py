@@ -1,0 +1,553 @@
+"""The ``ros1`` backend: one rospy node in the pyros node process, talking to a ROS 1 master.
+
+Importing this module imports no ROS library; :meth:`Ros1Backend.start` puts ROS 1 on
+``sys.path`` (:func:`pyros_ros.environment.setup_ros1`) and imports rospy.
+
+What goes through which layer:
+
+- publishers and subscribers are rospy's (``rospy.Publisher``/``rospy.Subscriber``, TCPROS,
+  ``tcp_nodelay``);
+- service calls go through :mod:`pyros_ros.ros1.service_client` (TCPROS with deadlines and
+  pooled persistent connections) instead of ``rospy.ServiceProxy``, which cannot time out;
+- graph queries and parameters go straight to the master's XML-RPC API
+  (:mod:`pyros_ros.ros1.master`), with timeouts and one connection per thread.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import tempfile
+import threading
+import time
+import xmlrpc.client
+from typing import TYPE_CHECKING, Any
+
+from pyros.backends.base import Backend, MessageCallback
+from pyros.exceptions import (
+    MessageError,
+    NotExposedError,
+    ParamNotSetError,
+    PyrosError,
+    ServiceError,
+    SpawnError,
+    TimeoutError,
+)
+from pyros_ros.environment import setup_ros1
+
+if TYPE_CHECKING:
+    from pyros_ros.ros1.master import MasterClient
+    from pyros_ros.ros1.service_client import ServiceClient
+
+__all__ = ["Ros1Backend", "DEFAULT_MASTER_URI"]
+
+DEFAULT_MASTER_URI = "http://localhost:11311/"
+"""rospy's own default when neither the option nor ``ROS_MASTER_URI`` is given."""
+
+MASTER_PROBE_TIMEOUT = 1.0
+"""Seconds :meth:`Ros1Backend.start` waits for the master to answer ``getPid``."""
+
+SUBSCRIBER_WAIT = 1.0
+"""Seconds a new publisher waits for the subscribers the master already lists to connect."""
+
+SERVICE_PROBE_TIMEOUT = 0.5
+"""Seconds to ask a new service server for its type during discovery."""
+
+SERVICE_PROBE_RETRY = 5.0
+"""Seconds before discovery asks again a server that did not answer a type probe."""
+
+_PUBLISHER_QUEUE = 100
+"""rospy publisher queue length: messages waiting for a slow subscriber connection."""
+
+_SUBSCRIBER_BUFFER = 1 << 20
+"""rospy subscriber read size in bytes (rospy's 64 KiB default slows large images)."""
+
+_ROSPY_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"rospy": {"level": "WARNING"}, "rosout": {"level": "WARNING"}},
+}
+"""Logging config given to rospy (``ROS_PYTHON_LOG_CONFIG_FILE``) unless the user has one.
+
+rospy's default config replaces the root logger's handlers with a log file under
+``~/.ros/log``, which would silence the node process's own logging. This one leaves the root
+logger alone and lets rospy's warnings propagate to it.
+"""
+
+
+class _Publisher:
+    """A rospy publisher, its message class, and whether its first subscribers are in."""
+
+    __slots__ = ("publisher", "cls", "ready")
+
+    def __init__(self, publisher: Any, cls: Any) -> None:
+        self.publisher = publisher
+        self.cls = cls
+        self.ready = threading.Event()
+
+
+class Ros1Backend(Backend):
+    """A ROS 1 graph through rospy and the master's XML-RPC API.
+
+    Args:
+        node_name: base name of the node, ``"pyros_abc123"``; the node registers as
+            ``/pyros_abc123`` (under ``$ROS_NAMESPACE`` if that is set).
+        master_uri: the master's XML-RPC URI, ``"http://127.0.0.1:11311"``; default: the
+            ``ROS_MASTER_URI`` environment variable, else ``http://localhost:11311/``.
+
+    Raises:
+        TypeError: an unknown option was given.
+    """
+
+    name = "ros1"
+
+    def __init__(self, node_name: str, *, master_uri: str | None = None) -> None:
+        super().__init__(node_name)
+        if master_uri is not None and not isinstance(master_uri, str):
+            raise TypeError(f"master_uri must be a str, got {type(master_uri).__name__}")
+        self._master_uri_option = master_uri
+        self.master_uri: str | None = None
+        self._caller_id = ""
+        self._master: MasterClient | None = None
+        self._services: ServiceClient | None = None
+        self._publishers: dict[str, _Publisher] = {}
+        self._subscribers: dict[str, Any] = {}
+        self._service_types: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._service_retry: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._lock = threading.RLock()  # publishers, subscribers, start/stop
+        self._discovery_lock = threading.Lock()  # the service type caches
+        self._rospy: Any = None
+        self._conversion: Any = None
+        self._started = False
+        self._stopped = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def _resolve_master_uri(self) -> tuple[str, str]:
+        if self._master_uri_option:
+            return self._master_uri_option, "master_uri option"
+        env_uri = os.environ.get("ROS_MASTER_URI")
+        if env_uri:
+            return env_uri, "ROS_MASTER_URI"
+        return DEFAULT_MASTER_URI, "default"
+
+    def start(self) -> None:
+        """Find ROS 1, check the master answers, and register the node with it.
+
+        Sets ``ROS_MASTER_URI`` in this process's environment to the master used (rospy reads
+        it from there). Call from the node process's main thread, once.
+
+        Raises:
+            SpawnError: ROS 1 is not installed; no master answers at the URI within
+                :data:`MASTER_PROBE_TIMEOUT` (the message says where the URI came from); a
+                live node with the same name is already registered; or rospy refused to start.
+        """
+        if self._started:
+            raise SpawnError("Ros1Backend.start() was already called; rospy starts once")
+        setup_ros1()
+        from pyros_ros.ros1.master import MasterClient, MasterError, MasterUnreachableError
+
+        uri, source = self._resolve_master_uri()
+        if not uri.startswith(("http://", "https://")):
+            raise SpawnError(f"ROS master URI {uri!r} (from {source}) is not an http:// URI")
+        probe = MasterClient(uri, f"/{self.node_name}", timeout=MASTER_PROBE_TIMEOUT)
+        try:
+            probe.call("getPid")
+        except MasterUnreachableError as exc:
+            raise SpawnError(
+                f"no ROS master at {uri} (from {source}): {exc.__cause__ or exc}. "
+                "Start one (roscore, or rosmaster --core -p PORT) or pass master_uri"
+            ) from exc
+        except MasterError as exc:
+            raise SpawnError(f"{uri} (from {source}) is not a ROS master: {exc}") from exc
+        os.environ["ROS_MASTER_URI"] = uri
+        self._refuse_live_namesake(probe)
+        self._init_rospy()
+        self._started = True
+        self.master_uri = uri
+
+    def _refuse_live_namesake(self, probe: MasterClient) -> None:
+        """Raise SpawnError if a live node already has our name (the master would kill it)."""
+        from pyros_ros.ros1.master import MasterClient, MasterError, MasterUnreachableError
+
+        namespace = os.environ.get("ROS_NAMESPACE", "/").strip("/")
+        full_name = f"/{namespace}/{self.node_name}" if namespace else f"/{self.node_name}"
+        try:
+            node_uri = probe.call("lookupNode", full_name)
+        except MasterError:
+            return  # no such node: the name is free
+        except MasterUnreachableError as exc:
+            raise SpawnError(f"ROS master at {probe.uri} stopped answering: {exc}") from exc
+        try:
+            MasterClient(node_uri, f"/{self.node_name}", timeout=0.5).call("getPid")
+        except (MasterUnreachableError, MasterError):
+            return  # a stale registration of a dead node: registering replaces it
+        raise SpawnError(
+            f"a live node named {full_name} is already registered with the ROS master at "
+            f"{probe.uri} ({node_uri}); pick another name"
+        )
+
+    def _init_rospy(self) -> None:
+        import rospy
+
+        from pyros_ros.ros1.master import MasterClient
+        from pyros_ros.ros1.service_client import ServiceClient
+
+        with tempfile.TemporaryDirectory(prefix="pyros-rospy-") as tmp:
+            saved = os.environ.get("ROS_PYTHON_LOG_CONFIG_FILE")
+            if saved is None:
+                config = os.path.join(tmp, "python_logging.yaml")
+                with open(config, "w", encoding="utf-8") as f:
+                    json.dump(_ROSPY_LOGGING, f)  # JSON is YAML; rospy reads .yaml with yaml
+                os.environ["ROS_PYTHON_LOG_CONFIG_FILE"] = config
+            try:
+                # argv=[]: the node process's own arguments are not ROS remappings.
+                rospy.init_node(self.node_name, argv=[], anonymous=False, disable_signals=True)
+            except (rospy.ROSException, ValueError, OSError) as exc:
+                raise SpawnError(f"rospy could not start node {self.node_name}: {exc}") from exc
+            finally:
+                if saved is None:
+                    del os.environ["ROS_PYTHON_LOG_CONFIG_FILE"]
+        from pyros_ros.ros1 import conversion
+
+        self._rospy = rospy
+        self._conversion = conversion
+        self._caller_id = rospy.get_name()
+        self._master = MasterClient(os.environ["ROS_MASTER_URI"], self._caller_id)
+        self._services = ServiceClient(self._caller_id, self._lookup_service)
+
+    def stop(self) -> None:
+        """Unregister everything and shut rospy down; verify the master holds nothing of ours.
+
+        rospy's shutdown unregisters every publisher (``/rosout`` included), subscriber and
+        service (the node's ``~get_loggers``/``~set_logger_level`` included) in one multicall.
+        This then reads ``getSystemState`` and unregisters whatever still names this node.
+        A master that no longer answers holds no registrations to remove. Idempotent.
+
+        Raises:
+            PyrosError: the master still lists this node after the explicit unregistering.
+        """
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            if not self._started:
+                return
+            rospy = self._rospy
+            for subscriber in self._subscribers.values():
+                subscriber.unregister()
+            for entry in self._publishers.values():
+                entry.publisher.unregister()
+            self._subscribers.clear()
+            self._publishers.clear()
+            assert self._services is not None
+            self._services.close()
+            node_uri = rospy.get_node_uri()
+            self._wake_registration_thread_at_shutdown()
+            rospy.signal_shutdown("pyros node stopping")
+            self._remove_leftovers(node_uri)
+
+    def _wake_registration_thread_at_shutdown(self) -> None:
+        """Make rospy's shutdown 0.5 s faster.
+
+        rospy's registration thread waits on a condition in 0.5 s steps; its shutdown
+        notifies that condition *before* raising the shutdown flag, then joins the thread,
+        which therefore sleeps one more step. A shutdown hook (run after the flag is raised)
+        notifying it again lets the join return at once. Only rospy's own objects are used;
+        if a rospy version lacks them, shutdown is just slower.
+        """
+        from rospy.impl.registration import RegManager, get_registration_listeners
+
+        managers = [
+            listener
+            for listener in getattr(get_registration_listeners(), "listeners", [])
+            if isinstance(listener, RegManager) and hasattr(listener, "cond")
+        ]
+
+        def wake(reason: str) -> None:
+            for manager in managers:
+                with manager.cond:
+                    manager.cond.notify_all()
+
+        self._rospy.core.add_shutdown_hook(wake)
+
+    def _remove_leftovers(self, node_uri: str | None) -> None:
+        from pyros_ros.ros1.master import MasterError, MasterUnreachableError
+
+        master = self._master
+        assert master is not None
+        try:
+            leftovers = self._registrations(master.call("getSystemState"))
+            if not leftovers:
+                return
+            for kind, name in leftovers:
+                if kind == "publisher":
+                    master.call("unregisterPublisher", name, node_uri)
+                elif kind == "subscriber":
+                    master.call("unregisterSubscriber", name, node_uri)
+                else:
+                    master.call("unregisterService", name, master.call("lookupService", name))
+            still = self._registrations(master.call("getSystemState"))
+        except MasterUnreachableError:
+            return  # the master is gone, and its registrations with it
+        except MasterError as exc:
+            raise PyrosError(f"could not unregister {self._caller_id}: {exc}") from exc
+        if still:
+            raise PyrosError(
+                f"the ROS master still lists {self._caller_id} after stop: {sorted(still)}"
+            )
+
+    def _registrations(self, state: list[Any]) -> list[tuple[str, str]]:
+        """Every ``(kind, name)`` in a ``getSystemState`` reply that lists this node."""
+        found = []
+        for kind, entries in zip(("publisher", "subscriber", "service"), state, strict=True):
+            found.extend((kind, name) for name, nodes in entries if self._caller_id in nodes)
+        return found
+
+    def _require_started(self) -> MasterClient:
+        if not self._started or self._stopped:
+            raise PyrosError("the ros1 backend is not running (start() not called, or stopped)")
+        assert self._master is not None
+        return self._master
+
+    def _master_call(self, method: str, *args: Any) -> Any:
+        from pyros_ros.ros1.master import MasterUnreachableError
+
+        master = self._require_started()
+        try:
+            return master.call(method, *args)
+        except MasterUnreachableError as exc:
+            raise PyrosError(str(exc)) from exc
+
+    # --- graph -------------------------------------------------------------------------------
+
+    def topics(self) -> dict[str, str]:
+        """Return every topic the master knows, with its type (one ``getTopicTypes`` call).
+
+        Topics that only have subscribers are included, as the master records their type too.
+        """
+        return {name: type_name for name, type_name in self._master_call("getTopicTypes")}
+
+    def services(self) -> dict[str, str]:
+        """Return every service the master knows, with its type.
+
+        The master does not store service types, so each new ``(service, providers)`` pair is
+        looked up (one multicall for all new ones) and its server probed once for its type
+        (TCPROS ``probe`` header, as ``rosservice type``); known pairs cost nothing beyond one
+        ``getSystemState``. A server that does not answer the probe is left out and asked
+        again after :data:`SERVICE_PROBE_RETRY` seconds (stale registrations of killed nodes
+        are common in ROS 1).
+        """
+        with self._discovery_lock:
+            return self._discover_services()
+
+    def _discover_services(self) -> dict[str, str]:
+        from pyros_ros.ros1.master import MasterError
+        from pyros_ros.ros1.service_client import probe_service_type
+
+        state = self._master_call("getSystemState")
+        found: dict[str, str] = {}
+        live: set[tuple[str, tuple[str, ...]]] = set()
+        new: list[tuple[str, tuple[str, ...]]] = []
+        now = time.monotonic()
+        for name, providers in state[2]:
+            key = (name, tuple(providers))
+            live.add(key)
+            known = self._service_types.get(key)
+            if known is not None:
+                found[name] = known
+            elif self._service_retry.get(key, 0.0) <= now:
+                new.append(key)
+        if new:
+            assert self._master is not None
+            uris = self._master.multicall("lookupService", [(name,) for name, _ in new])
+            for key, uri in zip(new, uris, strict=True):
+                if isinstance(uri, MasterError):
+                    continue  # unregistered since getSystemState: gone, not an error
+                try:
+                    type_name = probe_service_type(
+                        key[0], uri, self._caller_id, SERVICE_PROBE_TIMEOUT
+                    )
+                except ServiceError:
+                    # A dead or confused server: not listed until a later probe succeeds.
+                    self._service_retry[key] = now + SERVICE_PROBE_RETRY
+                    continue
+                self._service_types[key] = found[key[0]] = type_name
+        for cache in (self._service_types, self._service_retry):
+            for key in [key for key in cache if key not in live]:
+                del cache[key]
+        return found
+
+    def params(self) -> list[str]:
+        """Return the names of every parameter set now (one ``getParamNames`` call)."""
+        return list(self._master_call("getParamNames"))
+
+    # --- topics ------------------------------------------------------------------------------
+
+    def publish(self, topic: str, type: str, message: dict[str, Any]) -> None:
+        """Publish one message, creating the rospy publisher on first use.
+
+        A new publisher waits up to :data:`SUBSCRIBER_WAIT` seconds for the subscribers the
+        master already lists for the topic to connect, so that a one-shot publish (``pyros
+        pub``) reaches them; other threads publishing on the same new topic wait for that too.
+        As with any rospy publisher, ``header.seq`` is overwritten with the publisher's count.
+
+        Raises:
+            MessageError: unknown type; the dict does not fit it (``field`` names the field);
+                or the topic already has another type here or in the graph.
+            PyrosError: the backend is not running.
+        """
+        self._require_started()
+        conversion = self._conversion
+        cls = conversion.message_class(type)
+        entry = self._publishers.get(topic)
+        if entry is not None and entry.cls is not cls:
+            raise MessageError(
+                f"topic {topic} is published here as {entry.cls._type}, not {cls._type}"
+            )
+        msg = conversion.from_dict(cls, message)
+        if entry is None:
+            entry = self._publisher_for(topic, cls)
+        if not entry.ready.is_set():
+            entry.ready.wait(SUBSCRIBER_WAIT)
+        try:
+            entry.publisher.publish(msg)
+        except self._rospy.ROSSerializationException as exc:
+            raise MessageError(f"message for {topic} cannot be serialized: {exc}") from exc
+        except self._rospy.ROSException as exc:
+            raise PyrosError(f"cannot publish on {topic}: {exc}") from exc
+
+    def _check_graph_type(self, topic: str, cls: Any) -> None:
+        existing = dict(self._master_call("getTopicTypes")).get(topic)
+        if existing not in (None, "*", cls._type):
+            raise MessageError(
+                f"topic {topic} has type {existing} in the ROS graph, not {cls._type}"
+            )
+
+    def _publisher_for(self, topic: str, cls: Any) -> _Publisher:
+        """Return the topic's publisher, creating it (and waiting for subscribers) if needed."""
+        with self._lock:
+            entry = self._publishers.get(topic)
+            if entry is not None:
+                if entry.cls is not cls:
+                    raise MessageError(
+                        f"topic {topic} is published here as {entry.cls._type}, not {cls._type}"
+                    )
+                return entry
+            self._require_started()
+            self._check_graph_type(topic, cls)
+            entry = _Publisher(
+                self._rospy.Publisher(topic, cls, queue_size=_PUBLISHER_QUEUE, tcp_nodelay=True),
+                cls,
+            )
+            self._publishers[topic] = entry
+        try:
+            subscribers = dict(self._master_call("getSystemState")[1]).get(topic, [])
+            deadline = time.monotonic() + SUBSCRIBER_WAIT
+            while (
+                entry.publisher.get_num_connections() < len(subscribers)
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.002)
+        finally:
+            entry.ready.set()
+        return entry
+
+    def subscribe(self, topic: str, type: str, callback: MessageCallback) -> None:
+        """Subscribe with rospy; ``callback`` gets each message as a dict on rospy's thread.
+
+        Subscribing again to a subscribed topic replaces the subscription.
+
+        Raises:
+            MessageError: unknown type, or the topic has another type in the graph.
+            PyrosError: the backend is not running.
+        """
+        self._require_started()
+        to_dict = self._conversion.to_dict
+        cls = self._conversion.message_class(type)
+
+        def on_message(msg: Any) -> None:
+            callback(to_dict(msg))
+
+        with self._lock:
+            self._require_started()
+            self._check_graph_type(topic, cls)
+            self.unsubscribe(topic)
+            self._subscribers[topic] = self._rospy.Subscriber(
+                topic, cls, on_message, buff_size=_SUBSCRIBER_BUFFER, tcp_nodelay=True
+            )
+
+    def unsubscribe(self, topic: str) -> None:
+        """Unregister the subscriber of ``topic``, if any. Idempotent."""
+        with self._lock:
+            subscriber = self._subscribers.pop(topic, None)
+            if subscriber is not None:
+                subscriber.unregister()
+
+    # --- services ----------------------------------------------------------------------------
+
+    def _lookup_service(self, service: str, timeout: float | None) -> str:
+        from pyros_ros.ros1.master import MasterError, MasterUnreachableError
+
+        assert self._master is not None
+        try:
+            return str(self._master.call("lookupService", service, timeout=timeout))
+        except MasterError as exc:
+            raise NotExposedError(f"service {service} does not exist in the ROS graph") from exc
+        except MasterUnreachableError as exc:
+            if isinstance(exc.__cause__, builtins.TimeoutError):
+                raise TimeoutError(f"ROS master did not look up {service} in time") from exc
+            raise ServiceError(f"cannot look up {service}: {exc}") from exc
+
+    def call(
+        self, service: str, type: str, request: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """Call a service over a pooled persistent TCPROS connection.
+
+        Raises:
+            MessageError: unknown type, the request does not fit it, or the server has
+                another type.
+            NotExposedError: no server provides the service.
+            ServiceError: the handler raised, or the server went away while answering.
+            TimeoutError: no answer within ``timeout`` seconds.
+        """
+        self._require_started()
+        assert self._services is not None
+        conversion = self._conversion
+        srv_cls = conversion.service_class(type)
+        msg = conversion.from_dict(srv_cls._request_class, request)
+        response = self._services.call(service, srv_cls, msg, timeout)
+        return conversion.to_dict(response)  # type: ignore[no-any-return]
+
+    # --- parameters --------------------------------------------------------------------------
+
+    def get_param(self, name: str) -> Any:
+        """Return a parameter (a namespace gives a dict of everything under it).
+
+        Raises:
+            ParamNotSetError: the parameter is not set.
+        """
+        from pyros_ros.ros1.master import MasterError
+
+        master = self._require_started()
+        try:
+            return master.call("getParam", name)
+        except MasterError as exc:
+            raise ParamNotSetError(f"parameter {name} is not set") from exc
+
+    def set_param(self, name: str, value: Any) -> None:
+        """Set a parameter. ROS 1 stores what XML-RPC carries: bool, 32-bit int, float, str,
+        bytes, lists and str-keyed dicts of those.
+
+        Raises:
+            MessageError: the value cannot be stored (None, an int beyond 32 bits, ...).
+        """
+        self._require_started()
+        try:
+            xmlrpc.client.dumps((value,))
+        except (TypeError, OverflowError) as exc:
+            raise MessageError(
+                f"parameter {name}: ROS 1 cannot store {value!r:.60}: {exc}"
+            ) from exc
+        self._master_call("setParam", name, value)
