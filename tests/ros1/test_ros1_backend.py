@@ -273,6 +273,29 @@ def test_call_survives_a_server_restart(ros1_peer, ros1_backend) -> None:
     assert backend.request(*request) == {"success": True, "message": "flag is True"}
 
 
+def test_concurrent_calls_share_the_connection_pool(ros1_peer, ros1_backend) -> None:
+    trigger = ros1_peer("trigger_server")
+    backend = ros1_backend()
+    replies = backend.request(
+        "concurrently", 6, "call", ["/trigger", "std_srvs/Trigger", {}, 5.0], 10, timeout=limit(30)
+    )
+    assert len(replies) == 60 and all(reply["success"] for reply in replies)
+    assert sorted(int(reply["message"].split()[1]) for reply in replies) == list(range(1, 61))
+    assert sorted(trigger.read_json(limit(5))["calls"] for _ in range(60)) == list(range(1, 61))
+
+
+def test_concurrent_first_publishes_make_one_publisher(
+    ros1_master: Ros1Master, ros1_peer, ros1_backend
+) -> None:
+    listener = ros1_peer("listener", "--topic", "/burst")
+    backend = ros1_backend()
+    backend.request("concurrently", 4, "publish", ["/burst", "std_msgs/String", {"data": "x"}], 5)
+    received = [listener.read_json(limit(5))["msg"] for _ in range(20)]
+    assert received == [{"data": "x"}] * 20
+    publishers = dict(ros1_master.state()[0])["/burst"]
+    assert publishers == [backend.started["node"]]
+
+
 def test_call_errors(ros1_peer, ros1_backend) -> None:
     ros1_peer("failing_server", "--name", "/fail", "--error", "no coffee left")
     ros1_peer("setbool_server")

@@ -16,7 +16,9 @@ Output (stdout, JSON lines, ``bytes`` as ``{"$bytes": base64}``):
   "monotonic"}``.
 
 Ops are the Backend methods (``subscribe`` takes topic and type; the callback is the event
-above) plus ``timeit(op, args, n)``: run an op n times here and return the mean seconds.
+above) plus ``timeit(op, args, n)``: run an op n times here and return the mean seconds, and
+``concurrently(threads, op, args, n)``: run an op n times in each of ``threads`` threads at
+once and return every result (a failure raises the first error).
 The driver calls ``stop()`` when stdin closes, then exits 0.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -83,6 +86,28 @@ def main() -> int:
             for _ in range(count):
                 run(inner, inner_args)
             return (time.perf_counter() - began) / count
+        if op == "concurrently":
+            threads, inner, inner_args, count = args
+            results: list[Any] = []
+            errors: list[BaseException] = []
+            start = threading.Barrier(threads)
+
+            def work() -> None:
+                start.wait()
+                for _ in range(count):
+                    try:
+                        results.append(run(inner, inner_args))
+                    except Exception as exc:
+                        errors.append(exc)
+
+            workers = [threading.Thread(target=work) for _ in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            if errors:
+                raise errors[0]
+            return results
         if op.startswith("_") or not hasattr(backend, op):
             raise ValueError(f"no such op {op!r}")
         return getattr(backend, op)(*args)
