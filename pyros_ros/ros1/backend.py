@@ -136,16 +136,29 @@ class Ros1Backend(Backend):
         """Find ROS 1, check the master answers, and register the node with it.
 
         Sets ``ROS_MASTER_URI`` in this process's environment to the master used (rospy reads
-        it from there). Call from the node process's main thread, once.
+        it from there). Call once per process (rospy cannot start a second node). Any thread
+        will do: rospy needs the main thread only for its signal handlers, which pyros leaves
+        to the node process (``disable_signals=True``).
+
+        The node's own address comes from ``ROS_IP``/``ROS_HOSTNAME`` as for any rospy node;
+        for a loopback-only graph set ``ROS_IP=127.0.0.1``.
 
         Raises:
-            SpawnError: ROS 1 is not installed; no master answers at the URI within
-                :data:`MASTER_PROBE_TIMEOUT` (the message says where the URI came from); a
-                live node with the same name is already registered; or rospy refused to start.
+            SpawnError: ROS 1 is not installed; the node name is not a legal ROS name; no
+                master answers at the URI within :data:`MASTER_PROBE_TIMEOUT` (the message says
+                where the URI came from); a live node with the same name is already
+                registered; or rospy refused to start.
         """
         if self._started:
             raise SpawnError("Ros1Backend.start() was already called; rospy starts once")
         setup_ros1()
+        import rosgraph.names
+
+        if not rosgraph.names.is_legal_base_name(self.node_name):
+            raise SpawnError(
+                f"{self.node_name!r} is not a legal ROS node name (letters, digits and _, "
+                "starting with a letter)"
+            )
         from pyros_ros.ros1.master import MasterClient, MasterError, MasterUnreachableError
 
         uri, source = self._resolve_master_uri()

@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import os
 import re
+import struct
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -45,6 +46,10 @@ __all__ = ["message_class", "service_class", "to_dict", "from_dict"]
 _TYPE_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_]*)/(?:(?:msg|srv)/)?([A-Za-z][A-Za-z0-9_]*)")
 _BYTE_ARRAY_BASES = frozenset({"uint8", "char"})
 """Array element types genpy (de)serializes as ``bytes`` (genpy's ``is_special`` bytes case)."""
+
+_FLOAT32 = struct.Struct("<f")
+_FLOAT32_MAX = 3.4028234663852886e38
+"""Largest finite float32; genpy cannot pack a finite float beyond it (inf and nan it can)."""
 
 _TIME_SECS_RANGE = {"time": (0, 2**32 - 1), "duration": (-(2**31), 2**31 - 1)}
 """``secs`` ranges: ROS 1 serializes time as uint32 secs and duration as int32 secs."""
@@ -181,10 +186,12 @@ def _field_converters(field_type: str) -> tuple[_Out | None, _In, Callable[[], A
     if is_primitive(base):
         zero = _primitive_zero(base)
         if not is_array:
-            return None, partial(coerce_primitive, base), _constant(zero)
+            scalar = _float32_in if base == "float32" else partial(coerce_primitive, base)
+            return None, scalar, _constant(zero)
+        elements = _float32s_in if base == "float32" else partial(_primitives_in, base)
         return (
             list,
-            partial(_array_in, partial(_primitives_in, base), length),
+            partial(_array_in, elements, length),
             _array_default(_constant(zero), length),
         )
     sub_plan = _plan(_message_class_for_field(base))
@@ -351,6 +358,28 @@ def _array_in(elements_in: _In, length: int | None, value: Any, field: str) -> l
 
 def _each_in(element_in: _In, values: Any, field: str) -> list[Any]:
     return [element_in(value, f"{field}[{index}]") for index, value in enumerate(values)]
+
+
+def _float32_in(value: Any, field: str) -> float:
+    checked: float = coerce_primitive("float32", value, field)
+    try:
+        _FLOAT32.pack(checked)
+    except OverflowError:
+        raise MessageError(
+            f"field {field!r}: {checked} is out of range for float32 (max {_FLOAT32_MAX:.7g})",
+            field=field,
+        ) from None
+    return checked
+
+
+def _float32s_in(values: Any, field: str) -> list[float]:
+    checked = _primitives_in("float32", values, field)
+    try:
+        struct.pack(f"<{len(checked)}f", *checked)
+    except OverflowError:
+        for index, value in enumerate(checked):
+            _float32_in(value, f"{field}[{index}]")
+    return checked
 
 
 def _primitives_in(base: str, values: Any, field: str) -> list[Any]:

@@ -5,8 +5,8 @@ started here gets ``ROS_IP=127.0.0.1`` and no ``ROS_HOSTNAME``.
 
 Imported by ``tests/ros1/conftest.py``, by the test modules here (``from ros1_support import
 limit``; pytest puts this directory on ``sys.path``) and by the peer scripts in ``peers/``
-(which put it there themselves). It imports no pytest and no ROS library; ``pyros`` and
-``pyros_ros`` must be importable (installed, or the repository on ``PYTHONPATH``).
+(which put it there themselves). It imports no pytest and no ROS library. If ``pyros_ros`` is
+not installed, it appends this checkout to ``sys.path``.
 
 Peers talk JSON lines on stdout; ``bytes`` travel as ``{"$bytes": "<base64>"}`` (see
 :func:`dumps` and :func:`loads`).
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import importlib.util
 import json
 import os
 import queue
@@ -50,6 +51,11 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 PEERS_DIR = HERE / "peers"
+
+if importlib.util.find_spec("pyros_ros") is None:
+    # Not installed (``pip install -e .``) and not on PYTHONPATH: test this checkout, as the
+    # peer processes do.
+    sys.path.append(str(REPO_ROOT))
 
 
 SCALE = float(os.environ.get("PYROS_TEST_TIME_SCALE", "1"))

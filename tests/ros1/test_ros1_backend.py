@@ -18,6 +18,7 @@ from pyros.exceptions import (
     MessageError,
     NotExposedError,
     ParamNotSetError,
+    PyrosError,
     ServiceError,
     SpawnError,
     TimeoutError,
@@ -64,6 +65,22 @@ def test_a_live_node_of_the_same_name_is_not_replaced(
         ros1_backend("pyros_same")
     assert first.request("topics")["/rosout"] == "rosgraph_msgs/Log"  # the first still works
     assert "/pyros_same" in ros1_master.node_names()
+
+
+def test_an_illegal_node_name_is_a_spawn_error(ros1_backend) -> None:
+    with pytest.raises(SpawnError, match="legal ROS node name"):
+        ros1_backend("pyros_kitchen-1")
+
+
+def test_stop_after_the_master_died(ros1_master: Ros1Master, ros1_backend) -> None:
+    backend = ros1_backend()
+    backend.request("publish", "/orphan", "std_msgs/String", {"data": "x"})
+    ros1_master.stop()
+    began = time.monotonic()
+    backend.request("stop")  # nothing left to unregister: no error, no hang
+    assert time.monotonic() - began < limit(3)
+    with pytest.raises(PyrosError, match="not running"):
+        backend.request("topics")
 
 
 def test_unknown_option_is_a_type_error() -> None:

@@ -217,6 +217,14 @@ def test_time_accepts_seconds_and_normalises_nsecs(everything: type) -> None:
     assert back["stamps"] == [{"secs": 2, "nsecs": 500_000_000}]
 
 
+def test_float32_takes_inf_nan_and_its_largest_value() -> None:
+    cls = message_class("std_msgs/Float32MultiArray")
+    largest = 3.4028234663852886e38
+    back = to_dict(wire_round_trip(from_dict(cls, {"data": [math.inf, -largest, math.nan]})))
+    assert back["data"][:2] == [math.inf, -largest]
+    assert math.isnan(back["data"][2])
+
+
 def test_to_dict_of_a_hand_built_message() -> None:
     from geometry_msgs.msg import Twist, Vector3
 
@@ -277,6 +285,8 @@ def error_of(type_or_class: str | type, data: Any, prefix: str = "") -> MessageE
         ("std_msgs/UInt32", {"data": -1}, "data"),
         ("std_msgs/Int64", {"data": 2**63}, "data"),
         ("std_msgs/Int32", {"data": 1.0}, "data"),
+        ("std_msgs/Float32", {"data": 1e39}, "data"),
+        ("std_msgs/Float32MultiArray", {"data": [1.0, -1e40]}, "data[1]"),
         ("sensor_msgs/Image", {"height": -1}, "height"),
         ("sensor_msgs/Image", {"data": [1, 256]}, "data[1]"),
         ("sensor_msgs/Image", {"data": "pixels"}, "data"),
