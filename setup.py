@@ -1,0 +1,77 @@
+"""Packaging for pyros: one file that serves both pip and catkin.
+
+pip (``pip install -e '.[test,ros1]'``) runs this through setuptools as usual.
+
+catkin's ``catkin_python_setup()`` runs it with ``setuptools.setup`` replaced by a recorder
+(catkin's ``interrogate_setup_dot_py.py``) that reads only the keyword arguments ``version``,
+``packages``, ``package_dir``, ``scripts`` and ``py_modules``. So those stay plain keyword
+arguments here, not in setup.cfg, and the version is read from ``package.xml`` so the two can
+never disagree (catkin refuses a setup.py whose version differs from package.xml's).
+catkin warns that ``entry_points`` are not supported in its devel space: the ``pyros`` command
+is made by pip and by ``catkin_make install`` (in ``install/bin``), not in ``devel/``.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _package_xml_version() -> str:
+    """Return the ``<version>`` of this repository's package.xml (the one version source)."""
+    version = ET.parse(os.path.join(HERE, "package.xml")).getroot().findtext("version")
+    if not version:
+        raise RuntimeError("package.xml has no <version>")
+    return version.strip()
+
+
+def _long_description() -> str:
+    path = os.path.join(HERE, "README.rst")
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+# The examples/ apps; the tests run them for real (gunicorn workers, a Celery prefork pool).
+EXAMPLES_REQUIRE = ["flask", "gunicorn", "celery", "redis"]
+TEST_REQUIRE = ["pytest", "pytest-timeout", "hypothesis", *EXAMPLES_REQUIRE]
+
+setup(
+    name="pyros",
+    version=_package_xml_version(),
+    description=("Use a ROS robot from ordinary Python through one isolated ROS-side node process"),
+    long_description=_long_description(),
+    long_description_content_type="text/x-rst",
+    license="BSD-3-Clause",
+    python_requires=">=3.10",
+    packages=find_packages(
+        include=["pyros", "pyros.*", "pyros_ros", "pyros_ros.*"],
+        exclude=["tests", "tests.*", "benchmarks", "benchmarks.*"],
+    ),
+    package_data={"pyros": ["py.typed"]},
+    install_requires=["pyzmq", "msgpack", "psutil", "click"],
+    extras_require={
+        # ROS 1 itself (rospy, rosmaster, message packages) comes from Debian's apt packages
+        # in /usr/lib/python3/dist-packages, which the pyros node appends to its own sys.path.
+        # These are the pure-Python libraries that Debian's rospy/rosmaster import and that a
+        # venv would otherwise take from dist-packages only by accident of path order:
+        # rospkg (-> distro), catkin_pkg (-> python-dateutil, docutils, pyparsing), yaml,
+        # and defusedxml (rosmaster.util). netifaces stays Debian's C extension.
+        "ros1": ["rospkg", "catkin_pkg", "pyyaml", "defusedxml"],
+        "examples": EXAMPLES_REQUIRE,
+        "test": TEST_REQUIRE,
+        "dev": [*TEST_REQUIRE, "ruff", "mypy", "tox"],
+    },
+    entry_points={"console_scripts": ["pyros = pyros.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Operating System :: POSIX :: Linux",
+        "Typing :: Typed",
+    ],
+)
