@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -40,7 +41,14 @@ if TYPE_CHECKING:
     from pyros_ros.ros1.master import MasterClient
     from pyros_ros.ros1.service_client import ServiceClient
 
-__all__ = ["Ros1Backend", "DEFAULT_MASTER_URI"]
+__all__ = [
+    "Ros1Backend",
+    "DEFAULT_MASTER_URI",
+    "MASTER_PROBE_TIMEOUT",
+    "SUBSCRIBER_WAIT",
+    "SERVICE_PROBE_TIMEOUT",
+    "SERVICE_PROBE_RETRY",
+]
 
 DEFAULT_MASTER_URI = "http://localhost:11311/"
 """rospy's own default when neither the option nor ``ROS_MASTER_URI`` is given."""
@@ -60,13 +68,13 @@ SERVICE_PROBE_RETRY = 5.0
 _PUBLISHER_QUEUE = 100
 """rospy publisher queue length: messages waiting for a slow subscriber connection."""
 
-_SUBSCRIBER_BUFFER = 1 << 20
-"""rospy subscriber read size in bytes (rospy's 64 KiB default slows large images)."""
+_ROSPY_LOGGERS = ("rospy", "rosout", "xmlrpc", "rosgraph")
+"""Loggers of rospy and rosgraph, set to WARNING: their INFO lines are per-connection chatter."""
 
 _ROSPY_LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "loggers": {"rospy": {"level": "WARNING"}, "rosout": {"level": "WARNING"}},
+    "loggers": {name: {"level": "WARNING"} for name in _ROSPY_LOGGERS},
 }
 """Logging config given to rospy (``ROS_PYTHON_LOG_CONFIG_FILE``) unless the user has one.
 
@@ -95,6 +103,9 @@ class Ros1Backend(Backend):
             ``/pyros_abc123`` (under ``$ROS_NAMESPACE`` if that is set).
         master_uri: the master's XML-RPC URI, ``"http://127.0.0.1:11311"``; default: the
             ``ROS_MASTER_URI`` environment variable, else ``http://localhost:11311/``.
+
+    Attributes:
+        master_uri: the master in use once :meth:`start` returned, else None.
 
     Raises:
         TypeError: an unknown option was given.
@@ -202,6 +213,8 @@ class Ros1Backend(Backend):
         )
 
     def _init_rospy(self) -> None:
+        for name in _ROSPY_LOGGERS:  # before the import: rospy logs at import time too
+            logging.getLogger(name).setLevel(logging.WARNING)
         import rospy
 
         from pyros_ros.ros1.master import MasterClient
@@ -488,7 +501,7 @@ class Ros1Backend(Backend):
             self._check_graph_type(topic, cls)
             self.unsubscribe(topic)
             self._subscribers[topic] = self._rospy.Subscriber(
-                topic, cls, on_message, buff_size=_SUBSCRIBER_BUFFER, tcp_nodelay=True
+                topic, cls, on_message, tcp_nodelay=True
             )
 
     def unsubscribe(self, topic: str) -> None:

@@ -209,8 +209,8 @@ class Ros1Master:
                     raise RuntimeError(f"rosmaster on port {self.port} did not answer") from exc
                 time.sleep(0.05)
 
-    def call(self, method: str, *args: Any) -> Any:
-        """Call a Master API method as ``/pyros_test`` and return its value.
+    def call(self, method: str, *args: Any, caller_id: str = "/pyros_test") -> Any:
+        """Call a Master API method as ``caller_id`` and return its value.
 
         Raises:
             RuntimeError: the master answered with a failure code.
@@ -219,7 +219,7 @@ class Ros1Master:
         with xmlrpc.client.ServerProxy(
             self.uri, transport=_TimeoutTransport(limit(5)), use_builtin_types=True
         ) as proxy:
-            code, status, value = getattr(proxy, method)("/pyros_test", *args)
+            code, status, value = getattr(proxy, method)(caller_id, *args)
         if code != 1:
             raise RuntimeError(f"{method}{args}: {status}")
         return value

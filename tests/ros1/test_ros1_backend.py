@@ -136,6 +136,28 @@ def test_stop_leaves_nothing_in_the_master(
     assert backend.stop() == 0  # the driver exits cleanly after a second stop on EOF
 
 
+def test_stop_removes_registrations_rospy_did_not_make(
+    ros1_master: Ros1Master, ros1_backend
+) -> None:
+    backend = ros1_backend()
+    node = backend.started["node"]
+    node_api = ros1_master.call("lookupNode", node)
+    ghosts = [
+        ("registerPublisher", "/ghost_out", "std_msgs/String", node_api),
+        ("registerSubscriber", "/ghost_in", "std_msgs/String", node_api),
+        ("registerService", "/ghost_srv", "rosrpc://127.0.0.1:9", node_api),
+    ]
+    for method, *args in ghosts:
+        ros1_master.call(method, *args, caller_id=node)
+    assert {name for _, name in ros1_master.entries_of(node)} >= {
+        "/ghost_out",
+        "/ghost_in",
+        "/ghost_srv",
+    }
+    backend.request("stop")
+    assert ros1_master.entries_of(node) == []
+
+
 # --- topics ----------------------------------------------------------------------------------
 
 
