@@ -110,12 +110,17 @@ async def connect(name: str, *, timeout: float = 5.0) -> Client:
 
 async def attach(name: str, backend: str = "mock", **options: Any) -> Client:
     """Connect to shared node ``name``, starting it if needed; see :func:`pyros.attach`."""
-    from pyros.shared import ensure_shared
+    from pyros.shared import ensure_shared, name_lock
 
     loop = asyncio.get_running_loop()
     timeout = float(options.get("ready_timeout", 10.0))
-    await loop.run_in_executor(None, lambda: ensure_shared(name, backend, **options))
-    return await connect(name, timeout=timeout)
+    lock = name_lock(name)
+    await loop.run_in_executor(None, lock.__enter__)
+    try:
+        await loop.run_in_executor(None, lambda: ensure_shared(name, backend, **options))
+        return await connect(name, timeout=timeout)
+    finally:
+        lock.__exit__(None, None, None)
 
 
 class Client:

@@ -66,6 +66,10 @@ class MessageError(PyrosError):
         super().__init__(message)
         self.field = field
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep ``field`` through pickling (Celery, multiprocessing send exceptions that way).
+        return (type(self), (str(self), self.field))
+
     def to_wire(self) -> dict[str, Any]:
         """Return this error as plain data, including ``field``."""
         wire = super().to_wire()

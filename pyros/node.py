@@ -20,6 +20,7 @@ socket files and directory.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import signal
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 import zmq
@@ -60,7 +61,13 @@ from pyros.protocol import (
     Unsubscribed,
     encode,
 )
-from pyros.runtime import NODE_FILE, node_directory, read_node_file, remove_node_directory
+from pyros.runtime import (
+    NODE_FILE,
+    node_directory,
+    read_node_file,
+    remove_node_directory,
+    runtime_root,
+)
 
 __all__ = ["NodeConfig", "Node", "serve", "main", "new_name"]
 
@@ -78,6 +85,9 @@ STOP_TIMEOUT = 5.0
 
 CALL_WORKERS = 16
 """Service calls that may run at once."""
+
+HELLO_GRACE = 3.0
+"""Seconds a client that said hello counts as present before its SUB socket is seen."""
 
 STREAM_HWM = 10_000
 """Messages queued per subscriber before ZeroMQ drops (ZMQ_SNDHWM)."""
@@ -178,6 +188,8 @@ class Node:
         self._awaiting: dict[bytes, tuple[bytes, Request, float]] = {}
         self._clients: set[bytes] = set()
         self._idle_since: float | None = time.monotonic()
+        self._last_hello = -HELLO_GRACE
+        self._name_lock: IO[bytes] | None = None
         self._published: dict[str, str] = {}
         self._topic_types: dict[str, str] = {}
         self._service_types: dict[str, str] = {}
@@ -260,13 +272,29 @@ class Node:
             return False
 
     def _check_idle(self, now: float) -> None:
-        if self._clients:
+        if self._clients or now - self._last_hello < HELLO_GRACE:
             self._idle_since = None
         elif self._idle_since is None:
             self._idle_since = now
         elif self.config.idle_timeout is not None:
-            if now - self._idle_since >= self.config.idle_timeout:
+            if now - self._idle_since < self.config.idle_timeout:
+                return
+            # Exit only while holding the name's lock, so that no attach() can find this
+            # node alive and then have it vanish; an attach holding the lock postpones us.
+            if self._take_name_lock():
                 self.stop(f"no client for {self.config.idle_timeout:g} s")
+            else:
+                self._idle_since = now
+
+    def _take_name_lock(self) -> bool:
+        lock = open(runtime_root() / f"{self.config.name}.lock", "a+b")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return False
+        self._name_lock = lock  # held until the process exits, after the directory is gone
+        return True
 
     def _shutdown(self) -> None:
         self._serial.shutdown(wait=False, cancel_futures=True)
@@ -410,7 +438,10 @@ class Node:
             if token in self._token_topic:
                 self._serial.submit(self._detach, token)
             return (None,)
-        if op in ("info", "hello"):
+        if op == "hello":
+            self._last_hello = time.monotonic()  # counts as a client until its SUB arrives
+            return (self._info(),)
+        if op == "info":
             return (self._info(),)
         if op == "shutdown":
             self.stop("shutdown requested by a client")

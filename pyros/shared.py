@@ -13,9 +13,10 @@ exactly one node.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pyros.client import Client, _patterns, connect
@@ -24,7 +25,14 @@ from pyros.node import NodeConfig
 from pyros.process import NodeProcess, pid_alive, terminate_pid, wait_pid_gone
 from pyros.runtime import node_directory, read_node_file, remove_node_directory, runtime_root
 
-__all__ = ["attach", "ensure_shared", "start_shared", "stop_shared", "list_nodes"]
+__all__ = [
+    "attach",
+    "name_lock",
+    "ensure_shared",
+    "start_shared",
+    "stop_shared",
+    "list_nodes",
+]
 
 
 def start_shared(
@@ -108,17 +116,34 @@ def attach(
     Raises:
         SpawnError, TimeoutError: the node could not be started.
     """
-    ensure_shared(
-        name,
-        backend,
-        topics=topics,
-        services=services,
-        params=params,
-        idle_timeout=idle_timeout,
-        ready_timeout=ready_timeout,
-        **backend_options,
-    )
-    return connect(name, timeout=ready_timeout)
+    with name_lock(name):
+        ensure_shared(
+            name,
+            backend,
+            topics=topics,
+            services=services,
+            params=params,
+            idle_timeout=idle_timeout,
+            ready_timeout=ready_timeout,
+            **backend_options,
+        )
+        return connect(name, timeout=ready_timeout)
+
+
+@contextlib.contextmanager
+def name_lock(name: str) -> Iterator[None]:
+    """Hold the lock file of node name ``name`` (``<runtime root>/<name>.lock``).
+
+    :func:`attach` holds it from checking that the node runs until its client said hello; a
+    shared node takes it before an idle exit and keeps it until it is gone, so an attach never
+    connects to a node that is about to vanish.
+    """
+    with open(runtime_root() / f"{name}.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_shared(
@@ -129,7 +154,7 @@ def ensure_shared(
     ready_timeout: float = 10.0,
     **options: Any,
 ) -> bool:
-    """Start shared node ``name`` unless it runs; the locked first half of :func:`attach`.
+    """Start shared node ``name`` unless it runs. Call it holding :func:`name_lock`.
 
     Args:
         name, backend, idle_timeout, ready_timeout: as :func:`attach`.
@@ -138,19 +163,11 @@ def ensure_shared(
     Returns:
         True if this call started the node, False if it was already running.
     """
-    lock_path = runtime_root() / f"{name}.lock"
-    with open(lock_path, "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            description = read_node_file(node_directory(name))
-            if description is not None and pid_alive(description.get("pid")):
-                return False
-            start_shared(
-                name, backend, idle_timeout=idle_timeout, ready_timeout=ready_timeout, **options
-            )
-            return True
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    description = read_node_file(node_directory(name))
+    if description is not None and pid_alive(description.get("pid")):
+        return False
+    start_shared(name, backend, idle_timeout=idle_timeout, ready_timeout=ready_timeout, **options)
+    return True
 
 
 def stop_shared(name: str, *, timeout: float = 10.0) -> None:

@@ -407,3 +407,28 @@ def test_a_second_node_with_the_same_name_is_refused() -> None:
     with pyros.spawn("mock", name="test_dup"):
         with pytest.raises(pyros.SpawnError, match="already running"):
             pyros.spawn("mock", name="test_dup")
+
+
+def test_idle_exit_waits_for_an_attach_holding_the_name_lock() -> None:
+    from pyros.process import pid_alive
+    from pyros.shared import name_lock, start_shared
+
+    report = start_shared("idle_lock", idle_timeout=0.3)
+    pid = report["pid"]
+    with name_lock("idle_lock"):  # an attach() in progress holds this
+        time.sleep(limit(1.0))
+        assert pid_alive(pid), "the node idled out while an attach held the name lock"
+    assert wait_until(lambda: not pid_alive(pid), limit(3))
+    assert not (RUNTIME_DIR / "idle_lock").exists()
+
+
+def test_attach_right_at_the_idle_deadline_never_fails() -> None:
+    from pyros.process import pid_alive
+
+    pids = set()
+    for _ in range(15):
+        with pyros.attach("idle_race", idle_timeout=0.2) as client:
+            pids.add(client.node_pid)
+            assert client.info()["name"] == "idle_race"
+        time.sleep(0.19)
+    assert wait_until(lambda: not any(pid_alive(pid) for pid in pids), limit(3))

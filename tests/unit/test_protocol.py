@@ -248,3 +248,11 @@ def test_control_frames() -> None:
     assert NodeProtocol.receive_control(b"\x00sabc") == Unsubscribed(b"sabc")
     assert NodeProtocol.receive_control(b"\x05") is None
     assert NodeProtocol.receive_control(b"") is None
+
+
+def test_message_error_keeps_its_field_through_pickle() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(exc.MessageError("bad x", field="linear.x")))
+    assert isinstance(error, exc.MessageError)
+    assert error.field == "linear.x" and str(error) == "bad x"
