@@ -86,7 +86,7 @@ STOP_TIMEOUT = 5.0
 CALL_WORKERS = 16
 """Service calls that may run at once."""
 
-HELLO_GRACE = 3.0
+HELLO_GRACE = 1.0
 """Seconds a client that said hello counts as present before its SUB socket is seen."""
 
 STREAM_HWM = 10_000

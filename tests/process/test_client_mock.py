@@ -431,4 +431,4 @@ def test_attach_right_at_the_idle_deadline_never_fails() -> None:
             pids.add(client.node_pid)
             assert client.info()["name"] == "idle_race"
         time.sleep(0.19)
-    assert wait_until(lambda: not any(pid_alive(pid) for pid in pids), limit(3))
+    assert wait_until(lambda: not any(pid_alive(pid) for pid in pids), limit(5))
