@@ -326,7 +326,7 @@ class Ros1Backend(Backend):
 
     def _registrations(self, state: list[Any]) -> list[tuple[str, str]]:
         """Every ``(kind, name)`` in a ``getSystemState`` reply that lists this node."""
-        found = []
+        found: list[tuple[str, str]] = []
         for kind, entries in zip(("publisher", "subscriber", "service"), state, strict=True):
             found.extend((kind, name) for name, nodes in entries if self._caller_id in nodes)
         return found

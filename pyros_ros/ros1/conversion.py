@@ -312,7 +312,8 @@ def _message_in(plan: _Plan, data: Any, field: str) -> Any:
             field=path,
         )
     prefix = f"{field}." if field else ""
-    msg = plan.cls.__new__(plan.cls)
+    cls: Any = plan.cls
+    msg = cls.__new__(cls)  # every slot is set below: genpy's __init__ would only set them twice
     for name, conv, default in plan.in_fields:
         if name in data:
             setattr(msg, name, conv(data[name], prefix + name))

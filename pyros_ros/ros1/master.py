@@ -119,7 +119,8 @@ class MasterClient:
         for one in args:
             getattr(multi, method)(self.caller_id, *one)
         try:
-            replies = list(multi())
+            results = multi()
+            replies: list[Any] = [results[index] for index in range(len(args))]
         except (OSError, http.client.HTTPException, xmlrpc.client.Error, ValueError) as exc:
             self._local.proxy = None
             raise MasterUnreachableError(
