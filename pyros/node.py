@@ -11,8 +11,9 @@ JSON) on stdin; :mod:`pyros.process` does that. Threads in a node:
 * a pool runs service calls, which may take long, side by side;
 * a discovery thread polls the backend while some subscription waits for its topic to appear.
 
-The node stops on a ``shutdown`` request, SIGTERM or SIGINT, when its owner process dies, or
-(shared nodes) after ``idle_timeout`` seconds without clients. Stopping always runs
+The node stops on a ``shutdown`` request, SIGTERM or SIGINT, when its owner process dies, when
+its runtime directory is removed (no client could reach it any more), or (shared nodes) after
+``idle_timeout`` seconds without clients. Stopping always runs
 ``backend.stop()`` (which unregisters everything from the ROS graph) and removes the node's
 socket files and directory.
 """
@@ -255,6 +256,8 @@ class Node:
                 next_owner_check = now + OWNER_CHECK_INTERVAL
                 if self._owner is not None and not self._owner_alive():
                     self.stop(f"owner process {self.config.owner_pid} died")
+                elif not self.directory.is_dir():  # nobody can reach or stop us any more
+                    self.stop(f"runtime directory {self.directory} was removed")
             self._expire_awaiting(now)
             self._check_idle(now)
 

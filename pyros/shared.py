@@ -21,7 +21,6 @@ from typing import Any
 
 from pyros.client import Client, _patterns, connect
 from pyros.exceptions import NodeDiedError, PyrosError, TimeoutError
-from pyros.node import NodeConfig
 from pyros.process import NodeProcess, pid_alive, terminate_pid, wait_pid_gone
 from pyros.runtime import node_directory, read_node_file, remove_node_directory, runtime_root
 
@@ -66,6 +65,8 @@ def start_shared(
         SpawnError: the node could not start, or a node of that name already runs.
         TimeoutError: not ready within ``ready_timeout``.
     """
+    from pyros.node import NodeConfig  # not at import time: `python -m pyros.node` runs it
+
     config = NodeConfig(
         name=name,
         backend=backend,

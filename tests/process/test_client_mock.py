@@ -432,3 +432,28 @@ def test_attach_right_at_the_idle_deadline_never_fails() -> None:
             assert client.info()["name"] == "idle_race"
         time.sleep(0.19)
     assert wait_until(lambda: not any(pid_alive(pid) for pid in pids), limit(5))
+
+
+def test_a_shared_node_whose_directory_vanishes_exits() -> None:
+    import shutil
+
+    from pyros.process import pid_alive
+    from pyros.shared import start_shared
+
+    report = start_shared("orphan_dir", idle_timeout=None)
+    shutil.rmtree(RUNTIME_DIR / "orphan_dir")
+    assert wait_until(lambda: not pid_alive(report["pid"]), limit(3))
+
+
+def test_running_the_node_module_prints_no_warning() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "pyros.node", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=limit(20),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr
