@@ -1,43 +1,16 @@
-"""Fixtures and limits shared by every test tier.
-
-Every time limit in the tests comes from :data:`SCALE` so a slow machine can stretch them all
-at once: ``PYROS_TEST_TIME_SCALE=3 pytest``.
-
-The whole run uses a private runtime directory (``PYROS_RUNTIME_DIR``) so tests never meet the
-user's own nodes, and each test checks that it left no child process and no node directory.
+"""Fixtures for every test tier: each test checks that it left no child process and no node
+directory behind. Limits and the runtime directory live in :mod:`tests.support`.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
 
-SCALE = float(os.environ.get("PYROS_TEST_TIME_SCALE", "1"))
-
-RUNTIME_DIR = Path(tempfile.mkdtemp(prefix="pyros-test-"))
-os.environ["PYROS_RUNTIME_DIR"] = str(RUNTIME_DIR)
-
-
-def limit(seconds: float) -> float:
-    """Return a test time limit of ``seconds`` times :data:`SCALE`."""
-    return seconds * SCALE
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until it is true or ``timeout`` (already scaled) seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
+from tests.support import RUNTIME_DIR, limit, wait_until
 
 
 @pytest.fixture(autouse=True)

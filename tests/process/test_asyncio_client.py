@@ -11,7 +11,7 @@ import pytest
 
 import pyros
 import pyros.asyncio
-from tests.conftest import RUNTIME_DIR, limit
+from tests.support import RUNTIME_DIR, limit
 
 pytestmark = pytest.mark.process
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from pyros.process import pid_alive
-from tests.conftest import RUNTIME_DIR, limit, wait_until
+from tests.support import RUNTIME_DIR, limit, wait_until
 
 pytestmark = pytest.mark.process
 

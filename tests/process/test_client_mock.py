@@ -19,7 +19,7 @@ import zmq
 
 import pyros
 from pyros.protocol import PROTOCOL_VERSION, encode
-from tests.conftest import RUNTIME_DIR, limit, wait_until
+from tests.support import RUNTIME_DIR, limit, wait_until
 
 pytestmark = pytest.mark.process
 

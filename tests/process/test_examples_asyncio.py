@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import limit
+from tests.support import limit
 
 pytestmark = pytest.mark.process
 

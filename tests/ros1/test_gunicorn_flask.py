@@ -33,7 +33,7 @@ from ros1_support import REPO_ROOT, Peer, Ros1Master, free_port, limit
 
 from pyros.process import pid_alive
 from pyros.shared import list_nodes, stop_shared
-from tests.conftest import RUNTIME_DIR, wait_until
+from tests.support import RUNTIME_DIR, wait_until
 
 pytestmark = pytest.mark.slow
 

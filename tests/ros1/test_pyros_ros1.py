@@ -19,7 +19,7 @@ import pytest
 from ros1_support import Peer, Ros1Master, limit
 
 import pyros
-from tests.conftest import RUNTIME_DIR, wait_until
+from tests.support import RUNTIME_DIR, wait_until
 
 
 @pytest.fixture

@@ -98,10 +98,8 @@ def test_this_machine_has_ros1() -> None:
     assert any(Path(d, "rospy", "__init__.py").is_file() for d in found)
 
 
-def test_limits_match_the_root_conftest(request: pytest.FixtureRequest) -> None:
-    root = request.config.pluginmanager.get_plugin(
-        str(ros1_support.REPO_ROOT / "tests" / "conftest.py")
-    )
-    assert root is not None
-    assert ros1_support.SCALE == root.SCALE
-    assert ros1_support.limit(2.5) == root.limit(2.5)
+def test_limits_match_the_shared_support_module() -> None:
+    from tests import support
+
+    assert ros1_support.SCALE == support.SCALE
+    assert ros1_support.limit(2.5) == support.limit(2.5)

@@ -21,7 +21,7 @@ from ros1_support import REPO_ROOT, Ros1Master, limit
 import pyros
 from pyros.process import pid_alive
 from pyros.shared import list_nodes, stop_shared
-from tests.conftest import RUNTIME_DIR, wait_until
+from tests.support import RUNTIME_DIR, wait_until
 
 IDLE = limit(1.0)
 """Idle timeout (seconds) of the nodes started here."""

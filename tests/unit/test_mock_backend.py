@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import limit
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,6 +28,7 @@ from pyros.exceptions import (
     ServiceError,
     TimeoutError,
 )
+from tests.support import limit
 
 START_POSE = {
     "x": TURTLE_START,
