@@ -27,6 +27,8 @@ not have); ``field`` is ``None`` when the message as a whole is wrong (not a dic
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -157,7 +159,8 @@ def coerce_primitive(base_type: str, value: Any, field: str) -> Any:
 
 
 def coerce_bytes(value: Any, field: str, length: int | None = None) -> bytes:
-    """Check a ``uint8[]``/``char[]`` value: ``bytes``, ``bytearray`` or a list of 0..255.
+    """Check a ``uint8[]``/``char[]`` value: ``bytes``, ``bytearray``, a list of 0..255, or a
+    base64 string (the form the rosbridge v2 protocol uses for ``uint8[]`` in JSON).
 
     Args:
         value: the user's value.
@@ -165,10 +168,18 @@ def coerce_bytes(value: Any, field: str, length: int | None = None) -> bytes:
         length: the fixed array length, or None for a variable-length array.
 
     Raises:
-        MessageError: not bytes-like, an element out of 0..255, or the wrong fixed length.
+        MessageError: not bytes-like, an element out of 0..255, invalid base64, or the wrong
+            fixed length.
     """
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
+    elif isinstance(value, str):
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MessageError(
+                f"field {field!r}: a string for uint8[] must be base64: {exc}", field=field
+            ) from exc
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
             coerce_primitive("uint8", item, f"{field}[{index}]")

@@ -515,3 +515,12 @@ def test_primitive_helpers_unchanged() -> None:
     with pytest.raises(MessageError) as info:
         coerce_primitive("int8", 200, "a.b")
     assert info.value.field == "a.b"
+
+
+def test_uint8_arrays_accept_base64_strings_as_rosbridge_sends_them() -> None:
+    from pyros.message_types import coerce_bytes
+
+    assert coerce_bytes("AAEC", "data") == b"\x00\x01\x02"
+    with pytest.raises(MessageError) as info:
+        coerce_bytes("not base64!", "data")
+    assert info.value.field == "data"
