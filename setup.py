@@ -39,7 +39,7 @@ def _long_description() -> str:
 
 # The examples/ apps; the tests run them for real (gunicorn workers, a Celery prefork pool).
 EXAMPLES_REQUIRE = ["flask", "gunicorn", "celery", "redis"]
-TEST_REQUIRE = ["pytest", "pytest-timeout", "hypothesis", *EXAMPLES_REQUIRE]
+TEST_REQUIRE = ["pytest", "pytest-timeout", "hypothesis", "roslibpy", *EXAMPLES_REQUIRE]
 
 setup(
     name="pyros",
@@ -54,7 +54,7 @@ setup(
         exclude=["tests", "tests.*", "benchmarks", "benchmarks.*"],
     ),
     package_data={"pyros": ["py.typed"]},
-    install_requires=["pyzmq", "msgpack", "psutil", "click"],
+    install_requires=["pyzmq", "msgpack", "psutil", "click", "websockets>=14"],
     extras_require={
         # ROS 1 itself (rospy, rosmaster, message packages) comes from Debian's apt packages
         # in /usr/lib/python3/dist-packages, which the pyros node appends to its own sys.path.
