@@ -21,12 +21,9 @@ also watches the node's heartbeat. Use a client from the event loop that made it
 from __future__ import annotations
 
 import asyncio
-import collections
 import inspect
 import os
-import sys
 import time
-import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
@@ -35,7 +32,13 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from pyros.client import CALL_MARGIN, REQUEST_TIMEOUT, find_node, start_owned_node
+from pyros.client import (
+    CALL_MARGIN,
+    REQUEST_TIMEOUT,
+    SubscriptionState,
+    find_node,
+    start_owned_node,
+)
 from pyros.exceptions import ForkError, NodeDiedError, NotExposedError, PyrosError, TimeoutError
 from pyros.process import NodeProcess
 from pyros.protocol import (
@@ -366,7 +369,7 @@ class Client:
             self._sub.setsockopt(zmq.UNSUBSCRIBE, MESSAGE_PREFIX + token)
 
 
-class Subscription:
+class Subscription(SubscriptionState):
     """The messages of one topic, for asyncio; ``async for`` and ``async with``.
 
     See :class:`pyros.Subscription`; :meth:`get` is a coroutine.
@@ -380,18 +383,9 @@ class Subscription:
         callback: AsyncMessageHandler | None,
         queue_size: int,
     ) -> None:
-        self.topic = topic
-        self.type: str | None = None
-        self.token = token
-        self.dropped = 0
-        self.received = 0
-        self.callback_errors = 0
+        super().__init__(topic, token, callback, queue_size)
         self._client = client
-        self._callback = callback
-        self._queue: collections.deque[dict[str, Any]] = collections.deque(maxlen=queue_size)
         self._ready = asyncio.Event()
-        self._closed = False
-        self._error: PyrosError | None = None
         self._runner: asyncio.Task[None] | None = None
         if callback is not None:
             self._runner = asyncio.ensure_future(self._run_callbacks())
@@ -465,9 +459,7 @@ class Subscription:
 
     def _deliver(self, message: dict[str, Any]) -> None:
         self.received += 1
-        if len(self._queue) == self._queue.maxlen:
-            self.dropped += 1
-        self._queue.append(message)
+        self._push(message)
         self._ready.set()
 
     def _fail(self, error: PyrosError | None) -> None:
@@ -489,9 +481,7 @@ class Subscription:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                self.callback_errors += 1
-                print(f"pyros: callback for {self.topic} raised:", file=sys.stderr)
-                traceback.print_exc()
+                self._report_callback_error()
 
     async def _stop_callbacks(self) -> None:
         if self._runner is not None and not self._runner.done():

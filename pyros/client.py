@@ -59,6 +59,7 @@ from pyros.runtime import node_directory, read_node_file, remove_node_directory
 __all__ = [
     "Client",
     "Subscription",
+    "SubscriptionState",
     "spawn",
     "connect",
     "start_owned_node",
@@ -610,7 +611,43 @@ class _CallbackThread(threading.Thread):
             self.join(5.0)
 
 
-class Subscription:
+class SubscriptionState:
+    """What the sync and asyncio subscriptions share: names, counters and the bounded queue.
+
+    Attributes:
+        topic: the absolute topic name.
+        type: the message type ``pkg/Type``, or None while the topic does not exist yet.
+        token: the stream token the node sends this subscription's messages to.
+        dropped: messages dropped because the queue was full.
+        received: messages received in all.
+        callback_errors: exceptions raised by the callback (each printed to stderr).
+    """
+
+    def __init__(self, topic: str, token: bytes, callback: Any, queue_size: int) -> None:
+        self.topic = topic
+        self.type: str | None = None
+        self.token = token
+        self.dropped = 0
+        self.received = 0
+        self.callback_errors = 0
+        self._callback = callback
+        self._queue: collections.deque[dict[str, Any]] = collections.deque(maxlen=queue_size)
+        self._closed = False
+        self._error: PyrosError | None = None
+
+    def _push(self, message: dict[str, Any]) -> None:
+        """Queue a message, dropping the oldest when full (ROS queue semantics)."""
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1
+        self._queue.append(message)
+
+    def _report_callback_error(self) -> None:
+        self.callback_errors += 1
+        print(f"pyros: callback for {self.topic} raised:", file=sys.stderr)
+        traceback.print_exc()
+
+
+class Subscription(SubscriptionState):
     """The messages of one topic, as they arrive. Iterable; a context manager.
 
     Made by :meth:`Client.subscribe`.
@@ -631,18 +668,9 @@ class Subscription:
         callback: MessageHandler | None,
         queue_size: int,
     ) -> None:
-        self.topic = topic
-        self.type: str | None = None
-        self.token = token
-        self.dropped = 0
-        self.received = 0
-        self.callback_errors = 0
+        super().__init__(topic, token, callback, queue_size)
         self._client = client
-        self._callback = callback
-        self._queue: collections.deque[dict[str, Any]] = collections.deque(maxlen=queue_size)
         self._ready = threading.Condition(threading.Lock())
-        self._closed = False
-        self._error: PyrosError | None = None
 
     def get(self, timeout: float | None = None) -> dict[str, Any]:
         """Return the next message, waiting for it.
@@ -724,9 +752,7 @@ class Subscription:
             self._client._callback_thread().jobs.put((self, message))
             return
         with self._ready:
-            if len(self._queue) == self._queue.maxlen:
-                self.dropped += 1
-            self._queue.append(message)
+            self._push(message)
             self._ready.notify()
 
     def _fail(self, error: PyrosError | None) -> None:
@@ -744,9 +770,7 @@ class Subscription:
         try:
             self._callback(message)
         except Exception:
-            self.callback_errors += 1
-            print(f"pyros: callback for {self.topic} raised:", file=sys.stderr)
-            traceback.print_exc()
+            self._report_callback_error()
 
 
 def _patterns(patterns: Iterable[str], what: str) -> list[str]:
