@@ -43,6 +43,7 @@ PUBLIC_MODULES = [
     "pyros.backends.mock",
     "pyros.cli",
     "pyros.asyncio",
+    "pyros.cloud.device_protocol",
 ]
 
 

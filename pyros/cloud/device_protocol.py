@@ -1,0 +1,551 @@
+"""The device protocol: the wire format between a cloud connector and the relay, with no I/O.
+
+This module imports no websockets and no asyncio and never reads a clock. It holds the
+constants both sides share, plain-data constructors for every message, and two decoders that
+turn one received text frame into a checked ``dict`` or raise :class:`DeviceProtocolError`:
+:func:`decode_from_device` (used by the relay) and :func:`decode_from_relay` (used by the
+connector). :func:`encode` turns a message dict into the text frame to send.
+
+The agreed specification (the contract between the relay and the connector; changes must stay
+backwards compatible) follows. Message shapes follow the rosbridge v2 protocol
+(``ROSBRIDGE_PROTOCOL.md`` in RobotWebTools/rosbridge_suite) where one exists.
+
+Transport: websocket (the ``websockets`` library, asyncio API ``websockets.asyncio.server`` /
+``client``), one JSON object per text frame, UTF-8. Relay URL path ``/device`` for connectors;
+``/`` for operators (rosbridge v2); plain HTTP ``GET /api/devices`` on the same port.
+
+Message values are JSON: plain dicts shaped like the ROS message, with ``uint8[]`` as base64
+strings (rosbridge v2 convention; pyros's node accepts base64 strings for ``uint8[]`` fields),
+time/duration as ``{"secs", "nsecs"}``. The connector converts bytes to base64 before sending.
+
+Authentication (device side):
+
+* The connector sends HTTP headers on the websocket handshake: ``Authorization: Bearer <device
+  token>`` and ``X-Pyros-Device: <device id>`` (also accepted: ``?device=<id>&token=<token>`` in
+  the URL). See :func:`handshake_headers`.
+* The relay checks the tokens file ``{"devices": {"robot1": "device-secret"}, "operators":
+  {...}}``: the token must be the one of that device id (constant-time compare). Else the
+  handshake is refused with HTTP 401 (unknown/bad token) or 403, so a device can never
+  impersonate another id.
+* Without ``--tokens`` the relay accepts only loopback peers (any device id) and says so at
+  start.
+* A second connection for a device id that is already online replaces the first (the old one
+  is closed with code 4000 "replaced", :data:`REPLACED_CLOSE_CODE`): a reconnecting robot is
+  never locked out by its own half-dead previous connection.
+
+Connector -> relay:
+
+* ``{"op": "hello", "device": "robot1", "session": "<uuid of this connector process>",
+  "topics": {"/turtle1/pose": "turtlesim/Pose"}, "services": {"/reset": "std_srvs/Empty"},
+  "commands": ["/turtle1/cmd_vel"], "dropped": {"/turtle1/pose": 12}, "version": 1}``:
+  first message after each (re)connect. ``topics``: the forwarded topics (device-local names);
+  ``services``: callable services; ``commands``: globs of topics operators may publish to;
+  ``dropped``: messages dropped from the offline buffer since the last hello, per topic (exact
+  counts). Re-sent (as a new hello) whenever the forwarded topic/service set changes.
+* ``{"op": "publish", "topic": "/turtle1/pose", "msg": {...}, "seq": 17}``: forwarded topic
+  data. ``seq`` is a per-session counter starting at 1, strictly increasing, across reconnects.
+* ``{"op": "service_response", "id": "<relay's call id>", "values": {...}, "result": true}``
+  or with ``"result": false, "values": "<error text>"`` (rosbridge shape).
+* ``{"op": "status", "level": "error"|"warning"|"info", "msg": "...", "id": "<related id?>"}``,
+  e.g. a refused command ("topic /x is not a command topic of robot1").
+* ``{"op": "subscribe", "topic": "/robot2/chat"}`` / ``{"op": "unsubscribe", ...}``:
+  device-to-device broadcast (robot chat): ask the relay for another device's forwarded topic
+  (full namespaced name); the relay then sends it ``publish`` frames for it (only if the tokens
+  file allows; by default devices may read all devices).
+
+Relay -> connector:
+
+* ``{"op": "welcome", "device": "robot1", "resume_after": <last seq this relay accepted for this
+  session, or 0>}`` after hello. The connector drops from its buffer everything with seq <=
+  resume_after and (re)sends the rest, in order.
+* ``{"op": "ack", "seq": 120}``: cumulative, everything up to 120 is accepted (sent at least
+  every :data:`ACK_INTERVAL` seconds while messages flow, or every :data:`ACK_EVERY`
+  messages). The connector keeps unacked messages in its bounded buffer and re-sends them after
+  a reconnect, so nothing accepted is lost and (the relay drops seq <= last accepted for the
+  session) nothing arrives twice.
+* ``{"op": "publish", "topic": "/turtle1/cmd_vel", "msg": {...}, "id": "..."}``: a command from
+  an operator (device-local name). The connector publishes it only if the topic matches its
+  ``--commands`` globs, else replies with a ``status`` error (id echoed). Also used for
+  device-to-device broadcast data (then ``topic`` is the full ``/robot2/chat`` name).
+* ``{"op": "call_service", "id": "c42", "service": "/reset", "args": {...}}``: the connector
+  calls it only if it matches its ``--services`` globs and answers ``service_response`` with the
+  same id; refusal or failure -> ``service_response`` with ``result: false`` and the error text.
+* ``{"op": "status", "level": "error", "msg": "...", "id": ...}``: errors about what the device
+  sent (bad JSON, unknown op, oversize frame, rate limit); the connection stays open.
+
+Relay <-> operators: rosbridge v2 at ``/`` (see :mod:`pyros.cloud.relay`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from pyros.exceptions import ProtocolError
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "DEVICE_PATH",
+    "OPERATOR_PATH",
+    "DEVICES_API_PATH",
+    "AUTHORIZATION_HEADER",
+    "DEVICE_HEADER",
+    "DEVICE_QUERY",
+    "TOKEN_QUERY",
+    "REPLACED_CLOSE_CODE",
+    "ACK_INTERVAL",
+    "ACK_EVERY",
+    "STATUS_LEVELS",
+    "DEVICE_OPS",
+    "RELAY_OPS",
+    "DeviceProtocolError",
+    "encode",
+    "decode_from_device",
+    "decode_from_relay",
+    "handshake_headers",
+    "device_query",
+    "bearer_token",
+    "hello",
+    "publish",
+    "service_response",
+    "status",
+    "subscribe",
+    "unsubscribe",
+    "welcome",
+    "ack",
+    "command",
+    "call_service",
+]
+
+PROTOCOL_VERSION = 1
+"""Version of this protocol carried in ``hello``; a relay refuses other versions."""
+
+DEVICE_PATH = "/device"
+"""URL path where connectors open their websocket."""
+
+OPERATOR_PATH = "/"
+"""URL path where operators (roslibpy, roslibjs) open their rosbridge websocket."""
+
+DEVICES_API_PATH = "/api/devices"
+"""URL path of the plain HTTP ``GET`` that lists devices as JSON."""
+
+AUTHORIZATION_HEADER = "Authorization"
+"""Handshake header carrying ``Bearer <token>`` (devices and operators)."""
+
+DEVICE_HEADER = "X-Pyros-Device"
+"""Handshake header carrying the device id of a connector."""
+
+DEVICE_QUERY = "device"
+"""URL query parameter accepted instead of :data:`DEVICE_HEADER`."""
+
+TOKEN_QUERY = "token"
+"""URL query parameter accepted instead of :data:`AUTHORIZATION_HEADER`."""
+
+REPLACED_CLOSE_CODE = 4000
+"""Websocket close code sent to a device connection replaced by a newer one of the same id."""
+
+ACK_INTERVAL = 0.05
+"""Seconds: the relay acks at least this often while a device's messages flow."""
+
+ACK_EVERY = 100
+"""The relay acks at least every this many accepted messages."""
+
+STATUS_LEVELS = frozenset({"error", "warning", "info"})
+"""Levels of a ``status`` message (rosbridge v2 also has ``none`` for ``set_level``)."""
+
+DEVICE_OPS = frozenset(
+    {"hello", "publish", "service_response", "status", "subscribe", "unsubscribe"}
+)
+"""Ops a connector may send to the relay."""
+
+RELAY_OPS = frozenset({"welcome", "ack", "publish", "call_service", "status"})
+"""Ops the relay may send to a connector."""
+
+
+class DeviceProtocolError(ProtocolError):
+    """A device-protocol frame is not JSON, not an object, or has a missing or wrong field.
+
+    Attributes:
+        id: the ``id`` field of the offending message when it had a usable one, else None, so
+            a ``status`` error can echo it.
+        op: the ``op`` field when it was a string, else None.
+    """
+
+    def __init__(self, message: str, *, id: str | None = None, op: str | None = None) -> None:
+        super().__init__(message)
+        self.id = id
+        self.op = op
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    """Return ``message`` as one text frame: compact JSON.
+
+    Args:
+        message: a message dict made by one of this module's constructors (plain JSON data).
+
+    Returns:
+        The JSON text. Non-finite floats are written as ``NaN``/``Infinity`` as Python's json
+        and roslibpy do.
+
+    Raises:
+        DeviceProtocolError: ``message`` holds something JSON cannot carry (bytes must already
+            be base64 strings).
+    """
+    try:
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise DeviceProtocolError(f"cannot encode message: {exc}") from exc
+
+
+# --- constructors: connector -> relay ----------------------------------------------------------
+
+
+def hello(
+    device: str,
+    session: str,
+    *,
+    topics: Mapping[str, str] | None = None,
+    services: Mapping[str, str] | None = None,
+    commands: Sequence[str] = (),
+    dropped: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """Return a ``hello``: the first message after each (re)connect, and on every change.
+
+    Args:
+        device: the device id (also sent in the handshake; the two must agree).
+        session: a unique id of this connector process (a uuid4 string); the relay keys its
+            "last accepted seq" by it.
+        topics: forwarded topics, device-local name -> ROS type (``"/turtle1/pose":
+            "turtlesim/Pose"``).
+        services: callable services, device-local name -> ROS type.
+        commands: globs of device-local topics operators may publish to.
+        dropped: messages dropped from the offline buffer since the last hello, per topic.
+    """
+    return {
+        "op": "hello",
+        "device": device,
+        "session": session,
+        "topics": dict(topics or {}),
+        "services": dict(services or {}),
+        "commands": list(commands),
+        "dropped": dict(dropped or {}),
+        "version": PROTOCOL_VERSION,
+    }
+
+
+def publish(topic: str, msg: Mapping[str, Any], seq: int) -> dict[str, Any]:
+    """Return a connector's ``publish``: one forwarded topic message.
+
+    Args:
+        topic: device-local topic name (``/turtle1/pose``).
+        msg: the message as plain JSON data (``uint8[]`` as base64 strings).
+        seq: per-session counter starting at 1, strictly increasing across reconnects.
+    """
+    return {"op": "publish", "topic": topic, "msg": dict(msg), "seq": seq}
+
+
+def service_response(id: str, values: Any, result: bool = True) -> dict[str, Any]:
+    """Return a ``service_response`` to the relay's ``call_service`` of the same ``id``.
+
+    Args:
+        id: the relay's call id.
+        values: the response dict when ``result`` is true, else the error text.
+        result: whether the call succeeded (rosbridge v2 ``service_response``).
+    """
+    return {"op": "service_response", "id": id, "values": values, "result": result}
+
+
+def status(level: str, msg: str, id: str | None = None) -> dict[str, Any]:
+    """Return a ``status`` message (both directions; rosbridge v2 shape).
+
+    Args:
+        level: ``"error"``, ``"warning"`` or ``"info"``.
+        msg: human-readable text.
+        id: the id of the message this status is about, if any.
+    """
+    message: dict[str, Any] = {"op": "status", "level": level, "msg": msg}
+    if id is not None:
+        message["id"] = id
+    return message
+
+
+def subscribe(topic: str) -> dict[str, Any]:
+    """Return a device's ``subscribe`` to another device's topic (``/robot2/chat``)."""
+    return {"op": "subscribe", "topic": topic}
+
+
+def unsubscribe(topic: str) -> dict[str, Any]:
+    """Return a device's ``unsubscribe`` from another device's topic."""
+    return {"op": "unsubscribe", "topic": topic}
+
+
+# --- constructors: relay -> connector ----------------------------------------------------------
+
+
+def welcome(device: str, resume_after: int) -> dict[str, Any]:
+    """Return the relay's ``welcome``, its answer to each ``hello``.
+
+    Args:
+        device: the device id.
+        resume_after: the last seq the relay accepted for this session, or 0.
+    """
+    return {"op": "welcome", "device": device, "resume_after": resume_after}
+
+
+def ack(seq: int) -> dict[str, Any]:
+    """Return a cumulative ``ack``: every message of the session up to ``seq`` is accepted."""
+    return {"op": "ack", "seq": seq}
+
+
+def command(topic: str, msg: Mapping[str, Any], id: str | None = None) -> dict[str, Any]:
+    """Return the relay's ``publish`` to a device: an operator command or broadcast data.
+
+    Args:
+        topic: device-local name for a command (``/turtle1/cmd_vel``); the full namespaced
+            name (``/robot2/chat``) for device-to-device broadcast data.
+        msg: the message as plain JSON data.
+        id: the operator's message id, echoed in a ``status`` error if the device refuses.
+    """
+    message: dict[str, Any] = {"op": "publish", "topic": topic, "msg": dict(msg)}
+    if id is not None:
+        message["id"] = id
+    return message
+
+
+def call_service(id: str, service: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the relay's ``call_service`` to a device.
+
+    Args:
+        id: a relay-generated call id; the device answers ``service_response`` with it.
+        service: device-local service name (``/reset``).
+        args: the request as plain JSON data.
+    """
+    return {"op": "call_service", "id": id, "service": service, "args": dict(args or {})}
+
+
+# --- handshake helpers -----------------------------------------------------------------------
+
+
+def handshake_headers(device: str, token: str) -> dict[str, str]:
+    """Return the HTTP headers a connector sends on its websocket handshake.
+
+    Args:
+        device: the device id.
+        token: the device's secret token from the relay's tokens file.
+    """
+    return {AUTHORIZATION_HEADER: f"Bearer {token}", DEVICE_HEADER: device}
+
+
+def device_query(device: str, token: str) -> str:
+    """Return the URL query (``device=...&token=...``) alternative to the headers."""
+    return f"{DEVICE_QUERY}={quote(device, safe='')}&{TOKEN_QUERY}={quote(token, safe='')}"
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """Return the token of an ``Authorization: Bearer <token>`` header value, or None.
+
+    Args:
+        authorization: the header value, or None when the header is absent.
+    """
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+def _load(frame: str | bytes) -> dict[str, Any]:
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        raise DeviceProtocolError("binary frames are not accepted: send JSON in a text frame")
+    try:
+        message = json.loads(frame)
+    except (ValueError, RecursionError) as exc:
+        raise DeviceProtocolError(f"bad JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise DeviceProtocolError(f"a frame must hold a JSON object, not {type(message).__name__}")
+    return message
+
+
+class _Checker:
+    """Field checks for one message; errors carry its id and op."""
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.message = message
+        raw_id = message.get("id")
+        self.id = raw_id if isinstance(raw_id, str) else None
+        raw_op = message.get("op")
+        self.op = raw_op if isinstance(raw_op, str) else None
+
+    def fail(self, text: str) -> DeviceProtocolError:
+        return DeviceProtocolError(text, id=self.id, op=self.op)
+
+    def get(self, name: str, kind: type | tuple[type, ...], what: str, default: Any = ...) -> Any:
+        if name not in self.message:
+            if default is ...:
+                raise self.fail(f"{self.op}: missing field {name!r}")
+            return default
+        value = self.message[name]
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
+            raise self.fail(f"{self.op}: field {name!r} must be {what}, not {_kind_name(value)}")
+        return value
+
+    def name(self, field: str) -> str:
+        value: str = self.get(field, str, "a string")
+        if not value.startswith("/"):
+            raise self.fail(f"{self.op}: field {field!r} must be a name starting with '/'")
+        return value
+
+    def text(self, field: str) -> str:
+        value: str = self.get(field, str, "a string")
+        if not value:
+            raise self.fail(f"{self.op}: field {field!r} must not be empty")
+        return value
+
+    def name_map(self, field: str) -> dict[str, str]:
+        value: dict[str, Any] = self.get(field, dict, "an object", {})
+        for key, item in value.items():
+            if not key.startswith("/") or not isinstance(item, str):
+                raise self.fail(f"{self.op}: {field!r} must map '/names' to type strings")
+        return dict(value)
+
+    def counter(self, field: str, minimum: int) -> int:
+        value: int = self.get(field, int, "an integer")
+        if value < minimum:
+            raise self.fail(f"{self.op}: field {field!r} must be >= {minimum}")
+        return value
+
+    def optional_id(self) -> None:
+        if "id" in self.message and not isinstance(self.message["id"], str):
+            raise self.fail(f"{self.op}: field 'id' must be a string")
+
+
+def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
+
+
+def _check_status(check: _Checker) -> dict[str, Any]:
+    level = check.get("level", str, "a string")
+    if level not in STATUS_LEVELS:
+        raise check.fail(f"status: level must be one of {sorted(STATUS_LEVELS)}, not {level!r}")
+    msg = check.get("msg", str, "a string")
+    check.optional_id()
+    return status(level, msg, check.id)
+
+
+def _check_op(check: _Checker, allowed: frozenset[str], sender: str) -> str:
+    if "op" not in check.message:
+        raise check.fail("missing field 'op'")
+    if check.op is None:
+        raise check.fail("field 'op' must be a string")
+    if check.op not in allowed:
+        raise check.fail(f"unknown op {check.op!r} from a {sender} (known: {sorted(allowed)})")
+    return check.op
+
+
+def decode_from_device(frame: str | bytes) -> dict[str, Any]:
+    """Decode and check one frame a connector sent to the relay.
+
+    Args:
+        frame: the received websocket frame (``str`` for text; ``bytes`` for binary, which is
+            always refused).
+
+    Returns:
+        A checked message with every field of its op present: ``hello`` gets empty
+        ``topics``/``services``/``commands``/``dropped`` defaults; ``subscribe`` and
+        ``unsubscribe`` keep ``topic`` only. Unknown extra fields are dropped.
+
+    Raises:
+        DeviceProtocolError: binary frame, bad JSON, not an object, unknown op, or a missing or
+            wrongly typed field (``id``/``op`` attributes set when known).
+    """
+    message = _load(frame)
+    check = _Checker(message)
+    op = _check_op(check, DEVICE_OPS, "device")
+    if op == "hello":
+        version = check.get("version", int, "an integer", PROTOCOL_VERSION)
+        if version != PROTOCOL_VERSION:
+            raise check.fail(
+                f"hello: protocol version {version} is not supported (this relay speaks "
+                f"{PROTOCOL_VERSION})"
+            )
+        commands = check.get("commands", list, "an array of globs", [])
+        if not all(isinstance(item, str) for item in commands):
+            raise check.fail("hello: 'commands' must be an array of strings")
+        dropped = check.get("dropped", dict, "an object", {})
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in dropped.values()):
+            raise check.fail("hello: 'dropped' must map topic names to integer counts")
+        return hello(
+            check.text("device"),
+            check.text("session"),
+            topics=check.name_map("topics"),
+            services=check.name_map("services"),
+            commands=commands,
+            dropped=dropped,
+        )
+    if op == "publish":
+        msg = check.get("msg", dict, "an object")
+        return publish(check.name("topic"), msg, check.counter("seq", 1))
+    if op == "service_response":
+        call_id = check.text("id")
+        result = check.get("result", bool, "a boolean")
+        values = message.get("values", {} if result else "")
+        if result and not isinstance(values, dict):
+            raise check.fail("service_response: 'values' must be an object when result is true")
+        if not result and not isinstance(values, str):
+            values = encode({"values": values})
+        return service_response(call_id, values, result)
+    if op == "status":
+        return _check_status(check)
+    return {"op": op, "topic": check.name("topic")}
+
+
+def decode_from_relay(frame: str | bytes) -> dict[str, Any]:
+    """Decode and check one frame the relay sent to a connector.
+
+    Args:
+        frame: the received websocket frame.
+
+    Returns:
+        A checked message: ``publish`` has ``topic``, ``msg`` and ``id`` (None when absent);
+        ``call_service`` has ``id``, ``service`` and ``args`` (``{}`` when absent).
+
+    Raises:
+        DeviceProtocolError: as :func:`decode_from_device`.
+    """
+    message = _load(frame)
+    check = _Checker(message)
+    op = _check_op(check, RELAY_OPS, "relay")
+    if op == "welcome":
+        return welcome(check.text("device"), check.counter("resume_after", 0))
+    if op == "ack":
+        return ack(check.counter("seq", 0))
+    if op == "publish":
+        check.optional_id()
+        msg = check.get("msg", dict, "an object")
+        result = command(check.name("topic"), msg, check.id)
+        result.setdefault("id", None)
+        return result
+    if op == "call_service":
+        args = check.get("args", dict, "an object", {})
+        return call_service(check.text("id"), check.name("service"), args)
+    return _check_status(check)
