@@ -37,6 +37,7 @@ from pyros.client import (
     REQUEST_TIMEOUT,
     SubscriptionState,
     find_node,
+    node_exited,
     start_owned_node,
 )
 from pyros.exceptions import ForkError, NodeDiedError, NotExposedError, PyrosError, TimeoutError
@@ -343,11 +344,7 @@ class Client:
                         target = self._subscriptions.get(event.token)
                         if target is not None:
                             target._deliver(event.message)
-            error = stream.node_dead(time.monotonic())
-            if error is None and self._process is not None:
-                code = self._process.exit_code()
-                if code is not None:
-                    error = NodeDiedError(f"the node process exited with code {code}")
+            error = stream.node_dead(time.monotonic()) or node_exited(self._process, self.node_pid)
             if error is not None:
                 self._die(error)
                 return

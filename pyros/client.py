@@ -7,8 +7,8 @@ Sockets and threads:
   16 threads can wait on 16 requests at once;
 * one stream thread owns the SUB socket: it receives heartbeats and topic messages, queues
   messages on their :class:`Subscription`, and declares the node dead after
-  :data:`~pyros.protocol.HEARTBEAT_TIMEOUT` seconds of silence (or at once when an owned node
-  process exits), which fails every pending and later call with :class:`NodeDiedError`;
+  :data:`~pyros.protocol.HEARTBEAT_TIMEOUT` seconds of silence, or within 0.1 s when the node
+  process is gone, which fails every pending and later call with :class:`NodeDiedError`;
 * subscriptions with a callback get their messages on one callback thread per client, so a slow
   callback never delays heartbeats.
 
@@ -64,6 +64,7 @@ __all__ = [
     "connect",
     "start_owned_node",
     "find_node",
+    "node_exited",
     "REQUEST_TIMEOUT",
     "CALL_MARGIN",
 ]
@@ -224,7 +225,7 @@ class Client:
         self._dead_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._context = zmq.Context()
         self._local = threading.local()
-        self._dealers: list[zmq.Socket[bytes]] = []
+        self._dealers: list[tuple[threading.Thread, zmq.Socket[bytes]]] = []
         self._dealers_lock = threading.Lock()
         self._subscriptions: weakref.WeakValueDictionary[bytes, Subscription] = (
             weakref.WeakValueDictionary()
@@ -384,7 +385,7 @@ class Client:
         if self._callbacks is not None:
             self._callbacks.stop()
         with self._dealers_lock:
-            for socket in self._dealers:
+            for _, socket in self._dealers:
                 socket.close(linger=0)
             self._dealers.clear()
         self._context.term()
@@ -430,7 +431,12 @@ class Client:
             socket.linger = 0
             socket.connect(self._request_endpoint)
             with self._dealers_lock:
-                self._dealers.append(socket)
+                # Reclaim the sockets of threads that have ended (a server that starts a
+                # thread per request would otherwise leave one socket behind per request).
+                for thread, old in [pair for pair in self._dealers if not pair[0].is_alive()]:
+                    old.close(linger=0)
+                    self._dealers.remove((thread, old))
+                self._dealers.append((threading.current_thread(), socket))
             connection = _Connection(socket, self._dead_fd)
             self._local.connection = connection
         return connection
@@ -483,6 +489,23 @@ class Client:
         return self._callbacks
 
 
+def node_exited(process: NodeProcess | None, pid: int) -> NodeDiedError | None:
+    """Return the error to raise if the node process is gone, else None.
+
+    Nodes always run on this machine, so their process can be checked directly: this notices
+    a killed node within one stream poll (0.1 s), while the heartbeat timeout stays a
+    backstop for a node that is alive but stuck.
+    """
+    if process is not None:
+        code = process.exit_code()
+        if code is not None:
+            return NodeDiedError(f"the node process exited with code {code}")
+        return None
+    if not pid_alive(pid):
+        return NodeDiedError(f"the node process {pid} is gone")
+    return None
+
+
 def _outcome(event: Reply | Failure) -> Any:
     if isinstance(event, Failure):
         raise event.error
@@ -507,6 +530,7 @@ class _StreamThread(threading.Thread):
         super().__init__(name=f"pyros-stream-{client.name}", daemon=True)
         self._client = weakref.ref(client)
         self._process = client._process
+        self._pid = client.node_pid
         self._subscriptions = client._subscriptions
         self._context = client._context
         self._endpoint = endpoint
@@ -576,11 +600,7 @@ class _StreamThread(threading.Thread):
                         continue
             if dead:
                 continue
-            error = stream.node_dead(time.monotonic())
-            if error is None and self._process is not None:
-                code = self._process.exit_code()
-                if code is not None:
-                    error = NodeDiedError(f"the node process exited with code {code}")
+            error = stream.node_dead(time.monotonic()) or node_exited(self._process, self._pid)
             if error is not None:
                 client = self._client()
                 if client is not None:

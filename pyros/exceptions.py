@@ -90,7 +90,7 @@ class ParamNotSetError(PyrosError, KeyError):
 
 
 class NodeDiedError(PyrosError):
-    """The node process exited or stopped answering (no heartbeat for about a second)."""
+    """The node process is gone (noticed within 0.1 s) or stuck (no heartbeat for 3 s)."""
 
 
 class TimeoutError(PyrosError, builtins.TimeoutError):

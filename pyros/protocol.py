@@ -73,8 +73,12 @@ PROTOCOL_VERSION = 1
 HEARTBEAT_INTERVAL = 0.2
 """Seconds between two node heartbeats."""
 
-HEARTBEAT_TIMEOUT = 1.0
-"""Seconds of silence after which a client declares the node dead."""
+HEARTBEAT_TIMEOUT = 3.0
+"""Seconds of heartbeat silence after which a client declares the node dead.
+
+A node that exits is noticed sooner, from its process (see ``pyros.client.node_exited``); this
+catches a node that is alive but stuck, and is long enough that a busy 2-core machine does not
+make a healthy node look dead."""
 
 OPS = frozenset(
     {

@@ -457,3 +457,29 @@ def test_running_the_node_module_prints_no_warning() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr
+
+
+def test_sockets_of_ended_threads_are_reclaimed(robot: pyros.Client) -> None:
+    for _ in range(40):
+        worker = threading.Thread(target=robot.topics)
+        worker.start()
+        worker.join(limit(10))
+    robot.topics()
+    assert len(robot._dealers) <= 3  # this thread's, and at most a couple not yet swept
+
+
+def test_a_connected_client_notices_a_killed_shared_node_quickly() -> None:
+    from pyros.shared import start_shared
+
+    report = start_shared("killed_shared", idle_timeout=None)
+    with pyros.connect("killed_shared") as client:
+        os.kill(report["pid"], signal.SIGKILL)
+        killed = time.monotonic()
+        with pytest.raises(pyros.NodeDiedError):
+            while True:
+                client.info()
+                time.sleep(0.02)
+        assert time.monotonic() - killed < limit(1.0)
+    from pyros.runtime import remove_node_directory
+
+    remove_node_directory(RUNTIME_DIR / "killed_shared")
