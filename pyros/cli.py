@@ -284,6 +284,100 @@ def node_status(name: str) -> None:
 
 
 @cli.command()
+@click.option("--relay", required=True, help="Relay URL: ws://HOST:PORT or wss://HOST:PORT.")
+@click.option("--device", required=True, help="This robot's device id at the relay.")
+@click.option(
+    "--token",
+    required=True,
+    envvar="PYROS_DEVICE_TOKEN",
+    help="The device's token (or set PYROS_DEVICE_TOKEN, which ps does not show).",
+)
+@click.option("--name", help="Use the running shared node of this name instead of spawning.")
+@click.option("--backend", default="mock", show_default=True, help="Backend to spawn.")
+@click.option("--master-uri", help="ros1: ROS master URI (else ROS_MASTER_URI).")
+@click.option("--domain-id", type=int, help="ros2: ROS_DOMAIN_ID.")
+@click.option("--url", help="rosbridge: websocket URL of the rosbridge server.")
+@click.option("--topics", multiple=True, help="Glob of topics to forward (repeat).")
+@click.option("--commands", multiple=True, help="Glob of topics operators may publish to.")
+@click.option("--services", multiple=True, help="Glob of services operators may call.")
+@click.option(
+    "--rate", "rates", multiple=True, metavar="TOPIC=HZ", help="Forward TOPIC (a glob) at most HZ."
+)
+@click.option(
+    "--buffer",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Messages kept while the relay is unreachable (the oldest are dropped and counted).",
+)
+@click.option("--poll-interval", type=float, default=1.0, show_default=True, help="Seconds.")
+@click.option("--call-timeout", type=float, default=10.0, show_default=True, help="Seconds.")
+@click.option("--ready-timeout", type=float, default=10.0, show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def connector(
+    relay: str,
+    device: str,
+    token: str,
+    name: str | None,
+    backend: str,
+    master_uri: str | None,
+    domain_id: int | None,
+    url: str | None,
+    topics: tuple[str, ...],
+    commands: tuple[str, ...],
+    services: tuple[str, ...],
+    rates: tuple[str, ...],
+    buffer: int,
+    poll_interval: float,
+    call_timeout: float,
+    ready_timeout: float,
+    log_level: str,
+) -> None:
+    """Forward a robot's topics to a relay and take commands from it, until Ctrl-C.
+
+    Reconnects by itself; exits 1 if the relay refuses the token or another connector takes
+    over the device id.
+    """
+    import asyncio
+    import logging
+
+    from pyros.cloud.connector import parse_rate, run_connector, run_until_signal
+
+    try:
+        rate_limits = dict(parse_rate(text) for text in rates)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rate") from exc
+    logging.basicConfig(
+        level=log_level.upper(), format="pyros connector: %(levelname)s: %(message)s"
+    )
+    asyncio.run(
+        run_until_signal(
+            run_connector(
+                relay=relay,
+                device=device,
+                token=token,
+                backend=backend,
+                name=name,
+                topics=topics,
+                commands=commands,
+                services=services,
+                rates=rate_limits,
+                buffer=buffer,
+                ready_timeout=ready_timeout,
+                backend_options=_backend_options(master_uri, domain_id, url),
+                poll_interval=poll_interval,
+                call_timeout=call_timeout,
+            )
+        )
+    )
+
+
+@cli.command()
 @click.option("--duration", type=float, default=5.0, show_default=True, help="Seconds to drive.")
 @click.option("--rate", type=float, default=5.0, show_default=True, help="Poses printed per s.")
 def demo(duration: float, rate: float) -> None:

@@ -44,6 +44,8 @@ PUBLIC_MODULES = [
     "pyros.cli",
     "pyros.asyncio",
     "pyros.cloud.device_protocol",
+    "pyros.cloud.connector",
+    "pyros.cloud.connector_buffer",
 ]
 
 
