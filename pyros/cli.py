@@ -403,6 +403,106 @@ def demo(duration: float, rate: float) -> None:
     click.echo("done")
 
 
+@cli.command("relay")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=9090, show_default=True, help="TCP port; 0: any free.")
+@click.option(
+    "--tokens",
+    "tokens_file",
+    type=click.Path(dir_okay=False),
+    help="JSON tokens file; without it only loopback clients are accepted.",
+)
+@click.option("--certfile", type=click.Path(dir_okay=False), help="TLS certificate (PEM): wss.")
+@click.option("--keyfile", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
+@click.option("--max-message-bytes", type=click.IntRange(min=1), default=1 << 20, show_default=True)
+@click.option(
+    "--max-frame-bytes",
+    type=click.IntRange(min=1),
+    default=16 << 20,
+    show_default=True,
+    help="Hard cap: a larger frame closes the connection (1009).",
+)
+@click.option("--send-queue", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--send-queue-bytes", type=click.IntRange(min=1), default=64 << 20, show_default=True)
+@click.option("--rate-limit", type=float, default=1000.0, show_default=True, help="Msgs/s/conn.")
+@click.option("--rate-burst", type=float, default=10000.0, show_default=True, help="Messages.")
+@click.option("--service-timeout", type=float, default=10.0, show_default=True, help="Seconds.")
+@click.option("--auth-timeout", type=float, default=10.0, show_default=True, help="Seconds.")
+@click.option("--ping-interval", type=float, default=20.0, show_default=True, help="Seconds.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+)
+def relay_command(
+    host: str,
+    port: int,
+    tokens_file: str | None,
+    certfile: str | None,
+    keyfile: str | None,
+    max_message_bytes: int,
+    max_frame_bytes: int,
+    send_queue: int,
+    send_queue_bytes: int,
+    rate_limit: float,
+    rate_burst: float,
+    service_timeout: float,
+    auth_timeout: float,
+    ping_interval: float,
+    log_level: str,
+) -> None:
+    """Run the websocket relay: connectors at /device, rosbridge v2 operators at /.
+
+    Prints "listening on ws://HOST:PORT" once ready; stops on Ctrl-C or SIGTERM.
+    """
+    import logging
+
+    from pyros.cloud.auth import Tokens
+    from pyros.cloud.limits import Limits
+    from pyros.cloud.relay import run, tls_context
+
+    try:
+        limits = Limits(
+            max_message_bytes=max_message_bytes,
+            max_frame_bytes=max_frame_bytes,
+            send_queue=send_queue,
+            send_queue_bytes=send_queue_bytes,
+            rate=rate_limit,
+            burst=rate_burst,
+            service_timeout=service_timeout,
+            auth_timeout=auth_timeout,
+            ping_interval=ping_interval if ping_interval > 0 else None,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if keyfile and not certfile:
+        raise click.UsageError("--keyfile needs --certfile")
+    logging.basicConfig(level=log_level.upper(), format="pyros relay: %(levelname)s: %(message)s")
+    tokens = Tokens.load(tokens_file) if tokens_file else None
+    if tokens is None:
+        click.echo(
+            "pyros relay: no --tokens file: accepting only loopback clients, each allowed to "
+            "read and command every device",
+            err=True,
+        )
+    try:
+        context = tls_context(certfile, keyfile) if certfile else None
+    except OSError as exc:
+        raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from exc
+    try:
+        run(
+            host,
+            port,
+            tokens=tokens,
+            limits=limits,
+            ssl_context=context,
+            announce=lambda line: click.echo(f"pyros relay: {line}"),
+        )
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``pyros`` command; return its exit code."""
     try:

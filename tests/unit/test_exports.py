@@ -44,6 +44,11 @@ PUBLIC_MODULES = [
     "pyros.cli",
     "pyros.asyncio",
     "pyros.cloud.device_protocol",
+    "pyros.cloud.auth",
+    "pyros.cloud.limits",
+    "pyros.cloud.store",
+    "pyros.cloud.rosbridge",
+    "pyros.cloud.relay",
     "pyros.cloud.connector",
     "pyros.cloud.connector_buffer",
 ]

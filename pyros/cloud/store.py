@@ -1,0 +1,196 @@
+"""The relay's memory: the device registry and the latest value of every forwarded topic.
+
+No I/O and no clock: callers pass ``now`` (wall-clock seconds since the epoch, as
+:func:`time.time` gives; it is what ``GET /api/devices`` reports as ``last_seen``).
+
+A device appears at its first connection and is never forgotten while the relay runs: when it
+goes offline its latest values stay, so a late operator still gets the last pose (marked
+offline in ``/api/devices``). Per device and connector session the store remembers the last
+accepted ``seq`` (the device protocol's de-duplication: a re-sent message with seq <= that is
+dropped, see :mod:`pyros.cloud.device_protocol`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Latest", "DeviceRecord", "Registry", "split_name", "full_name"]
+
+_SESSIONS_KEPT = 4
+"""Sessions per device whose last seq is remembered (a connector restart starts a new one)."""
+
+
+def full_name(device: str, local: str) -> str:
+    """Return the operator-side name of a device-local name: ``/robot1`` + ``/turtle1/pose``."""
+    return f"/{device}{local}"
+
+
+def split_name(name: str) -> tuple[str, str] | None:
+    """Split an operator-side name into (device id, device-local name).
+
+    Args:
+        name: ``/robot1/turtle1/pose``.
+
+    Returns:
+        ``("robot1", "/turtle1/pose")``, or None when the name has no device part or no local
+        part (``/robot1``, ``robot1/x``, ``/``).
+    """
+    if not name.startswith("/"):
+        return None
+    device, slash, rest = name[1:].partition("/")
+    if not device or not slash or not rest:
+        return None
+    return device, "/" + rest
+
+
+@dataclass
+class Latest:
+    """The last accepted message of one topic.
+
+    Attributes:
+        msg: the message (plain JSON data).
+        frame: the rosbridge ``publish`` frame already encoded for operators.
+        stamp: wall-clock seconds when it was accepted.
+    """
+
+    msg: dict[str, Any]
+    frame: str
+    stamp: float
+
+
+@dataclass
+class DeviceRecord:
+    """What the relay knows about one device.
+
+    Attributes:
+        id: the device id.
+        online: whether a connector is connected for it now.
+        last_seen: wall-clock seconds of the last frame received from it (or of its connection).
+        topics: forwarded topics from its last hello, device-local name -> type.
+        services: callable services, device-local name -> type.
+        commands: globs of its device-local topics operators may publish to.
+        dropped: messages its connector dropped while offline, per topic, summed over hellos.
+        received: messages accepted from it (duplicates not counted).
+        latest: device-local topic -> :class:`Latest`.
+        session: the connector session of the last hello.
+        last_status: the last ``status`` it sent that was not about an operator's request.
+    """
+
+    id: str
+    online: bool = False
+    last_seen: float = 0.0
+    topics: dict[str, str] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    received: int = 0
+    latest: dict[str, Latest] = field(default_factory=dict)
+    session: str | None = None
+    last_status: dict[str, Any] | None = None
+    _seqs: OrderedDict[str, int] = field(default_factory=OrderedDict)
+
+    def last_seq(self, session: str | None = None) -> int:
+        """Return the last accepted seq of ``session`` (default: the current one), or 0."""
+        key = self.session if session is None else session
+        return self._seqs.get(key, 0) if key is not None else 0
+
+    def describe(self) -> dict[str, Any]:
+        """Return this device as ``GET /api/devices`` lists it (plain JSON data)."""
+        return {
+            "id": self.id,
+            "online": self.online,
+            "last_seen": self.last_seen,
+            "topics": dict(self.topics),
+            "services": dict(self.services),
+            "commands": list(self.commands),
+            "dropped": dict(self.dropped),
+            "received": self.received,
+            "latest": {topic: latest.stamp for topic, latest in self.latest.items()},
+            "last_status": self.last_status,
+        }
+
+
+class Registry:
+    """Every device the relay has seen, by id."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, DeviceRecord] = {}
+
+    def get(self, device: str) -> DeviceRecord | None:
+        """Return the record of ``device``, or None if it never connected."""
+        return self.devices.get(device)
+
+    def connected(self, device: str, now: float) -> DeviceRecord:
+        """Record that a connector for ``device`` connected; return its record."""
+        record = self.devices.get(device)
+        if record is None:
+            record = self.devices[device] = DeviceRecord(device)
+        record.online = True
+        record.last_seen = now
+        return record
+
+    def disconnected(self, device: str, now: float) -> None:
+        """Record that the connector of ``device`` is gone (its latest values stay)."""
+        record = self.devices.get(device)
+        if record is not None:
+            record.online = False
+            record.last_seen = now
+
+    def hello(self, device: str, message: dict[str, Any], now: float) -> int:
+        """Apply a checked ``hello`` (see :func:`pyros.cloud.device_protocol.decode_from_device`).
+
+        Returns:
+            ``resume_after`` for the welcome: the last seq accepted for the hello's session.
+        """
+        record = self.connected(device, now)
+        record.topics = dict(message["topics"])
+        record.services = dict(message["services"])
+        record.commands = list(message["commands"])
+        for topic, count in message["dropped"].items():
+            record.dropped[topic] = record.dropped.get(topic, 0) + count
+        session: str = message["session"]
+        record.session = session
+        if session not in record._seqs:
+            record._seqs[session] = 0
+            while len(record._seqs) > _SESSIONS_KEPT:
+                record._seqs.popitem(last=False)
+        record._seqs.move_to_end(session)
+        return record._seqs[session]
+
+    def accept(self, record: DeviceRecord, seq: int, now: float) -> bool:
+        """Record message ``seq`` of the current session; return False for a duplicate.
+
+        A gap (seq > last + 1) is accepted: the connector dropped messages while offline and
+        reports them in its next hello's ``dropped``.
+        """
+        record.last_seen = now
+        session = record.session
+        if session is None:
+            raise ValueError(f"device {record.id} sent data before hello")
+        if seq <= record._seqs.get(session, 0):
+            return False
+        record._seqs[session] = seq
+        record.received += 1
+        return True
+
+    def store(
+        self, record: DeviceRecord, topic: str, msg: dict[str, Any], frame: str, now: float
+    ) -> None:
+        """Keep ``msg`` (and its encoded operator frame) as the latest value of ``topic``."""
+        record.latest[topic] = Latest(msg, frame, now)
+
+    def describe(self, may_read: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+        """Return ``GET /api/devices``'s list, sorted by id.
+
+        Args:
+            may_read: a predicate on device ids; only devices it accepts are listed. None lists
+                every device.
+        """
+        return [
+            record.describe()
+            for device, record in sorted(self.devices.items())
+            if may_read is None or may_read(device)
+        ]
