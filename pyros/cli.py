@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -381,26 +380,17 @@ def connector(
 @click.option("--duration", type=float, default=5.0, show_default=True, help="Seconds to drive.")
 @click.option("--rate", type=float, default=5.0, show_default=True, help="Poses printed per s.")
 def demo(duration: float, rate: float) -> None:
-    """Drive the mock backend's simulated turtle in a circle and print its pose."""
-    with pyros.spawn("mock", topics=["/turtle1/*"], services=["/reset"]) as robot:
-        robot.call("/reset")
-        twist = {"linear": {"x": 2.0}, "angular": {"z": 1.0}}
-        click.echo("driving /turtle1 in a circle: linear.x=2.0 m/s, angular.z=1.0 rad/s")
-        with robot.subscribe("/turtle1/pose", queue_size=1) as poses:
-            start = time.monotonic()
-            next_print = start
-            while (elapsed := time.monotonic() - start) < duration:
-                robot.publish("/turtle1/cmd_vel", twist)
-                pose = poses.get(timeout=2.0)
-                if time.monotonic() >= next_print:
-                    click.echo(
-                        f"t={elapsed:4.1f}s  x={pose['x']:6.3f}  y={pose['y']:6.3f}  "
-                        f"theta={math.degrees(pose['theta']):7.1f} deg  "
-                        f"v={pose['linear_velocity']:.2f}"
-                    )
-                    next_print += 1.0 / rate
-        robot.publish("/turtle1/cmd_vel", {})
-    click.echo("done")
+    """Drive the mock turtle in a circle through the whole cloud chain and print its pose.
+
+    One machine, loopback only: a mock robot node, a relay on a free port, a cloud connector,
+    and an operator speaking rosbridge v2 that sends the circle command and prints the poses
+    coming back through the relay.
+    """
+    import asyncio
+
+    from pyros.cloud.connector_demo import run_demo
+
+    asyncio.run(run_demo(duration, rate, click.echo))
 
 
 @cli.command("relay")

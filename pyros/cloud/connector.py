@@ -337,7 +337,10 @@ class Connector:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             for subscription in self._subscriptions:
-                await subscription.close()
+                try:
+                    await subscription.close()
+                except PyrosError:
+                    pass  # the client closed or the node died meanwhile: nothing to unsubscribe
 
     # --- tasks ---------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ PUBLIC_MODULES = [
     "pyros.cloud.relay",
     "pyros.cloud.connector",
     "pyros.cloud.connector_buffer",
+    "pyros.cloud.connector_demo",
 ]
 
 
