@@ -309,6 +309,18 @@ def node_status(name: str) -> None:
     show_default=True,
     help="Messages kept while the relay is unreachable (the oldest are dropped and counted).",
 )
+@click.option(
+    "--buffer-bytes",
+    type=click.IntRange(min=1),
+    default=64 << 20,
+    show_default=True,
+    help="The same bound in bytes of JSON (about).",
+)
+@click.option(
+    "--cafile",
+    type=click.Path(dir_okay=False, exists=True),
+    help="CA certificates (PEM) for a wss:// relay with a self-signed certificate.",
+)
 @click.option("--poll-interval", type=float, default=1.0, show_default=True, help="Seconds.")
 @click.option("--call-timeout", type=float, default=10.0, show_default=True, help="Seconds.")
 @click.option("--ready-timeout", type=float, default=10.0, show_default=True)
@@ -332,6 +344,8 @@ def connector(
     services: tuple[str, ...],
     rates: tuple[str, ...],
     buffer: int,
+    buffer_bytes: int,
+    cafile: str | None,
     poll_interval: float,
     call_timeout: float,
     ready_timeout: float,
@@ -367,6 +381,8 @@ def connector(
                 services=services,
                 rates=rate_limits,
                 buffer=buffer,
+                buffer_bytes=buffer_bytes,
+                cafile=cafile,
                 ready_timeout=ready_timeout,
                 backend_options=_backend_options(master_uri, domain_id, url),
                 poll_interval=poll_interval,

@@ -42,6 +42,7 @@ import ipaddress
 import logging
 import random
 import signal
+import ssl
 import time
 import uuid
 from collections import deque
@@ -71,6 +72,7 @@ __all__ = [
     "parse_rate",
     "to_json_data",
     "BUFFER_SIZE",
+    "BUFFER_BYTES",
     "POLL_INTERVAL",
     "CALL_TIMEOUT",
     "RECONNECT_INITIAL",
@@ -85,6 +87,9 @@ logger = logging.getLogger("pyros.cloud.connector")
 
 BUFFER_SIZE = 10_000
 """Default bound of the outgoing buffer, in messages (unacknowledged plus unsent)."""
+
+BUFFER_BYTES = 64 << 20
+"""Default bound of the outgoing buffer, in characters of encoded JSON (about bytes)."""
 
 POLL_INTERVAL = 1.0
 """Seconds between two looks for new topics and services."""
@@ -236,16 +241,19 @@ class Connector:
         rates: glob -> highest rate in Hz for the matching topics (the first match wins); the
             latest message is kept and sent at most that often.
         buffer: the bound of the outgoing buffer, in messages.
+        buffer_bytes: the bound of the outgoing buffer, in characters of JSON (about bytes).
         poll_interval: seconds between two looks for new topics and services.
         call_timeout: seconds a service call from the relay may take.
         backoff: the reconnect delays (default :class:`Backoff` ``()``).
         open_timeout: seconds the websocket opening handshake may take.
         ping_interval: seconds between keepalive pings.
         ping_timeout: seconds to wait for a pong.
+        ssl_context: TLS settings for a ``wss://`` relay (default: the system's CAs, with
+            hostname checks); ignored for ``ws://``.
 
     Raises:
         ConnectorError: a malformed relay URL.
-        ValueError: ``buffer`` below 1.
+        ValueError: ``buffer`` or ``buffer_bytes`` below 1.
     """
 
     def __init__(
@@ -260,19 +268,21 @@ class Connector:
         services: Iterable[str] = (),
         rates: Mapping[str, float] | None = None,
         buffer: int = BUFFER_SIZE,
+        buffer_bytes: int = BUFFER_BYTES,
         poll_interval: float = POLL_INTERVAL,
         call_timeout: float = CALL_TIMEOUT,
         backoff: Backoff | None = None,
         open_timeout: float = OPEN_TIMEOUT,
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.client = client
         self.url = device_url(relay)
         self.device = device
         self.session = str(uuid.uuid4())
         """This connector's session id: the relay keys its last accepted seq by it."""
-        self.buffer = SendBuffer(buffer)
+        self.buffer = SendBuffer(buffer, max_bytes=buffer_bytes)
         """The outgoing buffer (seq numbers, acks, drop counts)."""
         self.connections = 0
         """Connections that got a ``welcome`` so far."""
@@ -291,6 +301,9 @@ class Connector:
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
+        self._tls: dict[str, Any] = (
+            {"ssl": ssl_context} if ssl_context and self.url.startswith("wss:") else {}
+        )
         self._advertised: tuple[dict[str, str], dict[str, str]] | None = None
         self._hello_due = True
         self._control: deque[str] = deque()
@@ -437,6 +450,7 @@ class Connector:
                     ping_timeout=self._ping_timeout,
                     close_timeout=_CLOSE_TIMEOUT,
                     proxy=None if _is_loopback(self.url) else True,
+                    **self._tls,
                 ) as websocket:
                     logger.info("connected to %s as device %s", self.url, self.device)
                     try:
@@ -637,6 +651,7 @@ async def run_connector(
     buffer: int = BUFFER_SIZE,
     ready_timeout: float = 10.0,
     backend_options: Mapping[str, Any] | None = None,
+    cafile: str | None = None,
     **connector_options: Any,
 ) -> None:
     """Open the robot's node, then run a :class:`Connector` on it until cancelled.
@@ -650,6 +665,8 @@ async def run_connector(
         name: use the running shared node of this name instead of spawning one.
         ready_timeout: seconds to wait for the node.
         backend_options: ``master_uri``, ``domain_id``, ``url``... as :func:`pyros.spawn`.
+        cafile: PEM file of the CA certificates that a ``wss://`` relay's certificate must
+            chain to (a self-signed relay); None uses the system's CAs.
         **connector_options: more :class:`Connector` arguments (``poll_interval``...).
 
     Raises:
@@ -657,6 +674,11 @@ async def run_connector(
         ConnectorError, NodeDiedError: as :meth:`Connector.run`.
     """
     topics, commands, services = list(topics), list(commands), list(services)
+    if cafile is not None:
+        try:
+            connector_options["ssl_context"] = ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectorError(f"cannot load the CA file {cafile}: {exc}") from exc
     if name:
         client = await pyros.asyncio.connect(name, timeout=ready_timeout)
     else:

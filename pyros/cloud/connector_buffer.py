@@ -12,8 +12,8 @@ The rules come from the device protocol (:mod:`pyros.cloud.device_protocol`):
 * a message stays buffered until the relay acknowledges it (cumulative ``ack``, or the
   ``resume_after`` of a ``welcome``), so what was in flight when a connection died is sent
   again on the next one, in order;
-* the buffer is bounded: when full, the oldest message is dropped and counted per topic, and the
-  counts go to the relay in the next ``hello`` (``dropped``).
+* the buffer is bounded, in messages and in size: when full, the oldest message is dropped and
+  counted per topic, and the counts go to the relay in the next ``hello`` (``dropped``).
 
 Counts are exact. A dropped message that was never sent is certainly lost. One that was sent but
 not yet acknowledged may have reached the relay: it is held as *uncertain* until the relay says
@@ -54,18 +54,27 @@ class SendBuffer:
 
     Args:
         capacity: the most messages held (sent-but-unacknowledged plus unsent); at least 1.
+        max_bytes: the most encoded frame text held, in characters (bytes for ASCII JSON);
+            None for no size bound. The newest message is always kept, however large.
         max_uncertain: the most dropped-while-unacknowledged messages remembered until the relay
             resolves them; beyond it the oldest is counted as dropped (only a relay that stops
             acknowledging gets there). Default: ``capacity``.
 
     Raises:
-        ValueError: ``capacity`` is below 1.
+        ValueError: ``capacity`` or ``max_bytes`` is below 1.
     """
 
-    def __init__(self, capacity: int, *, max_uncertain: int | None = None) -> None:
+    def __init__(
+        self, capacity: int, *, max_bytes: int | None = None, max_uncertain: int | None = None
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"the buffer capacity must be at least 1 message, got {capacity}")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"the buffer size bound must be at least 1 byte, got {max_bytes}")
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        """Characters of encoded frames held now."""
         self.max_uncertain = capacity if max_uncertain is None else max_uncertain
         self.last_seq = 0
         """The seq of the newest message added (0 before the first)."""
@@ -100,7 +109,10 @@ class SendBuffer:
         frame = device_protocol.encode(device_protocol.publish(topic, message, seq))
         self.last_seq = seq
         self._entries.append(BufferedMessage(seq, topic, frame))
-        while len(self._entries) > self.capacity:
+        self.bytes += len(frame)
+        while len(self._entries) > self.capacity or (
+            self.max_bytes is not None and self.bytes > self.max_bytes and len(self._entries) > 1
+        ):
             self._drop_oldest()
         return seq
 
@@ -201,6 +213,7 @@ class SendBuffer:
 
     def _drop_oldest(self) -> None:
         entry = self._entries.popleft()
+        self.bytes -= len(entry.frame)
         if self._cursor > 0:
             self._cursor -= 1
         if entry.seq <= self._highest_sent and entry.seq > self.acked:
@@ -226,6 +239,6 @@ class SendBuffer:
 
     def _trim(self, accepted: int) -> None:
         while self._entries and self._entries[0].seq <= accepted:
-            self._entries.popleft()
+            self.bytes -= len(self._entries.popleft().frame)
             if self._cursor > 0:
                 self._cursor -= 1

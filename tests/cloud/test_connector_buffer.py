@@ -208,3 +208,26 @@ def test_device_url() -> None:
 def test_to_json_data_is_json() -> None:
     data = to_json_data({"a": (1, b"\x01"), "b": {"c": bytearray(b"xy")}, "d": None})
     assert json.loads(json.dumps(data)) == {"a": [1, "AQ=="], "b": {"c": "eHk="}, "d": None}
+
+
+def test_a_size_bound_drops_the_oldest_but_keeps_the_newest() -> None:
+    buffer = SendBuffer(100, max_bytes=200)
+    small = [buffer.add("/small", {"data": n}) for n in range(3)]
+    size = buffer.bytes
+    assert size == sum(len(e) for e in _frames(buffer)) and len(small) == 3
+    big = buffer.add("/big", {"data": "x" * 500})
+    assert buffer.seqs() == [big]  # the newest stays, however large
+    assert buffer.take_dropped() == {"/small": 3}
+    buffer.add("/small", {"data": 1})
+    assert buffer.seqs() == [big + 1]
+    assert buffer.take_dropped() == {"/big": 1}
+    buffer.welcome(0)
+    drain(buffer)
+    buffer.ack(buffer.last_seq)
+    assert len(buffer) == 0 and buffer.bytes == 0
+    with pytest.raises(ValueError):
+        SendBuffer(10, max_bytes=0)
+
+
+def _frames(buffer: SendBuffer) -> list[str]:
+    return [entry.frame for entry in buffer._entries]
