@@ -79,8 +79,8 @@ class RelayProcess:
         ready, _, _ = select.select([self.process.stdout], [], [], limit(15.0))
         line = self.process.stdout.readline() if ready else ""
         if "listening on" not in line:
-            stop_process(self.process, limit(5.0))
-            raise RuntimeError(f"relay did not start: {line!r} {self.process.stderr.read()!r}")  # type: ignore[union-attr]
+            self.stop()
+            raise RuntimeError(f"relay did not start: {line!r} {self.stderr!r}")
         self.url = line.split("listening on", 1)[1].strip()
         self.port = int(self.url.rsplit(":", 1)[1])
 
@@ -277,11 +277,13 @@ class RoslibpyOperator:
 
 
 @contextmanager
-def roslibpy_operator(port: int, token: str | None = "op-all") -> Iterator[RoslibpyOperator]:
-    """A connected roslibpy operator; closed and reaped after."""
+def roslibpy_operator(
+    port: int, token: str | None = "op-all", *, secure: bool = False
+) -> Iterator[RoslibpyOperator]:
+    """A connected roslibpy operator (``wss://`` when ``secure``); closed and reaped after."""
     operator = RoslibpyOperator()
     try:
-        reply = operator.request("connect", host="127.0.0.1", port=port, token=token)
+        reply = operator.request("connect", host="127.0.0.1", port=port, token=token, secure=secure)
         assert reply["ok"], reply
         yield operator
     finally:

@@ -7,9 +7,10 @@ the answer to each is ``{"reply": n, "ok": bool, ...}``. Topic messages arrive a
 in which case only per-topic counts and seq checks are kept (for the load test) and reported by
 ``{"cmd": "stats"}``.
 
-Commands: connect {host, port, token?, path?}, subscribe {topic, type, throttle_rate?,
-queue_length?, count?}, unsubscribe {topic}, publish {topic, type, msg}, call {service, type,
-args, timeout}, rosapi {what: topics|services|nodes|topic_type, arg?}, stats, close.
+Commands: connect {host, port, token?, secure?, connect_timeout?}, subscribe {topic, type,
+throttle_rate?, queue_length?, count?}, unsubscribe {topic}, publish {topic, type, msg}, call
+{service, type, args, timeout}, rosapi {what: topics|services|nodes|topic_type, arg?}, stats,
+close.
 """
 
 from __future__ import annotations
@@ -86,7 +87,12 @@ def main() -> None:
                 headers = {}
                 if request.get("token"):
                     headers["Authorization"] = f"Bearer {request['token']}"
-                ros = roslibpy.Ros(request["host"], request["port"], headers=headers)
+                ros = roslibpy.Ros(
+                    request["host"],
+                    request["port"],
+                    is_secure=request.get("secure", False),
+                    headers=headers,
+                )
                 try:
                     ros.run(timeout=request.get("connect_timeout", 5))
                 except Exception as exc:  # roslibpy raises a bare Exception on failure
