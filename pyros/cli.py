@@ -420,7 +420,13 @@ def demo(duration: float, rate: float) -> None:
 )
 @click.option("--certfile", type=click.Path(dir_okay=False), help="TLS certificate (PEM): wss.")
 @click.option("--keyfile", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
-@click.option("--max-message-bytes", type=click.IntRange(min=1), default=1 << 20, show_default=True)
+@click.option(
+    "--max-message-bytes",
+    type=click.IntRange(min=1),
+    default=1 << 20,
+    show_default=True,
+    help="A larger frame gets a status error and is dropped.",
+)
 @click.option(
     "--max-frame-bytes",
     type=click.IntRange(min=1),
@@ -428,13 +434,39 @@ def demo(duration: float, rate: float) -> None:
     show_default=True,
     help="Hard cap: a larger frame closes the connection (1009).",
 )
-@click.option("--send-queue", type=click.IntRange(min=1), default=4096, show_default=True)
-@click.option("--send-queue-bytes", type=click.IntRange(min=1), default=64 << 20, show_default=True)
-@click.option("--rate-limit", type=float, default=1000.0, show_default=True, help="Msgs/s/conn.")
-@click.option("--rate-burst", type=float, default=10000.0, show_default=True, help="Messages.")
+@click.option(
+    "--send-queue",
+    type=click.IntRange(min=1),
+    default=4096,
+    show_default=True,
+    help="Frames queued per connection; beyond it the oldest are dropped (and reported).",
+)
+@click.option(
+    "--send-queue-bytes",
+    type=click.IntRange(min=1),
+    default=64 << 20,
+    show_default=True,
+    help="Bytes queued per connection (same drop policy).",
+)
+@click.option(
+    "--rate-limit",
+    type=float,
+    default=1000.0,
+    show_default=True,
+    help="Incoming messages/s per connection.",
+)
+@click.option(
+    "--rate-burst",
+    type=float,
+    default=10000.0,
+    show_default=True,
+    help="Token bucket size, messages.",
+)
 @click.option("--service-timeout", type=float, default=10.0, show_default=True, help="Seconds.")
 @click.option("--auth-timeout", type=float, default=10.0, show_default=True, help="Seconds.")
-@click.option("--ping-interval", type=float, default=20.0, show_default=True, help="Seconds.")
+@click.option(
+    "--ping-interval", type=float, default=20.0, show_default=True, help="Seconds; 0: no pings."
+)
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),

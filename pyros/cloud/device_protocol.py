@@ -74,6 +74,21 @@ Relay -> connector:
   sent (bad JSON, unknown op, oversize frame, rate limit); the connection stays open.
 
 Relay <-> operators: rosbridge v2 at ``/`` (see :mod:`pyros.cloud.relay`).
+
+Relay behaviour the specification leaves open (backwards-compatible additions):
+
+* A device's ``subscribe`` topic may be a glob (``/*/chat``: every other device's chat); a device
+  never receives its own topics back. The tokens file's device entry may be an object
+  ``{"token": ..., "read": [device globs]}`` to restrict what that device may subscribe to.
+* Before the first ``hello`` every other op gets a ``status`` error; a ``hello`` naming another
+  device than the handshake gets a ``status`` error and close code 1008.
+* A ``publish`` whose topic is not among the last hello's ``topics`` gets a ``status`` error and
+  is not forwarded.
+* Messages dropped by the rate limit are reported in one ``status`` error per second (with the
+  count) and are not forwarded; later acks still cover their seqs (acks are cumulative), so the
+  connector forgets them: the status error is the record of the loss.
+* A frame above the relay's hard cap (``--max-frame-bytes``) closes the connection with 1009;
+  above ``--max-message-bytes`` it gets a ``status`` error and the connection stays.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ import signal
 import ssl
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -136,6 +136,12 @@ class _Peer:
         self._warn_timer: dict[str, asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.writer = asyncio.create_task(self._write(), name=f"pyros-relay-writer-{name}")
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` as a task tied to this peer (kept referenced until it ends)."""
+        task = asyncio.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def send(self, frame: str) -> None:
         """Queue ``frame`` for this peer (dropping the oldest frames if the queue is full)."""
@@ -495,7 +501,7 @@ class Relay:
         self._devices[device] = peer
         if old is not None:
             self._device_gone(old, f"device {device} reconnected")
-            old.tasks.add(asyncio.create_task(old.ws.close(CLOSE_REPLACED, "replaced")))
+            old.spawn(old.ws.close(CLOSE_REPLACED, "replaced"))
         log.info("device %s connected from %s", device, ws.remote_address)
         try:
             await self._receive(peer, lambda frame: self._device_frame(peer, frame))
@@ -661,7 +667,7 @@ class Relay:
     def _auth_timeout(self, peer: _Operator) -> None:
         if peer.grant is None and not peer.closed:
             peer.status("error", "no {'op': 'auth', 'token': ...} message in time")
-            peer.tasks.add(asyncio.create_task(peer.close(CLOSE_POLICY, "authentication timeout")))
+            peer.spawn(peer.close(CLOSE_POLICY, "authentication timeout"))
 
     def _unindex(self, subscription: _Subscription) -> None:
         subscribers = self._subscribers.get(subscription.topic)
