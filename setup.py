@@ -64,6 +64,7 @@ setup(
         # and defusedxml (rosmaster.util). netifaces stays Debian's C extension.
         "ros1": ["rospkg", "catkin_pkg", "pyyaml", "defusedxml"],
         "examples": EXAMPLES_REQUIRE,
+        "bench": ["matplotlib", "roslibpy"],  # benchmarks/: plots; the roslibpy contender
         "test": TEST_REQUIRE,
         "dev": [*TEST_REQUIRE, "ruff", "mypy", "tox"],
     },
