@@ -317,7 +317,7 @@ class Runner:
             if name == "rospy":
                 self._file(
                     "service_call",
-                    "rospy",
+                    report.ROSPY_PER_CALL,
                     lambda: report.latency_summary(
                         process.run("service", timeout, count=s["service"])
                     ),
