@@ -37,6 +37,7 @@ import os
 import platform
 import queue
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -170,6 +171,7 @@ class ContenderProcess:
             stderr=self._log,
             text=True,
             bufsize=1,
+            start_new_session=True,  # its own process group: see close()
         )
         self._lines: queue.Queue[Any] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -215,6 +217,8 @@ class ContenderProcess:
                 return message["result"]
 
     def close(self) -> None:
+        """Ask the contender to exit, then end whatever it left in its process group
+        (original Pyros forks a node and a multiprocessing manager)."""
         if self.proc.poll() is None:
             try:
                 self._write({"op": "exit"})
@@ -222,6 +226,10 @@ class ContenderProcess:
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait(5)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # nothing left
         self._log.close()
 
 
@@ -260,6 +268,8 @@ class Runner:
         name = contender.name
         print(f"  {name}", flush=True)
 
+        failures: list[str] = []
+
         def fresh(op: str) -> Any:
             process = self._process(contender, world)
             try:
@@ -267,8 +277,27 @@ class Runner:
             finally:
                 process.close()
 
+        def fresh_samples(op: str, count: int) -> list[Any]:
+            """``count`` fresh-process samples; a failed one is noted, not fatal (unless all
+            fail)."""
+            samples, errors = [], []
+            for _ in range(count):
+                try:
+                    samples.append(fresh(op))
+                except Exception as exc:
+                    errors.append(str(exc))
+            if not samples:
+                raise RuntimeError("; ".join(errors))
+            failures[:] = errors
+            return samples
+
+        def with_failures(entry: dict[str, Any]) -> dict[str, Any]:
+            if failures:
+                entry["failed"] = list(failures)
+            return entry
+
         def footprint() -> dict[str, Any]:
-            samples = [fresh("footprint") for _ in range(s["footprint"])]
+            samples = fresh_samples("footprint", s["footprint"])
             entry: dict[str, Any] = {
                 "what": _IMPORTED[name],
                 "n": len(samples),
@@ -283,7 +312,7 @@ class Runner:
             }
             if all("node_rss" in x for x in samples):
                 entry["node_rss_mb"] = statistics.median(x["node_rss"] / report.MB for x in samples)
-            return entry
+            return with_failures(entry)
 
         try:
             entry = footprint()
@@ -296,7 +325,9 @@ class Runner:
         self._file(
             "spawn_to_ready",
             name,
-            lambda: report.latency_summary([fresh("spawn_to_ready") for _ in range(s["spawn"])]),
+            lambda: with_failures(
+                report.latency_summary(fresh_samples("spawn_to_ready", s["spawn"]))
+            ),
         )
         process = self._process(contender, world)
         try:

@@ -131,8 +131,8 @@ def deadline_loop(seconds: float) -> Callable[[], bool]:
     return lambda: time.monotonic() < end
 
 
-def serve(ops: dict[str, Callable[..., Any]]) -> None:
-    """Answer the orchestrator's ops until ``exit`` or end of input."""
+def serve(ops: dict[str, Callable[..., Any]], at_exit: Callable[[], None] | None = None) -> None:
+    """Answer the orchestrator's ops until ``exit`` or end of input, then run ``at_exit``."""
     for line in sys.stdin:
         command = json.loads(line)
         op = command["op"]
@@ -145,5 +145,7 @@ def serve(ops: dict[str, Callable[..., Any]]) -> None:
             send({"error": f"{type(exc).__name__}: {exc}"})
         else:
             send({"result": result})
+    if at_exit is not None:
+        at_exit()
     sys.stdout.flush()
     os._exit(0)  # no interpreter teardown: rospy and pyzmq threads may hang it

@@ -88,6 +88,16 @@ def footprint() -> dict[str, Any]:
     }
 
 
+def _shutdown_manager() -> None:
+    """Stop the multiprocessing manager process pyzmp starts at import (else it outlives us)."""
+    import sys
+
+    if "pyzmp" in sys.modules:
+        from pyzmp.master import manager
+
+        manager.shutdown()
+
+
 def _children_rss() -> int:
     """RSS of this process's children (the forked node, pyzmp's multiprocessing manager)."""
     total = 0
@@ -278,5 +288,6 @@ if __name__ == "__main__":
             "stream": stream,
             "service": service,
             "discovery": discovery,
-        }
+        },
+        at_exit=_shutdown_manager,
     )
