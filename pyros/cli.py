@@ -282,7 +282,31 @@ def node_status(name: str) -> None:
         click.echo(json.dumps(client.info(), indent=2, sort_keys=True))
 
 
-@cli.command()
+class _ManyValuesCommand(click.Command):
+    """A command whose list options also take several values after one flag.
+
+    ``--topics /a /b --commands /c`` is read as ``--topics /a --topics /b --commands /c`` (the
+    ``GLOB...`` form of the design), and the repeated form works as in the other commands.
+    """
+
+    many = ("--topics", "--commands", "--services", "--rate")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        expanded: list[str] = []
+        current: str | None = None
+        for arg in args:
+            flag = arg.split("=", 1)[0]
+            if arg.startswith("-"):
+                current = flag if flag in self.many else None
+                expanded.append(arg)
+            elif current is not None and expanded and expanded[-1] != current:
+                expanded.extend((current, arg))
+            else:
+                expanded.append(arg)
+        return super().parse_args(ctx, expanded)
+
+
+@cli.command(cls=_ManyValuesCommand)
 @click.option("--relay", required=True, help="Relay URL: ws://HOST:PORT or wss://HOST:PORT.")
 @click.option("--device", required=True, help="This robot's device id at the relay.")
 @click.option(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -231,3 +232,49 @@ def test_a_size_bound_drops_the_oldest_but_keeps_the_newest() -> None:
 
 def _frames(buffer: SendBuffer) -> list[str]:
     return [entry.frame for entry in buffer._entries]
+
+
+def test_list_options_take_several_values_after_one_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyros.cli
+    import pyros.cloud.connector
+
+    seen: dict[str, Any] = {}
+
+    async def fake_run_connector(**options: Any) -> None:
+        seen.update(options)
+
+    monkeypatch.setattr(pyros.cloud.connector, "run_connector", fake_run_connector)
+    code = pyros.cli.main(
+        [
+            "connector",
+            "--relay",
+            "ws://127.0.0.1:1",
+            "--device",
+            "r1",
+            "--token",
+            "t",
+            "--topics",
+            "/a",
+            "/b/*",
+            "--commands=/c",
+            "/d",
+            "--services",
+            "/reset",
+            "--topics",
+            "/e",
+            "--rate",
+            "/a=2",
+            "/b/*=0.5",
+        ]
+    )
+    assert code == 0
+    assert seen["topics"] == ("/a", "/b/*", "/e")
+    assert seen["commands"] == ("/c", "/d")
+    assert seen["services"] == ("/reset",)
+    assert seen["rates"] == {"/a": 2.0, "/b/*": 0.5}
+    assert (
+        pyros.cli.main(
+            ["connector", "--relay", "ws://x", "--device", "r", "--token", "t", "--rate", "nohz"]
+        )
+        == 2
+    )
