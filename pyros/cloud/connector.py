@@ -31,7 +31,8 @@ Errors: :class:`ConnectorError` (a :class:`~pyros.exceptions.PyrosError`) for wh
 cannot fix: the relay refused the device's token (HTTP 401/403), another connection took over
 the device id (close code 4000), or the relay URL is malformed. A node that dies ends
 :meth:`Connector.run` with :class:`~pyros.exceptions.NodeDiedError`. Network failures are never
-raised: they are logged (logger ``pyros.cloud.connector``) and retried.
+raised: they are logged (logger ``pyros.cloud.connector``) and retried, and so is a look for new
+topics that times out (a busy ROS master). A refused command or call is reported to the relay.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from pyros.cloud import device_protocol
 from pyros.cloud.connector_buffer import SendBuffer
 from pyros.cloud.device_protocol import DeviceProtocolError
 from pyros.exceptions import NodeDiedError, PyrosError
+from pyros.exceptions import TimeoutError as PyrosTimeoutError
 from pyros.exposure import Exposure
 
 __all__ = [
@@ -377,7 +379,10 @@ class Connector:
     async def _discovery_loop(self) -> None:
         while True:
             await asyncio.sleep(self._poll_interval)
-            await self._discover()
+            try:
+                await self._discover()
+            except PyrosTimeoutError as exc:  # a busy node or ROS master: look again later
+                logger.warning("looking for new topics and services: %s; trying again", exc)
 
     async def _discover(self) -> None:
         """Subscribe new matching topics; schedule a hello if what is offered changed."""
