@@ -341,6 +341,13 @@ class _ManyValuesCommand(click.Command):
     help="The same bound in bytes of JSON (about).",
 )
 @click.option(
+    "--max-message-bytes",
+    type=click.IntRange(min=1),
+    default=1 << 20,
+    show_default=True,
+    help="Larger messages are not forwarded (counted as dropped); at most the relay's limit.",
+)
+@click.option(
     "--cafile",
     type=click.Path(dir_okay=False, exists=True),
     help="CA certificates (PEM) for a wss:// relay with a self-signed certificate.",
@@ -369,6 +376,7 @@ def connector(
     rates: tuple[str, ...],
     buffer: int,
     buffer_bytes: int,
+    max_message_bytes: int,
     cafile: str | None,
     poll_interval: float,
     call_timeout: float,
@@ -406,6 +414,7 @@ def connector(
                 rates=rate_limits,
                 buffer=buffer,
                 buffer_bytes=buffer_bytes,
+                max_message_bytes=max_message_bytes,
                 cafile=cafile,
                 ready_timeout=ready_timeout,
                 backend_options=_backend_options(master_uri, domain_id, url),

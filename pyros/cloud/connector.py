@@ -75,6 +75,7 @@ __all__ = [
     "to_json_data",
     "BUFFER_SIZE",
     "BUFFER_BYTES",
+    "MAX_MESSAGE_BYTES",
     "POLL_INTERVAL",
     "CALL_TIMEOUT",
     "RECONNECT_INITIAL",
@@ -92,6 +93,9 @@ BUFFER_SIZE = 10_000
 
 BUFFER_BYTES = 64 << 20
 """Default bound of the outgoing buffer, in characters of encoded JSON (about bytes)."""
+
+MAX_MESSAGE_BYTES = 1 << 20
+"""Default largest forwarded message, in bytes of JSON: the relay's default limit."""
 
 POLL_INTERVAL = 1.0
 """Seconds between two looks for new topics and services."""
@@ -244,6 +248,8 @@ class Connector:
             latest message is kept and sent at most that often.
         buffer: the bound of the outgoing buffer, in messages.
         buffer_bytes: the bound of the outgoing buffer, in characters of JSON (about bytes).
+        max_message_bytes: larger messages are not forwarded (counted as dropped and reported
+            in a ``status`` error); keep it at or below the relay's ``--max-message-bytes``.
         poll_interval: seconds between two looks for new topics and services.
         call_timeout: seconds a service call from the relay may take.
         backoff: the reconnect delays (default :class:`Backoff` ``()``).
@@ -271,6 +277,7 @@ class Connector:
         rates: Mapping[str, float] | None = None,
         buffer: int = BUFFER_SIZE,
         buffer_bytes: int = BUFFER_BYTES,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         poll_interval: float = POLL_INTERVAL,
         call_timeout: float = CALL_TIMEOUT,
         backoff: Backoff | None = None,
@@ -284,7 +291,7 @@ class Connector:
         self.device = device
         self.session = str(uuid.uuid4())
         """This connector's session id: the relay keys its last accepted seq by it."""
-        self.buffer = SendBuffer(buffer, max_bytes=buffer_bytes)
+        self.buffer = SendBuffer(buffer, max_bytes=buffer_bytes, max_message=max_message_bytes)
         """The outgoing buffer (seq numbers, acks, drop counts)."""
         self.connections = 0
         """Connections that got a ``welcome`` so far."""

@@ -56,6 +56,8 @@ class SendBuffer:
         capacity: the most messages held (sent-but-unacknowledged plus unsent); at least 1.
         max_bytes: the most encoded frame text held, in characters (bytes for ASCII JSON);
             None for no size bound. The newest message is always kept, however large.
+        max_message: the largest encoded frame accepted, in UTF-8 bytes (keep it at or below
+            the relay's ``--max-message-bytes``); None for no limit.
         max_uncertain: the most dropped-while-unacknowledged messages remembered until the relay
             resolves them; beyond it the oldest is counted as dropped (only a relay that stops
             acknowledging gets there). Default: ``capacity``.
@@ -65,7 +67,12 @@ class SendBuffer:
     """
 
     def __init__(
-        self, capacity: int, *, max_bytes: int | None = None, max_uncertain: int | None = None
+        self,
+        capacity: int,
+        *,
+        max_bytes: int | None = None,
+        max_message: int | None = None,
+        max_uncertain: int | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"the buffer capacity must be at least 1 message, got {capacity}")
@@ -73,6 +80,7 @@ class SendBuffer:
             raise ValueError(f"the buffer size bound must be at least 1 byte, got {max_bytes}")
         self.capacity = capacity
         self.max_bytes = max_bytes
+        self.max_message = max_message
         self.bytes = 0
         """Characters of encoded frames held now."""
         self.max_uncertain = capacity if max_uncertain is None else max_uncertain
@@ -103,10 +111,18 @@ class SendBuffer:
             The message's seq. When the buffer was full its oldest message was dropped first.
 
         Raises:
-            DeviceProtocolError: ``message`` cannot be encoded as JSON (nothing is buffered).
+            DeviceProtocolError: ``message`` cannot be encoded as JSON, or its frame is larger
+                than ``max_message`` (nothing is buffered, no seq is used).
         """
         seq = self.last_seq + 1
         frame = device_protocol.encode(device_protocol.publish(topic, message, seq))
+        if self.max_message is not None and len(frame) * 4 > self.max_message:
+            size = len(frame.encode("utf-8", "surrogatepass"))
+            if size > self.max_message:
+                raise device_protocol.DeviceProtocolError(
+                    f"a message of {topic} is {size} bytes of JSON, above the limit of "
+                    f"{self.max_message} bytes"
+                )
         self.last_seq = seq
         self._entries.append(BufferedMessage(seq, topic, frame))
         self.bytes += len(frame)

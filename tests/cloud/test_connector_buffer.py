@@ -278,3 +278,13 @@ def test_list_options_take_several_values_after_one_flag(monkeypatch: pytest.Mon
         )
         == 2
     )
+
+
+def test_a_message_above_the_size_limit_is_refused_without_using_a_seq() -> None:
+    from pyros.cloud.device_protocol import DeviceProtocolError
+
+    buffer = SendBuffer(10, max_message=100)
+    assert buffer.add("/x", {"data": "ok"}) == 1
+    with pytest.raises(DeviceProtocolError, match="above the limit of 100 bytes"):
+        buffer.add("/x", {"data": "é" * 40})  # 40 characters, 80 bytes of UTF-8 plus the frame
+    assert buffer.add("/x", {"data": "ok"}) == 2

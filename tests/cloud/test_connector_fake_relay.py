@@ -350,3 +350,41 @@ def test_stopping_says_going_away() -> None:
         await relay.stop()
 
     run(main())
+
+
+def test_an_oversize_message_is_reported_not_forwarded() -> None:
+    async def main() -> None:
+        relay = ScriptedRelay()
+        await relay.start()
+        async with await pyros.asyncio.spawn("mock", topics=["*"], turtle=False) as robot:
+            await robot.publish("/blob", {"data": "x"}, type="std_msgs/String")
+            connector = Connector(
+                robot,
+                relay=relay.url,
+                device="robot1",
+                token="t",
+                topics=["/blob"],
+                max_message_bytes=1000,
+                poll_interval=0.1,
+            )
+            task = asyncio.ensure_future(connector.run())
+            try:
+                await relay.expect("hello")
+                await relay.send(device_protocol.welcome("robot1", 0))
+                await connector.wait_online(limit(5))
+                await robot.publish("/blob", {"data": "x" * 5000})
+                status = await relay.expect("status")
+                assert status["level"] == "error" and "above the limit of 1000" in status["msg"]
+                await robot.publish("/blob", {"data": "small"})
+                frame = await relay.expect("publish")
+                assert frame["msg"] == {"data": "small"} and frame["seq"] == 1
+                assert relay.websocket is not None
+                relay.websocket.transport.abort()
+                hello = await relay.expect("hello")
+                assert hello["dropped"] == {"/blob": 1}
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await relay.stop()
+
+    run(main())
