@@ -24,9 +24,12 @@ task with a bounded send queue that drops its oldest frames (counted, reported t
 ``status`` warning at most once per :attr:`Limits.warning_interval`), so a slow operator never
 slows a device or another operator. Incoming frames are rate limited per connection (token
 bucket). Bad JSON, unknown ops, wrong field types, binary frames, frames above
-:attr:`Limits.max_message_bytes` and rate-limited messages get a ``status`` error to that peer
-only; the connection stays open. Frames above :attr:`Limits.max_frame_bytes` make websockets
-close the connection (code 1009). Nothing a peer sends can stop the relay.
+:attr:`Limits.max_message_bytes` and an operator's rate-limited messages get a ``status``
+error to that peer only; the connection stays open. A device over its rate limit gets the
+error and is disconnected with code 1013 (try again later) rather than losing a message: its
+connector resends everything not acknowledged after it reconnects. Frames above
+:attr:`Limits.max_frame_bytes` make websockets close the connection (code 1009). Nothing a
+peer sends can stop the relay.
 
 Device data flow: a connector's ``publish`` (seq n) is accepted once per session (duplicates after
 a reconnect are dropped), stored as the latest value, sent to every subscribed operator (rosbridge
@@ -84,6 +87,8 @@ __all__ = ["Relay", "run", "tls_context", "CLOSE_POLICY", "CLOSE_REPLACED"]
 log = logging.getLogger(__name__)
 
 CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+"""RFC 6455 "Try Again Later": a device over its rate limit; it reconnects and resends."""
 """Websocket close code for a peer that broke the rules (wrong hello device, failed auth)."""
 
 CLOSE_REPLACED = dp.REPLACED_CLOSE_CODE
@@ -128,6 +133,7 @@ class _Peer:
         self.queue = SendQueue(limits.send_queue, limits.send_queue_bytes)
         self.loop = asyncio.get_running_loop()
         self.bucket = TokenBucket(limits.rate, limits.burst, self.loop.time())
+        self.rate_limited = False
         self.level = "info"
         self.closed = False
         self._wakeup = asyncio.Event()
@@ -161,6 +167,7 @@ class _Peer:
         if not self.bucket.take(self.loop.time()):
             self._rate_dropped += 1
             self._warn("rate")
+            self.rate_limited = True
             return False
         limit = self.relay.limits.max_message_bytes
         size = len(frame)
@@ -479,6 +486,12 @@ class Relay:
         try:
             async for frame in peer.ws:
                 if not peer.admit(frame):
+                    if isinstance(peer, _Device) and peer.rate_limited:
+                        # Dropping a device's message would lose it for good: the next
+                        # cumulative ack would cover its seq. Close instead; the connector
+                        # reconnects after its backoff and resends from this message on.
+                        await peer.close(CLOSE_TRY_AGAIN, "rate limit exceeded: resend later")
+                        return
                     continue
                 try:
                     close = handle(frame)

@@ -29,20 +29,26 @@ def run(scenario: Any, seconds: float = 60.0) -> Any:
     return asyncio.run(asyncio.wait_for(scenario, limit(seconds)))
 
 
-def test_rate_limit_drops_with_an_error_and_keeps_the_connection(tmp_path: Path) -> None:
+def test_rate_limit_refuses_without_losing_device_messages(tmp_path: Path) -> None:
     with relay_process(tmp_path, "--rate-limit", "20", "--rate-burst", "10") as relay:
 
         async def scenario() -> None:
-            robot, _ = await open_device(relay.port, "robot1")  # the hello took one token
+            robot, _ = await open_device(relay.port, "robot1", session="s1")  # hello: 1 token
             for seq in range(1, 31):
                 await robot.send(dp.encode(dp.publish("/data", {"data": str(seq)}, seq)))
-            error = await recv_until(robot, lambda m: m["op"] == "status")
-            assert error["level"] == "error" and "rate limit" in error["msg"], error
-            acks = [m async for m in _frames(robot, 0.5) if m["op"] == "ack"]
-            assert acks and acks[-1]["seq"] <= 12
+            frames = [m async for m in _frames(robot, 1.0)]
+            assert any(m["op"] == "status" and "rate limit" in m["msg"] for m in frames)
+            acked = max((m["seq"] for m in frames if m["op"] == "ack"), default=0)
+            assert acked <= 12
+            await robot.wait_closed()
+            assert robot.close_code == 1013  # try again later: nothing after the refusal counts
+            # Reconnecting resumes right after the last message the relay accepted.
             await asyncio.sleep(0.5)  # the bucket refills: 20 messages/s
-            await robot.send(dp.encode(dp.publish("/data", {"data": "later"}, 100)))
-            assert (await recv_until(robot, lambda m: m["op"] == "ack"))["seq"] == 100
+            robot, welcome = await open_device(relay.port, "robot1", session="s1")
+            accepted = welcome["resume_after"]  # the last message the relay took
+            assert acked <= accepted <= 12
+            await robot.send(dp.encode(dp.publish("/data", {"data": "again"}, accepted + 1)))
+            assert (await recv_until(robot, lambda m: m["op"] == "ack"))["seq"] == accepted + 1
 
             operator = await open_operator(relay.port)
             for n in range(30):
