@@ -49,6 +49,7 @@ from pyros.exceptions import (
     SpawnError,
 )
 from pyros.exposure import Exposure
+from pyros.message_types import canonical_type
 from pyros.names import resolve
 from pyros.outbox import Outbox
 from pyros.protocol import (
@@ -656,11 +657,13 @@ def _token(value: Any) -> bytes:
 
 
 def _type_name(value: Any) -> str | None:
+    """Return a type name as ``pkg/Type`` (``pkg/msg/Type``, the ROS 2 form, is accepted)."""
     if value is None:
         return None
-    if not isinstance(value, str) or value.count("/") != 1 or not all(value.split("/")):
-        raise MessageError(f"message type must look like 'pkg/Type', not {value!r}")
-    return value
+    try:
+        return canonical_type(value)
+    except MessageError:
+        raise MessageError(f"message type must look like 'pkg/Type', not {value!r}") from None
 
 
 def _message_dict(value: Any, what: str) -> dict[str, Any]:

@@ -577,7 +577,7 @@ class Connector:
         elif op == "ack":
             self.buffer.ack(message["seq"])
         elif op == "publish":
-            await self._command(message["topic"], message["msg"], message["id"])
+            await self._command(message["topic"], message["msg"], message["id"], message["type"])
         elif op == "call_service":
             self._spawn(
                 self._call(message["id"], message["service"], message["args"]),
@@ -609,7 +609,9 @@ class Connector:
             self._hello_due = True
         self._wake.set()
 
-    async def _command(self, topic: str, message: dict[str, Any], id: str | None) -> None:
+    async def _command(
+        self, topic: str, message: dict[str, Any], id: str | None, type_name: str | None
+    ) -> None:
         if not self._commands.matches(topic):
             shown = ", ".join(self._commands.patterns) or "none"
             self._refuse(
@@ -617,7 +619,7 @@ class Connector:
             )
             return
         try:
-            await self.client.publish(topic, message)
+            await self.client.publish(topic, message, type=type_name)
         except NodeDiedError:
             raise
         except PyrosError as exc:

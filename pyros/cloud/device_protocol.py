@@ -317,7 +317,9 @@ def ack(seq: int) -> dict[str, Any]:
     return {"op": "ack", "seq": seq}
 
 
-def command(topic: str, msg: Mapping[str, Any], id: str | None = None) -> dict[str, Any]:
+def command(
+    topic: str, msg: Mapping[str, Any], id: str | None = None, type: str | None = None
+) -> dict[str, Any]:
     """Return the relay's ``publish`` to a device: an operator command or broadcast data.
 
     Args:
@@ -325,10 +327,14 @@ def command(topic: str, msg: Mapping[str, Any], id: str | None = None) -> dict[s
             name (``/robot2/chat``) for device-to-device broadcast data.
         msg: the message as plain JSON data.
         id: the operator's message id, echoed in a ``status`` error if the device refuses.
+        type: the message type ``pkg/Type`` the operator advertised, if any; a device needs it
+            to publish on a topic that does not exist on the robot yet.
     """
     message: dict[str, Any] = {"op": "publish", "topic": topic, "msg": dict(msg)}
     if id is not None:
         message["id"] = id
+    if type is not None:
+        message["type"] = type
     return message
 
 
@@ -557,8 +563,12 @@ def decode_from_relay(frame: str | bytes) -> dict[str, Any]:
     if op == "publish":
         check.optional_id()
         msg = check.get("msg", dict, "an object")
-        result = command(check.name("topic"), msg, check.id)
+        type_name = message.get("type")
+        if type_name is not None and not isinstance(type_name, str):
+            raise check.fail("publish: 'type' must be a string 'pkg/Type'")
+        result = command(check.name("topic"), msg, check.id, type_name)
         result.setdefault("id", None)
+        result.setdefault("type", None)
         return result
     if op == "call_service":
         args = check.get("args", dict, "an object", {})

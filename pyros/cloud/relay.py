@@ -822,7 +822,8 @@ class Relay:
         self._commands[command_id] = (peer, message["id"])
         while len(self._commands) > _COMMAND_IDS_KEPT:
             self._commands.popitem(last=False)
-        device.send(dp.encode(dp.command(local, message["msg"], command_id)))
+        type_name = peer.advertised.get(message["topic"])
+        device.send(dp.encode(dp.command(local, message["msg"], command_id, type_name)))
 
     def _op_call_service(self, peer: _Operator, grant: Grant, message: dict[str, Any]) -> None:
         service: str = message["service"]

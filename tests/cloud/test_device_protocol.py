@@ -110,3 +110,11 @@ def test_handshake_helpers() -> None:
 def test_encode_refuses_bytes() -> None:
     with pytest.raises(dp.DeviceProtocolError):
         dp.encode({"op": "publish", "msg": {"data": b"\x01"}})
+
+
+def test_a_command_carries_the_advertised_type() -> None:
+    frame = dp.encode(dp.command("/cmd", {"x": 1}, "p1", "geometry_msgs/Twist"))
+    assert dp.decode_from_relay(frame)["type"] == "geometry_msgs/Twist"
+    assert dp.decode_from_relay(dp.encode(dp.command("/cmd", {}, "p2")))["type"] is None
+    with pytest.raises(dp.DeviceProtocolError):
+        dp.decode_from_relay('{"op": "publish", "topic": "/cmd", "msg": {}, "type": 3}')

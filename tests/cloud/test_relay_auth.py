@@ -179,6 +179,16 @@ def test_operator_rights(relay: RelayProcess) -> None:
         )
         command = await recv_until(robot1, lambda m: m["op"] == "publish")
         assert command["topic"] == "/cmd_vel" and command["msg"] == {"a": 1}
+        assert "type" not in command  # nothing advertised: the device uses the topic's type
+        # After an advertise, the type travels with each command (a new topic needs it).
+        await commander.send(
+            json.dumps({"op": "advertise", "id": "a", "topic": "/robot1/cmd_vel", "type": "x/Cmd"})
+        )
+        await commander.send(
+            json.dumps({"op": "publish", "id": "z", "topic": "/robot1/cmd_vel", "msg": {"a": 2}})
+        )
+        typed = await recv_until(robot1, lambda m: m["op"] == "publish")
+        assert typed["type"] == "x/Cmd" and typed["msg"] == {"a": 2}
         # The device refuses it: the status reaches the operator with the operator's id.
         await robot1.send(dp.encode(dp.status("error", "cmd_vel is locked", command["id"])))
         routed = await recv_json(commander)
