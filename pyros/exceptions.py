@@ -11,7 +11,17 @@
     ├── TimeoutError         a call, a get or a start-up took too long (also a builtin TimeoutError)
     ├── SpawnError           the node process could not start (no ROS master, unknown backend...)
     ├── ProtocolError        a frame could not be decoded, or speaks another protocol version
-    └── ForkError            a Client made before os.fork() was used in the child
+    │   ├── pyros.cloud.device_protocol.DeviceProtocolError   connector <-> relay frame
+    │   └── pyros.cloud.rosbridge.OperatorProtocolError       rosbridge v2 operator frame
+    ├── ForkError            a Client made before os.fork() was used in the child
+    ├── pyros.cloud.auth.AuthError              a token was refused (carries the HTTP status)
+    ├── pyros.cloud.auth.TokensFileError        the relay's tokens file is malformed
+    ├── pyros.cloud.connector.ConnectorError    a connector failure retrying cannot fix
+    ├── pyros_ros.ros1.master.MasterError       the ROS master answered with a failure
+    └── pyros_ros.ros1.master.MasterUnreachableError   no ROS master at that URI
+
+The classes named with a module path live beside the code that raises them, so that
+``import pyros`` imports no websockets and no ROS code; they are part of the same tree.
 
 Errors cross the wire by name: the node sends ``{"type": "MessageError", "message": ...,
 "field": ...}`` and the client raises the class of that name (see :func:`from_wire`).
