@@ -289,7 +289,7 @@ class _ManyValuesCommand(click.Command):
     ``GLOB...`` form of the design), and the repeated form works as in the other commands.
     """
 
-    many = ("--topics", "--commands", "--services", "--rate")
+    many = ("--topics", "--commands", "--services", "--listen", "--rate")
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         expanded: list[str] = []
@@ -323,6 +323,11 @@ class _ManyValuesCommand(click.Command):
 @click.option("--topics", multiple=True, help="Glob of topics to forward (repeat).")
 @click.option("--commands", multiple=True, help="Glob of topics operators may publish to.")
 @click.option("--services", multiple=True, help="Glob of services operators may call.")
+@click.option(
+    "--listen",
+    multiple=True,
+    help="Glob of other devices' topics (/robot2/chat, /*/chat) to publish on this robot.",
+)
 @click.option(
     "--rate", "rates", multiple=True, metavar="TOPIC=HZ", help="Forward TOPIC (a glob) at most HZ."
 )
@@ -373,6 +378,7 @@ def connector(
     topics: tuple[str, ...],
     commands: tuple[str, ...],
     services: tuple[str, ...],
+    listen: tuple[str, ...],
     rates: tuple[str, ...],
     buffer: int,
     buffer_bytes: int,
@@ -411,6 +417,7 @@ def connector(
                 topics=topics,
                 commands=commands,
                 services=services,
+                listen=listen,
                 rates=rate_limits,
                 buffer=buffer,
                 buffer_bytes=buffer_bytes,

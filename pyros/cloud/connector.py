@@ -244,6 +244,10 @@ class Connector:
         topics: globs of topics to forward (``/turtle1/pose``, ``/camera/*``).
         commands: globs of topics operators may publish to.
         services: globs of services operators may call.
+        listen: globs of other devices' topics by their full relay name (``/robot2/chat``,
+            ``/*/chat``): the relay sends them here (device-to-device broadcast, as the robot
+            chat of seed 002) and they are published on this robot under that name. They are
+            never forwarded back.
         rates: glob -> highest rate in Hz for the matching topics (the first match wins); the
             latest message is kept and sent at most that often.
         buffer: the bound of the outgoing buffer, in messages.
@@ -274,6 +278,7 @@ class Connector:
         topics: Iterable[str] = (),
         commands: Iterable[str] = (),
         services: Iterable[str] = (),
+        listen: Iterable[str] = (),
         rates: Mapping[str, float] | None = None,
         buffer: int = BUFFER_SIZE,
         buffer_bytes: int = BUFFER_BYTES,
@@ -303,6 +308,7 @@ class Connector:
         self._topics = Exposure(topics, "topic")
         self._commands = Exposure(commands, "topic")
         self._services = Exposure(services, "service")
+        self._listen = Exposure(listen, "topic")
         self._rates = [(pattern, hz) for pattern, hz in (rates or {}).items()]
         self._poll_interval = poll_interval
         self._call_timeout = call_timeout
@@ -395,6 +401,8 @@ class Connector:
         """Subscribe new matching topics; schedule a hello if what is offered changed."""
         for name, type_name in sorted((await self.client.topics()).items()):
             if name in self.forwarded or not self._topics.matches(name):
+                continue
+            if self._listen.matches(name):  # another device's topic, published here: no echo
                 continue
             period = self._period(name)
             queue_size = 1 if period is not None else _FORWARD_QUEUE
@@ -554,6 +562,9 @@ class Connector:
             )
             if hello["dropped"]:
                 logger.warning("reporting dropped messages to the relay: %s", hello["dropped"])
+            # Other devices' topics to receive (device-to-device broadcast), after each hello.
+            for pattern in self._listen.patterns:
+                self._control.append(device_protocol.encode(device_protocol.subscribe(pattern)))
             return device_protocol.encode(hello)
         if self._control:
             return self._control.popleft()
@@ -612,6 +623,14 @@ class Connector:
     async def _command(
         self, topic: str, message: dict[str, Any], id: str | None, type_name: str | None
     ) -> None:
+        if self._listen.matches(topic):  # another device's topic (``/robot2/chat``)
+            try:
+                await self.client.publish(topic, message, type=type_name)
+            except NodeDiedError:
+                raise
+            except PyrosError as exc:
+                logger.warning("cannot publish %s from another device here: %s", topic, exc)
+            return
         if not self._commands.matches(topic):
             shown = ", ".join(self._commands.patterns) or "none"
             self._refuse(
@@ -661,6 +680,7 @@ async def run_connector(
     topics: Iterable[str] = (),
     commands: Iterable[str] = (),
     services: Iterable[str] = (),
+    listen: Iterable[str] = (),
     rates: Mapping[str, float] | None = None,
     buffer: int = BUFFER_SIZE,
     ready_timeout: float = 10.0,
@@ -674,7 +694,8 @@ async def run_connector(
     or, with ``name``, the running shared node of that name is used (and left running).
 
     Args:
-        relay, device, token, topics, commands, services, rates, buffer: as :class:`Connector`.
+        relay, device, token, topics, commands, services, listen, rates, buffer: as
+            :class:`Connector`.
         backend: the backend to spawn (``mock``, ``ros1``, ``ros2``, ``rosbridge``).
         name: use the running shared node of this name instead of spawning one.
         ready_timeout: seconds to wait for the node.
@@ -688,6 +709,7 @@ async def run_connector(
         ConnectorError, NodeDiedError: as :meth:`Connector.run`.
     """
     topics, commands, services = list(topics), list(commands), list(services)
+    listen = list(listen)
     if cafile is not None:
         try:
             connector_options["ssl_context"] = ssl.create_default_context(cafile=cafile)
@@ -698,7 +720,7 @@ async def run_connector(
     else:
         client = await pyros.asyncio.spawn(
             backend,
-            topics=topics + commands,
+            topics=topics + commands + listen,
             services=services,
             ready_timeout=ready_timeout,
             **dict(backend_options or {}),
@@ -712,6 +734,7 @@ async def run_connector(
             topics=topics,
             commands=commands,
             services=services,
+            listen=listen,
             rates=rates,
             buffer=buffer,
             **connector_options,

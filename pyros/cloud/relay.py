@@ -591,13 +591,16 @@ class Relay:
             self.registry.store(record, topic, msg, frame, now)
             for subscription in self._subscribers.get(name, ()):
                 subscription.offer(frame)
+            device_frame = None  # devices get the type too: they publish it on their robot
             for other in self._device_subscribers:
                 if (
                     other is not peer
                     and other.may_read(record.id)
                     and _any_match(name, other.patterns)
                 ):
-                    other.send(frame)
+                    if device_frame is None:
+                        device_frame = dp.encode(dp.command(name, msg, None, record.topics[topic]))
+                    other.send(device_frame)
         peer.unacked += 1
         if peer.unacked >= dp.ACK_EVERY:
             self._ack(peer)

@@ -441,3 +441,50 @@ def test_wss_relay_with_a_self_signed_certificate(
         for connector in connectors:
             assert connector.stop() == 0, connector.output()
         assert relay.stop() == 0, relay.stderr
+
+
+def test_device_to_device_broadcast_through_two_connectors(
+    relay: Relay, connectors: list[ConnectorProcess], tmp_path: Path
+) -> None:
+    """robot1 forwards its pose; robot2 listens to it (the robot chat of seed 002)."""
+    from pyros.shared import start_shared, stop_shared
+
+    robot1 = start_connector(
+        connectors, tmp_path, relay.port, "--backend", "mock", "--topics", "/turtle1/pose"
+    )
+    wait_online(relay.port, "/turtle1/pose", robot1)
+    start_shared("robot2_node", topics=["*"], idle_timeout=None)
+    try:
+        robot2 = ConnectorProcess(
+            [
+                "--relay",
+                f"ws://127.0.0.1:{relay.port}",
+                "--device",
+                "robot2",
+                "--name",
+                "robot2_node",
+                "--topics",
+                "*",
+                "--listen",
+                "/robot1/turtle1/*",
+                "--poll-interval",
+                "0.2",
+            ],
+            tmp_path / "robot2.log",
+            env={**os.environ, "PYROS_DEVICE_TOKEN": DEVICE_TOKENS["robot2"]},
+        )
+        connectors.append(robot2)
+        with pyros.connect("robot2_node") as local:
+            with local.subscribe("/robot1/turtle1/pose") as poses:
+                pose = poses.get(timeout=limit(20))
+                assert {"x", "y", "theta"} <= set(pose)
+                assert local.topics()["/robot1/turtle1/pose"] == "turtlesim/Pose"
+            # robot2 forwards its own topics (--topics '*') but never robot1's back.
+            time.sleep(1.0)
+            entry = device(relay.port, "robot2")
+            assert entry is not None and entry["online"]
+            assert not any("robot1" in topic for topic in entry["topics"]), entry["topics"]
+            assert "/turtle1/pose" in entry["topics"]  # robot2's own mock turtle
+        assert robot2.stop() == 0, robot2.output()
+    finally:
+        stop_shared("robot2_node")
