@@ -36,11 +36,12 @@ from pyros.client import (
     CALL_MARGIN,
     REQUEST_TIMEOUT,
     SubscriptionState,
+    check_usable,
     find_node,
     node_exited,
     start_owned_node,
 )
-from pyros.exceptions import ForkError, NodeDiedError, NotExposedError, PyrosError, TimeoutError
+from pyros.exceptions import NodeDiedError, NotExposedError, PyrosError, TimeoutError
 from pyros.process import NodeProcess
 from pyros.protocol import (
     CLIENT_PREFIX,
@@ -287,15 +288,7 @@ class Client:
     # --- internals ------------------------------------------------------------------------
 
     def _check_usable(self) -> None:
-        if os.getpid() != self._pid:
-            raise ForkError(
-                f"this Client was created in process {self._pid} and cannot be used after "
-                "os.fork(); create a new one in the child"
-            )
-        if self._closed:
-            raise PyrosError("the client is closed")
-        if self._dead is not None:
-            raise NodeDiedError(str(self._dead)) from self._dead
+        check_usable(self._pid, self._closed, self._dead)
 
     async def _hello(self, timeout: float) -> None:
         await self._request("hello", {"client": self.id}, timeout=timeout)

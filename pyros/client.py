@@ -65,6 +65,7 @@ __all__ = [
     "start_owned_node",
     "find_node",
     "node_exited",
+    "check_usable",
     "REQUEST_TIMEOUT",
     "CALL_MARGIN",
 ]
@@ -413,16 +414,7 @@ class Client:
     # --- requests -------------------------------------------------------------------------
 
     def _check_usable(self) -> None:
-        if os.getpid() != self._pid:
-            raise ForkError(
-                f"this Client was created in process {self._pid} and cannot be used after "
-                "os.fork(); create a new one in the child (e.g. pyros.connect(name) in "
-                "gunicorn's post_fork or Celery's worker_process_init)"
-            )
-        if self._closed:
-            raise PyrosError("the client is closed")
-        if self._dead is not None:
-            raise NodeDiedError(str(self._dead)) from self._dead
+        check_usable(self._pid, self._closed, self._dead)
 
     def _connection(self) -> _Connection:
         connection: _Connection | None = getattr(self._local, "connection", None)
@@ -487,6 +479,32 @@ class Client:
             self._callbacks = _CallbackThread()
             self._callbacks.start()
         return self._callbacks
+
+
+def check_usable(owner_pid: int, closed: bool, dead: PyrosError | None) -> None:
+    """Raise why a client (sync or asyncio) cannot make a request now.
+
+    Args:
+        owner_pid: the process that created the client.
+        closed: the client was closed.
+        dead: why the node counts as dead, or None.
+
+    Raises:
+        ForkError: this is a forked child of the process that made the client.
+        PyrosError: the client is closed.
+        NodeDiedError: the node died.
+    """
+    if os.getpid() != owner_pid:
+        raise ForkError(
+            f"this Client was created in process {owner_pid} and cannot be used after "
+            "os.fork(); create a new one in the child (pyros.attach(name) or "
+            "pyros.connect(name), e.g. in gunicorn's post_fork or Celery's "
+            "worker_process_init, or lazily per process id)"
+        )
+    if closed:
+        raise PyrosError("the client is closed")
+    if dead is not None:
+        raise NodeDiedError(str(dead)) from dead
 
 
 def node_exited(process: NodeProcess | None, pid: int) -> NodeDiedError | None:
