@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -74,6 +75,40 @@ def large_index(data_offset: int) -> int:
 def talker_index(text: str) -> int:
     """The N of the ``talker`` peer's ``"hello N"`` messages."""
     return int(text.rsplit(" ", 1)[-1])
+
+
+class StreamCounter:
+    """Counts, in a subscriber callback, the talker messages of one measurement window.
+
+    The callback calls :meth:`on_text` with each message's ``data``; :meth:`measure` waits for
+    the first message, counts for ``window`` seconds (``time.perf_counter``) and summarises
+    with :func:`stream_summary`.
+    """
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+        self._counting = threading.Event()
+        self._first = threading.Event()
+
+    def on_text(self, text: str) -> None:
+        """Note one received message (``data`` as the talker wrote it)."""
+        self._first.set()
+        if self._counting.is_set():
+            self.indices.append(talker_index(text))
+
+    def measure(self, window: float, first_timeout: float) -> dict[str, Any]:
+        """Wait up to ``first_timeout`` s for a first message, then count for ``window`` s.
+
+        Raises:
+            TimeoutError: no message arrived within ``first_timeout``.
+        """
+        if not self._first.wait(first_timeout):
+            raise TimeoutError(f"no message on /bench/stream within {first_timeout:g} s")
+        self._counting.set()
+        started = time.perf_counter()
+        time.sleep(window)
+        self._counting.clear()
+        return stream_summary(list(self.indices), time.perf_counter() - started)
 
 
 def stream_summary(indices: list[int], seconds: float) -> dict[str, Any]:

@@ -148,29 +148,16 @@ def stream(rate: float, window: float) -> dict[str, Any]:
     node = start()
     from std_msgs.msg import String
 
-    indices: list[int] = []
-    counting = threading.Event()
-    first = threading.Event()
-
-    def on_message(message: Any) -> None:
-        first.set()
-        if counting.is_set():
-            indices.append(harness.talker_index(message.data))
-
-    subscription = node.create_subscription(String, "/bench/stream", on_message, _qos())
+    counter = harness.StreamCounter()
+    subscription = node.create_subscription(
+        String, "/bench/stream", lambda message: counter.on_text(message.data), _qos()
+    )
     peer = harness.ask("start_peer", kind="talker", topic="/bench/stream", rate=rate)
     try:
-        if not first.wait(30.0):
-            raise TimeoutError("no message on /bench/stream")
-        counting.set()
-        started = time.perf_counter()
-        time.sleep(window)
-        counting.clear()
-        elapsed = time.perf_counter() - started
+        return counter.measure(window, 30.0)
     finally:
         harness.ask("stop_peer", id=peer["id"])
         node.destroy_subscription(subscription)
-    return harness.stream_summary(list(indices), elapsed)
 
 
 def service(count: int) -> list[float]:

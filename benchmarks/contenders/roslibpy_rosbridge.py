@@ -155,31 +155,16 @@ def stream(rate: float, window: float) -> dict[str, Any]:
     """Messages/s and loss of the rclpy talker's ``/bench/stream`` in a roslibpy callback."""
     roslibpy = _import()
     ros = _connect()
-    indices: list[int] = []
-    counting = threading.Event()
-    first = threading.Event()
-
-    def on_message(message: dict[str, Any]) -> None:
-        first.set()
-        if counting.is_set():
-            indices.append(harness.talker_index(message["data"]))
-
+    counter = harness.StreamCounter()
     topic = roslibpy.Topic(ros, "/bench/stream", STRING, queue_length=0)
-    topic.subscribe(on_message)
+    topic.subscribe(lambda message: counter.on_text(message["data"]))
     peer = harness.ask("start_peer", kind="talker", topic="/bench/stream", rate=rate)
     try:
-        if not first.wait(30.0):
-            raise TimeoutError("no message on /bench/stream")
-        counting.set()
-        started = time.perf_counter()
-        time.sleep(window)
-        counting.clear()
-        elapsed = time.perf_counter() - started
+        return counter.measure(window, 30.0)
     finally:
         harness.ask("stop_peer", id=peer["id"])
         topic.unsubscribe()
         _close(ros)
-    return harness.stream_summary(list(indices), elapsed)
 
 
 def service(count: int) -> list[float]:

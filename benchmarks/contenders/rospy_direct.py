@@ -160,29 +160,16 @@ def stream(rate: float, window: float) -> dict[str, Any]:
     rospy = start()
     from std_msgs.msg import String
 
-    indices: list[int] = []
-    counting = threading.Event()
-    first = threading.Event()
-
-    def on_message(message: Any) -> None:
-        first.set()
-        if counting.is_set():
-            indices.append(harness.talker_index(message.data))
-
-    subscriber = rospy.Subscriber("/bench/stream", String, on_message, tcp_nodelay=True)
+    counter = harness.StreamCounter()
+    subscriber = rospy.Subscriber(
+        "/bench/stream", String, lambda message: counter.on_text(message.data), tcp_nodelay=True
+    )
     peer = harness.ask("start_peer", kind="talker", topic="/bench/stream", rate=rate)
     try:
-        if not first.wait(10.0):
-            raise TimeoutError("no message on /bench/stream within 10 s")
-        counting.set()
-        started = time.perf_counter()
-        time.sleep(window)
-        counting.clear()
-        elapsed = time.perf_counter() - started
+        return counter.measure(window, 10.0)
     finally:
         harness.ask("stop_peer", id=peer["id"])
         subscriber.unregister()
-    return harness.stream_summary(list(indices), elapsed)
 
 
 def service(count: int, persistent: bool = False) -> list[float]:
