@@ -77,6 +77,43 @@ def talker_index(text: str) -> int:
     return int(text.rsplit(" ", 1)[-1])
 
 
+class FirstArrival:
+    """Times discovery: from a talker's topic appearing to the first message a callback sees.
+
+    Pass :meth:`on_message` as the subscription's callback (it takes any arguments), then call
+    :meth:`after_talker_starts`. Times are ``time.monotonic()`` (CLOCK_MONOTONIC, comparable
+    with the orchestrator's ``appeared`` stamp across processes on Linux).
+    """
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+        self._arrived = threading.Event()
+
+    def on_message(self, *_: Any) -> None:
+        """Note the time of the first message; later ones change nothing."""
+        if self.at is None:
+            self.at = time.monotonic()
+            self._arrived.set()
+
+    def after_talker_starts(self, topic: str, timeout: float) -> float:
+        """Start a 1 kHz talker on ``topic``, wait for the first message, stop the talker.
+
+        Returns:
+            Seconds from the orchestrator seeing the topic appear to the first message.
+
+        Raises:
+            TimeoutError: no message within ``timeout`` seconds.
+        """
+        peer = ask("start_peer", kind="talker", topic=topic, rate=1000.0)
+        try:
+            if not self._arrived.wait(timeout):
+                raise TimeoutError(f"no message on {topic} within {timeout:g} s")
+        finally:
+            ask("stop_peer", id=peer["id"])
+        assert self.at is not None
+        return self.at - float(peer["appeared"])
+
+
 class StreamCounter:
     """Counts, in a subscriber callback, the talker messages of one measurement window.
 

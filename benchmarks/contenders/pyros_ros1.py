@@ -151,28 +151,13 @@ def discovery(count: int) -> list[float]:
     """A subscription to a topic that does not exist yet; a talker peer then creates it. From
     the moment the orchestrator sees the topic in the master (it polls ``getTopicTypes``) to
     the first message's callback here."""
-    import threading
-
     samples = []
     with _spawn() as client:
         for index in range(count):
             topic = f"/bench/new_{os.getpid()}_{index}"
-            first: list[float] = []
-            arrived = threading.Event()
-
-            def on_message(message: dict[str, Any], first=first, arrived=arrived) -> None:
-                if not first:
-                    first.append(time.monotonic())
-                    arrived.set()
-
-            with client.subscribe(topic, on_message):
-                peer = harness.ask("start_peer", kind="talker", topic=topic, rate=1000.0)
-                try:
-                    if not arrived.wait(10.0):
-                        raise TimeoutError(f"no message on {topic} within 10 s")
-                finally:
-                    harness.ask("stop_peer", id=peer["id"])
-            samples.append(first[0] - peer["appeared"])
+            arrival = harness.FirstArrival()
+            with client.subscribe(topic, arrival.on_message):
+                samples.append(arrival.after_talker_starts(topic, 10.0))
     return samples
 
 

@@ -187,25 +187,12 @@ def discovery(count: int) -> list[float]:
     samples = []
     for index in range(count):
         topic = f"/bench/new_{os.getpid()}_{index}"
-        first: list[float] = []
-        arrived = threading.Event()
-
-        def on_message(
-            message: Any, first: list[float] = first, arrived: threading.Event = arrived
-        ) -> None:
-            if not first:
-                first.append(time.monotonic())
-                arrived.set()
-
-        subscription = node.create_subscription(String, topic, on_message, _qos())
-        peer = harness.ask("start_peer", kind="talker", topic=topic, rate=1000.0)
+        arrival = harness.FirstArrival()
+        subscription = node.create_subscription(String, topic, arrival.on_message, _qos())
         try:
-            if not arrived.wait(30.0):
-                raise TimeoutError(f"no message on {topic}")
+            samples.append(arrival.after_talker_starts(topic, 30.0))
         finally:
-            harness.ask("stop_peer", id=peer["id"])
             node.destroy_subscription(subscription)
-        samples.append(first[0] - peer["appeared"])
     return samples
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import os
 import queue
-import threading
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -193,26 +192,13 @@ def discovery(count: int) -> list[float]:
     try:
         for index in range(count):
             topic_name = f"/bench/new_{os.getpid()}_{index}"
-            first: list[float] = []
-            arrived = threading.Event()
-
-            def on_message(
-                message: Any, first: list[float] = first, arrived: threading.Event = arrived
-            ) -> None:
-                if not first:
-                    first.append(time.monotonic())
-                    arrived.set()
-
+            arrival = harness.FirstArrival()
             topic = roslibpy.Topic(ros, topic_name, STRING)
-            topic.subscribe(on_message)
-            peer = harness.ask("start_peer", kind="talker", topic=topic_name, rate=1000.0)
+            topic.subscribe(arrival.on_message)
             try:
-                if not arrived.wait(30.0):
-                    raise TimeoutError(f"no message on {topic_name}")
+                samples.append(arrival.after_talker_starts(topic_name, 30.0))
             finally:
-                harness.ask("stop_peer", id=peer["id"])
                 topic.unsubscribe()
-            samples.append(first[0] - peer["appeared"])
     finally:
         _close(ros)
     return samples

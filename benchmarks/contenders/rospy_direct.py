@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import queue
-import threading
 import time
 from typing import Any
 
@@ -203,23 +202,12 @@ def discovery(count: int) -> list[float]:
     samples = []
     for index in range(count):
         topic = f"/bench/new_{os.getpid()}_{index}"
-        first: list[float] = []
-        arrived = threading.Event()
-
-        def on_message(message: Any, first=first, arrived=arrived) -> None:
-            if not first:
-                first.append(time.monotonic())
-                arrived.set()
-
-        subscriber = rospy.Subscriber(topic, String, on_message, tcp_nodelay=True)
-        peer = harness.ask("start_peer", kind="talker", topic=topic, rate=1000.0)
+        arrival = harness.FirstArrival()
+        subscriber = rospy.Subscriber(topic, String, arrival.on_message, tcp_nodelay=True)
         try:
-            if not arrived.wait(10.0):
-                raise TimeoutError(f"no message on {topic} within 10 s")
+            samples.append(arrival.after_talker_starts(topic, 10.0))
         finally:
-            harness.ask("stop_peer", id=peer["id"])
             subscriber.unregister()
-        samples.append(first[0] - peer["appeared"])
     return samples
 
 
