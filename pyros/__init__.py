@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from pyros.client import Client, Subscription, connect, spawn
 from pyros.exceptions import (
+    ActionError,
+    ConnectionLostError,
     ForkError,
     MessageError,
     NodeDiedError,
@@ -41,6 +43,8 @@ __all__ = [
     "NotExposedError",
     "MessageError",
     "ServiceError",
+    "ActionError",
+    "ConnectionLostError",
     "ParamNotSetError",
     "NodeDiedError",
     "TimeoutError",

@@ -6,10 +6,12 @@
     ├── NotExposedError      a name matches none of the node's patterns, or is not a valid ROS name
     ├── MessageError         a message dict does not fit its type; ``field`` names the bad field
     ├── ServiceError         the service ran and failed, or could not be reached
+    ├── ActionError          the goal was rejected, aborted or cancelled; ``status`` says which
     ├── ParamNotSetError     get_param on an unset parameter (also a builtin KeyError)
     ├── NodeDiedError        the node process is gone; every pending call fails with this
     ├── TimeoutError         a call, a get or a start-up took too long (also a builtin TimeoutError)
     ├── SpawnError           the node process could not start (no ROS master, unknown backend...)
+    ├── ConnectionLostError  the backend lost its connection mid-call (rosbridge server gone)
     ├── ProtocolError        a frame could not be decoded, or speaks another protocol version
     │   ├── pyros.cloud.device_protocol.DeviceProtocolError   connector <-> relay frame
     │   └── pyros.cloud.rosbridge.OperatorProtocolError       rosbridge v2 operator frame
@@ -38,6 +40,8 @@ __all__ = [
     "NotExposedError",
     "MessageError",
     "ServiceError",
+    "ActionError",
+    "ConnectionLostError",
     "ParamNotSetError",
     "NodeDiedError",
     "TimeoutError",
@@ -91,6 +95,41 @@ class ServiceError(PyrosError):
     """The service was called and failed (its handler raised, or the server went away)."""
 
 
+class ActionError(PyrosError):
+    """A goal did not succeed: the server rejected it, aborted it, or it was cancelled.
+
+    Attributes:
+        status: ``"rejected"``, ``"aborted"`` or ``"canceled"`` (``action_msgs/GoalStatus``
+            names, see :data:`pyros.backends.base.GOAL_STATUSES`), or None when unknown.
+        result: the result message the server sent with an abort or cancel, if any.
+    """
+
+    def __init__(
+        self, message: str, status: str | None = None, result: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.result = result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.status, self.result))
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return this error as plain data, including ``status`` and ``result``."""
+        wire = super().to_wire()
+        wire["status"] = self.status
+        wire["result"] = self.result
+        return wire
+
+
+class ConnectionLostError(PyrosError):
+    """The backend lost its connection to the ROS side while a call was in flight.
+
+    The rosbridge backend raises it when the server or relay goes away mid-call; the node
+    reconnects by itself, and later calls work again once it has.
+    """
+
+
 class ParamNotSetError(PyrosError, KeyError):
     """The parameter is not set. Catch it as ``KeyError`` as the contract says."""
 
@@ -130,6 +169,8 @@ _BY_NAME: dict[str, type[PyrosError]] = {
         NotExposedError,
         MessageError,
         ServiceError,
+        ActionError,
+        ConnectionLostError,
         ParamNotSetError,
         NodeDiedError,
         TimeoutError,
@@ -152,4 +193,12 @@ def from_wire(error: Any) -> PyrosError:
     if cls is MessageError:
         field = error.get("field")
         return MessageError(message, field=field if isinstance(field, str) else None)
+    if cls is ActionError:
+        status = error.get("status")
+        result = error.get("result")
+        return ActionError(
+            message,
+            status=status if isinstance(status, str) else None,
+            result=result if isinstance(result, dict) else None,
+        )
     return cls(message)

@@ -49,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyros.backends.base import Backend, MessageCallback
+from pyros.backends.base import Backend, MessageCallback, QoS
 from pyros.exceptions import (
     MessageError,
     NotExposedError,
@@ -382,7 +382,9 @@ class MockBackend(Backend):
 
     # -- topics ---------------------------------------------------------------------------
 
-    def publish(self, topic: str, type: str, message: dict[str, Any]) -> None:
+    def publish(
+        self, topic: str, type: str, message: dict[str, Any], qos: QoS | None = None
+    ) -> None:
         """Publish one message on the bus and deliver it to the topic's subscribers.
 
         Args:
@@ -421,7 +423,9 @@ class MockBackend(Backend):
             callbacks = [callback for _, callback in state.subscribers]
         self._deliver(checked, callbacks)
 
-    def subscribe(self, topic: str, type: str, callback: MessageCallback) -> None:
+    def subscribe(
+        self, topic: str, type: str, callback: MessageCallback, qos: QoS | None = None
+    ) -> None:
         """Call ``callback(dict)`` for each message published on ``topic`` from now on.
 
         Args:

@@ -25,7 +25,7 @@ import time
 import xmlrpc.client
 from typing import TYPE_CHECKING, Any
 
-from pyros.backends.base import Backend, MessageCallback
+from pyros.backends.base import Backend, MessageCallback, QoS
 from pyros.exceptions import (
     MessageError,
     NotExposedError,
@@ -411,8 +411,13 @@ class Ros1Backend(Backend):
 
     # --- topics ------------------------------------------------------------------------------
 
-    def publish(self, topic: str, type: str, message: dict[str, Any]) -> None:
+    def publish(
+        self, topic: str, type: str, message: dict[str, Any], qos: QoS | None = None
+    ) -> None:
         """Publish one message, creating the rospy publisher on first use.
+
+        ``qos`` with ``durability: transient_local`` makes the new publisher latched (ROS 1's
+        equivalent); the rest of a QoS profile means nothing to ROS 1 and is ignored.
 
         A new publisher waits up to :data:`SUBSCRIBER_WAIT` seconds for the subscribers the
         master already lists for the topic to connect, so that a one-shot publish (``pyros
@@ -434,7 +439,8 @@ class Ros1Backend(Backend):
             )
         msg = conversion.from_dict(cls, message)
         if entry is None:
-            entry = self._publisher_for(topic, cls)
+            latch = qos is not None and qos.get("durability") == "transient_local"
+            entry = self._publisher_for(topic, cls, latch)
         if not entry.ready.is_set():
             entry.ready.wait(SUBSCRIBER_WAIT)
         try:
@@ -451,7 +457,7 @@ class Ros1Backend(Backend):
                 f"topic {topic} has type {existing} in the ROS graph, not {cls._type}"
             )
 
-    def _publisher_for(self, topic: str, cls: Any) -> _Publisher:
+    def _publisher_for(self, topic: str, cls: Any, latch: bool = False) -> _Publisher:
         """Return the topic's publisher, creating it (and waiting for subscribers) if needed."""
         with self._lock:
             entry = self._publishers.get(topic)
@@ -464,7 +470,9 @@ class Ros1Backend(Backend):
             self._require_started()
             self._check_graph_type(topic, cls)
             entry = _Publisher(
-                self._rospy.Publisher(topic, cls, queue_size=_PUBLISHER_QUEUE, tcp_nodelay=True),
+                self._rospy.Publisher(
+                    topic, cls, queue_size=_PUBLISHER_QUEUE, tcp_nodelay=True, latch=latch
+                ),
                 cls,
             )
             self._publishers[topic] = entry
@@ -480,8 +488,12 @@ class Ros1Backend(Backend):
             entry.ready.set()
         return entry
 
-    def subscribe(self, topic: str, type: str, callback: MessageCallback) -> None:
+    def subscribe(
+        self, topic: str, type: str, callback: MessageCallback, qos: QoS | None = None
+    ) -> None:
         """Subscribe with rospy; ``callback`` gets each message as a dict on rospy's thread.
+
+        ``qos`` is ignored: a ROS 1 subscriber gets a latched topic's last message anyway.
 
         Subscribing again to a subscribed topic replaces the subscription.
 
