@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -306,6 +307,28 @@ class _ManyValuesCommand(click.Command):
         return super().parse_args(ctx, expanded)
 
 
+def _seconds(
+    minimum: float = 0.0, *, allow_equal: bool = False
+) -> Callable[[click.Context, click.Parameter, float], float]:
+    """Return an option callback that refuses a number that is not finite and above ``minimum``
+    (NaN, infinities and 1e400 become usage errors)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: float) -> float:
+        above = value >= minimum if allow_equal else value > minimum
+        if not (math.isfinite(value) and above):
+            relation = ">=" if allow_equal else ">"
+            raise click.BadParameter(f"{value!r} is not a finite number {relation} {minimum:g}")
+        return value
+
+    return check
+
+
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value:
+        raise click.BadParameter("must not be empty", ctx, param)
+    return value
+
+
 @cli.command(cls=_ManyValuesCommand)
 @click.option("--relay", required=True, help="Relay URL: ws://HOST:PORT or wss://HOST:PORT.")
 @click.option("--device", required=True, help="This robot's device id at the relay.")
@@ -313,6 +336,7 @@ class _ManyValuesCommand(click.Command):
     "--token",
     required=True,
     envvar="PYROS_DEVICE_TOKEN",
+    callback=_not_empty,
     help="The device's token (or set PYROS_DEVICE_TOKEN, which ps does not show).",
 )
 @click.option("--name", help="Use the running shared node of this name instead of spawning.")
@@ -323,6 +347,12 @@ class _ManyValuesCommand(click.Command):
 @click.option("--topics", multiple=True, help="Glob of topics to forward (repeat).")
 @click.option("--commands", multiple=True, help="Glob of topics operators may publish to.")
 @click.option("--services", multiple=True, help="Glob of services operators may call.")
+@click.option("--actions", multiple=True, help="Glob of action servers operators may use.")
+@click.option(
+    "--buffer-dir",
+    type=click.Path(file_okay=False),
+    help="Keep the buffer on disk here (SQLite): a restarted connector resumes, losing nothing.",
+)
 @click.option(
     "--listen",
     multiple=True,
@@ -348,7 +378,7 @@ class _ManyValuesCommand(click.Command):
 @click.option(
     "--max-message-bytes",
     type=click.IntRange(min=1),
-    default=1 << 20,
+    default=16 << 20,
     show_default=True,
     help="Larger messages are not forwarded (counted as dropped); at most the relay's limit.",
 )
@@ -357,9 +387,23 @@ class _ManyValuesCommand(click.Command):
     type=click.Path(dir_okay=False, exists=True),
     help="CA certificates (PEM) for a wss:// relay with a self-signed certificate.",
 )
-@click.option("--poll-interval", type=float, default=1.0, show_default=True, help="Seconds.")
-@click.option("--call-timeout", type=float, default=10.0, show_default=True, help="Seconds.")
-@click.option("--ready-timeout", type=float, default=10.0, show_default=True)
+@click.option(
+    "--poll-interval",
+    type=float,
+    callback=_seconds(),
+    default=1.0,
+    show_default=True,
+    help="Seconds.",
+)
+@click.option(
+    "--call-timeout",
+    type=float,
+    callback=_seconds(),
+    default=10.0,
+    show_default=True,
+    help="Seconds.",
+)
+@click.option("--ready-timeout", type=float, callback=_seconds(), default=10.0, show_default=True)
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -378,6 +422,8 @@ def connector(
     topics: tuple[str, ...],
     commands: tuple[str, ...],
     services: tuple[str, ...],
+    actions: tuple[str, ...],
+    buffer_dir: str | None,
     listen: tuple[str, ...],
     rates: tuple[str, ...],
     buffer: int,
@@ -417,6 +463,7 @@ def connector(
                 topics=topics,
                 commands=commands,
                 services=services,
+                actions=actions,
                 listen=listen,
                 rates=rate_limits,
                 buffer=buffer,
@@ -427,6 +474,7 @@ def connector(
                 backend_options=_backend_options(master_uri, domain_id, url),
                 poll_interval=poll_interval,
                 call_timeout=call_timeout,
+                buffer_dir=buffer_dir,
             )
         )
     )
@@ -451,7 +499,13 @@ def demo(duration: float, rate: float) -> None:
 
 @cli.command("relay")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=int, default=9090, show_default=True, help="TCP port; 0: any free.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=9090,
+    show_default=True,
+    help="TCP port; 0: any free.",
+)
 @click.option(
     "--tokens",
     "tokens_file",
@@ -463,7 +517,7 @@ def demo(duration: float, rate: float) -> None:
 @click.option(
     "--max-message-bytes",
     type=click.IntRange(min=1),
-    default=1 << 20,
+    default=16 << 20,
     show_default=True,
     help="A larger frame gets a status error and is dropped.",
 )
@@ -473,6 +527,21 @@ def demo(duration: float, rate: float) -> None:
     default=16 << 20,
     show_default=True,
     help="Hard cap: a larger frame closes the connection (1009).",
+)
+@click.option(
+    "--preauth-frame-bytes",
+    type=click.IntRange(min=64),
+    default=4096,
+    show_default=True,
+    help="Hard cap on frames before a peer has authenticated.",
+)
+@click.option(
+    "--auth-failures",
+    type=float,
+    callback=_seconds(),
+    default=30.0,
+    show_default=True,
+    help="Failed sign-ins allowed per client address per minute (then HTTP 429).",
 )
 @click.option(
     "--send-queue",
@@ -491,6 +560,7 @@ def demo(duration: float, rate: float) -> None:
 @click.option(
     "--rate-limit",
     type=float,
+    callback=_seconds(),
     default=1000.0,
     show_default=True,
     help="Incoming messages/s per connection.",
@@ -498,14 +568,34 @@ def demo(duration: float, rate: float) -> None:
 @click.option(
     "--rate-burst",
     type=float,
+    callback=_seconds(1.0, allow_equal=True),
     default=10000.0,
     show_default=True,
     help="Token bucket size, messages.",
 )
-@click.option("--service-timeout", type=float, default=10.0, show_default=True, help="Seconds.")
-@click.option("--auth-timeout", type=float, default=10.0, show_default=True, help="Seconds.")
 @click.option(
-    "--ping-interval", type=float, default=20.0, show_default=True, help="Seconds; 0: no pings."
+    "--service-timeout",
+    type=float,
+    callback=_seconds(),
+    default=10.0,
+    show_default=True,
+    help="Seconds.",
+)
+@click.option(
+    "--auth-timeout",
+    type=float,
+    callback=_seconds(),
+    default=5.0,
+    show_default=True,
+    help="Seconds.",
+)
+@click.option(
+    "--ping-interval",
+    type=float,
+    callback=_seconds(0.0, allow_equal=True),
+    default=20.0,
+    show_default=True,
+    help="Seconds; 0: no pings.",
 )
 @click.option(
     "--log-level",
@@ -521,6 +611,8 @@ def relay_command(
     keyfile: str | None,
     max_message_bytes: int,
     max_frame_bytes: int,
+    preauth_frame_bytes: int,
+    auth_failures: float,
     send_queue: int,
     send_queue_bytes: int,
     rate_limit: float,
@@ -544,6 +636,8 @@ def relay_command(
         limits = Limits(
             max_message_bytes=max_message_bytes,
             max_frame_bytes=max_frame_bytes,
+            preauth_frame_bytes=preauth_frame_bytes,
+            auth_failures=auth_failures,
             send_queue=send_queue,
             send_queue_bytes=send_queue_bytes,
             rate=rate_limit,

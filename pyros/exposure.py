@@ -1,19 +1,19 @@
 """Which names a node exposes: glob patterns matched against absolute ROS names.
 
-Patterns use :mod:`fnmatch` syntax, case-sensitive: ``*`` matches any run of characters
-including ``/`` (so ``/turtle1/*`` matches ``/turtle1/pose`` and ``/turtle1/a/b``), ``?`` one
-character, ``[ab]`` a set. A pattern without a leading ``/`` (other than ``*``) is taken as
-absolute: ``chatter`` means ``/chatter``.
+Patterns are pyros globs (:func:`pyros.names.glob_match`), case-sensitive: ``*`` matches
+within one name level (``/turtle1/*`` matches ``/turtle1/pose``, not ``/turtle1/a/b``), ``**``
+across levels (``/turtle1/**`` matches both), ``?`` one character, ``[ab]`` a set; ``*`` alone
+matches everything. A pattern without a leading ``/`` (other than ``*``) is taken as absolute:
+``chatter`` means ``/chatter``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from fnmatch import fnmatchcase
 from typing import TypeVar
 
 from pyros.exceptions import NotExposedError
-from pyros.names import resolve
+from pyros.names import glob_match, resolve
 
 __all__ = ["Exposure"]
 
@@ -36,7 +36,7 @@ class Exposure:
 
     def matches(self, name: str) -> bool:
         """Return True if the absolute ``name`` matches any pattern."""
-        return any(fnmatchcase(name, pattern) for pattern in self.patterns)
+        return any(glob_match(name, pattern) for pattern in self.patterns)
 
     def check(self, name: object) -> str:
         """Resolve ``name`` and return it if exposed.

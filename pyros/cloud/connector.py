@@ -19,9 +19,15 @@ of rosbridge_suite). It:
   dropped when it is full, and the exact per-topic counts go to the relay in the next ``hello``.
   After a reconnect it resends what the relay did not accept (``welcome.resume_after``), so
   every message arrives once and in order per topic (one FIFO for all topics).
+* **keeps its buffer on disk** with ``buffer_dir`` (``--buffer-dir``): SQLite in WAL mode
+  (:mod:`pyros.cloud.connector_disk`), so a killed and restarted connector resumes the same
+  session and loses nothing within the buffer's bounds.
+* **reports** its buffer and drop counts to the relay in a ``stats`` message about once a
+  :data:`STATS_INTERVAL` (shown in the relay's ``GET /api/devices``).
 * **reconnects** with exponential backoff and full jitter (:class:`Backoff`: the n-th retry
-  waits a uniform random time in ``[0, min(10 s, 0.2 s * 2**n)]``), reset once a connection has
-  stayed up for :data:`STABLE_AFTER` seconds.
+  waits a uniform random time in ``[0, min(5 s, 0.2 s * 2**n)]``), reset once a welcomed
+  connection has stayed up for :data:`STABLE_AFTER` seconds, so a relay that restarts often
+  (every few seconds) is rejoined within the first, short delays.
 * **injects commands**: a relay ``publish`` is published on the robot only if its topic matches
   the command globs, a ``call_service`` is called only if the service matches the service globs.
   Anything else is refused with a ``status`` error (``publish``) or a failed
@@ -41,6 +47,7 @@ import asyncio
 import base64
 import ipaddress
 import logging
+import math
 import random
 import signal
 import ssl
@@ -48,7 +55,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,10 +65,12 @@ from websockets.frames import CloseCode
 import pyros.asyncio
 from pyros.cloud import device_protocol
 from pyros.cloud.connector_buffer import SendBuffer
+from pyros.cloud.connector_disk import BufferDirError, DiskSendBuffer
 from pyros.cloud.device_protocol import DeviceProtocolError
 from pyros.exceptions import NodeDiedError, PyrosError
 from pyros.exceptions import TimeoutError as PyrosTimeoutError
 from pyros.exposure import Exposure
+from pyros.names import glob_match, is_valid
 
 __all__ = [
     "Connector",
@@ -81,6 +89,7 @@ __all__ = [
     "RECONNECT_INITIAL",
     "RECONNECT_MAX",
     "STABLE_AFTER",
+    "STATS_INTERVAL",
     "PING_INTERVAL",
     "PING_TIMEOUT",
     "OPEN_TIMEOUT",
@@ -94,7 +103,7 @@ BUFFER_SIZE = 10_000
 BUFFER_BYTES = 64 << 20
 """Default bound of the outgoing buffer, in characters of encoded JSON (about bytes)."""
 
-MAX_MESSAGE_BYTES = 1 << 20
+MAX_MESSAGE_BYTES = 16 << 20
 """Default largest forwarded message, in bytes of JSON: the relay's default limit."""
 
 POLL_INTERVAL = 1.0
@@ -106,11 +115,16 @@ CALL_TIMEOUT = 10.0
 RECONNECT_INITIAL = 0.2
 """Seconds: the ceiling of the first reconnect delay; it doubles after each failure."""
 
-RECONNECT_MAX = 10.0
-"""Seconds: the highest ceiling of a reconnect delay."""
+RECONNECT_MAX = 5.0
+"""Seconds: the highest ceiling of a reconnect delay (the longest a connector stays away from a
+relay that is up again)."""
 
-STABLE_AFTER = 5.0
-"""Seconds a welcomed connection must last for the backoff to start again from the bottom."""
+STABLE_AFTER = 1.0
+"""Seconds a welcomed connection must last for the backoff to start again from the bottom (a
+relay that welcomes and drops at once still gets growing delays)."""
+
+STATS_INTERVAL = 1.0
+"""Seconds between two ``stats`` messages to the relay (sent only when something changed)."""
 
 PING_INTERVAL = 10.0
 """Seconds between websocket pings (a half-open connection is noticed within about 20 s)."""
@@ -244,6 +258,7 @@ class Connector:
         topics: globs of topics to forward (``/turtle1/pose``, ``/camera/*``).
         commands: globs of topics operators may publish to.
         services: globs of services operators may call.
+        actions: globs of action servers operators may send goals to.
         listen: globs of other devices' topics by their full relay name (``/robot2/chat``,
             ``/*/chat``): the relay sends them here (device-to-device broadcast, as the robot
             chat of seed 002) and they are published on this robot under that name. They are
@@ -262,10 +277,13 @@ class Connector:
         ping_timeout: seconds to wait for a pong.
         ssl_context: TLS settings for a ``wss://`` relay (default: the system's CAs, with
             hostname checks); ignored for ``ws://``.
+        buffer_dir: keep the buffer in ``buffer_dir/<device>.sqlite3`` (SQLite, WAL) so a
+            restarted connector resumes its session; None keeps it in memory.
 
     Raises:
-        ConnectorError: a malformed relay URL.
-        ValueError: ``buffer`` or ``buffer_bytes`` below 1.
+        ConnectorError: a malformed relay URL, or an unusable ``buffer_dir``.
+        ValueError: ``buffer`` or ``buffer_bytes`` below 1, ``poll_interval`` not a positive
+            finite number of seconds, or an empty ``token``.
     """
 
     def __init__(
@@ -278,6 +296,7 @@ class Connector:
         topics: Iterable[str] = (),
         commands: Iterable[str] = (),
         services: Iterable[str] = (),
+        actions: Iterable[str] = (),
         listen: Iterable[str] = (),
         rates: Mapping[str, float] | None = None,
         buffer: int = BUFFER_SIZE,
@@ -290,24 +309,49 @@ class Connector:
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
+        buffer_dir: str | None = None,
     ) -> None:
+        if not token:
+            raise ValueError("the device token must not be empty")
+        if not (0 < poll_interval < math.inf):
+            raise ValueError(f"poll_interval must be a positive number of seconds: {poll_interval}")
         self.client = client
         self.url = device_url(relay)
         self.device = device
-        self.session = str(uuid.uuid4())
-        """This connector's session id: the relay keys its last accepted seq by it."""
-        self.buffer = SendBuffer(buffer, max_bytes=buffer_bytes, max_message=max_message_bytes)
+        self.buffer: SendBuffer
         """The outgoing buffer (seq numbers, acks, drop counts)."""
+        if buffer_dir is not None:
+            try:
+                disk = DiskSendBuffer(
+                    buffer_dir,
+                    device,
+                    buffer,
+                    max_bytes=buffer_bytes,
+                    max_message=max_message_bytes,
+                )
+            except BufferDirError as exc:
+                raise ConnectorError(str(exc)) from exc
+            self.buffer = disk
+            self.session = disk.session
+        else:
+            self.buffer = SendBuffer(buffer, max_bytes=buffer_bytes, max_message=max_message_bytes)
+            self.session = str(uuid.uuid4())
+        """This connector's session id: the relay keys its last accepted seq by it."""
         self.connections = 0
         """Connections that got a ``welcome`` so far."""
         self.forwarded: dict[str, str] = {}
         """Forwarded topics: name -> type."""
         self.callable_services: dict[str, str] = {}
         """Services operators may call, as last seen: name -> type."""
+        self.command_topics: dict[str, str] = {}
+        """Existing topics matching the command globs, as last seen: name -> type."""
+        self.actions: dict[str, str] = {}
+        """Action servers operators may use, as last seen: name -> type."""
         self._token = token
         self._topics = Exposure(topics, "topic")
         self._commands = Exposure(commands, "topic")
         self._services = Exposure(services, "service")
+        self._actions = Exposure(actions, "action")
         self._listen = Exposure(listen, "topic")
         self._rates = [(pattern, hz) for pattern, hz in (rates or {}).items()]
         self._poll_interval = poll_interval
@@ -319,7 +363,8 @@ class Connector:
         self._tls: dict[str, Any] = (
             {"ssl": ssl_context} if ssl_context and self.url.startswith("wss:") else {}
         )
-        self._advertised: tuple[dict[str, str], dict[str, str]] | None = None
+        self._advertised: tuple[dict[str, str], ...] | None = None
+        self._stats_sent: tuple[int, int] | None = None
         self._hello_due = True
         self._control: deque[str] = deque()
         self._wake = asyncio.Event()
@@ -359,6 +404,7 @@ class Connector:
             await self._discover()
             self._spawn(self._discovery_loop(), "discovery")
             self._spawn(self._connection_loop(), "connection")
+            self._spawn(self._stats_loop(), "stats")
             await self._failure
         finally:
             for task in list(self._tasks):
@@ -369,6 +415,8 @@ class Connector:
                     await subscription.close()
                 except PyrosError:
                     pass  # the client closed or the node died meanwhile: nothing to unsubscribe
+            if isinstance(self.buffer, DiskSendBuffer):
+                self.buffer.close()
 
     # --- tasks ---------------------------------------------------------------------------
 
@@ -388,6 +436,15 @@ class Connector:
             self._failure.set_exception(error)
         elif forever:
             self._failure.set_exception(RuntimeError(f"{task.get_name()} ended unexpectedly"))
+
+    async def _stats_loop(self) -> None:
+        """Send ``stats`` (buffered, dropped) about once a second while something changes."""
+        while True:
+            await asyncio.sleep(STATS_INTERVAL)
+            figures = (len(self.buffer), self.buffer.dropped_total)
+            if self._online.is_set() and figures != self._stats_sent:
+                self._stats_sent = figures
+                self._reply(device_protocol.stats(*figures))
 
     async def _discovery_loop(self) -> None:
         while True:
@@ -416,8 +473,20 @@ class Connector:
                 self.forwarded[name],
                 f" at most {1 / period:g} Hz" if period else "",
             )
+        topics = await self.client.topics()
+        self.command_topics = {
+            name: kind for name, kind in topics.items() if self._commands.matches(name)
+        }
         self.callable_services = self._services.filter(await self.client.services())
-        offer = (dict(self.forwarded), dict(self.callable_services))
+        list_actions = getattr(self.client, "actions", None)  # on clients that have actions()
+        if list_actions is not None and self._actions.patterns:
+            self.actions = self._actions.filter(await list_actions())
+        offer = (
+            dict(self.forwarded),
+            dict(self.callable_services),
+            dict(self.command_topics),
+            dict(self.actions),
+        )
         if offer != self._advertised:
             self._advertised = offer
             self._hello_due = True
@@ -425,7 +494,7 @@ class Connector:
 
     def _period(self, topic: str) -> float | None:
         for pattern, hz in self._rates:
-            if fnmatchcase(topic, pattern):
+            if glob_match(topic, pattern):
                 return 1.0 / hz
         return None
 
@@ -559,6 +628,8 @@ class Connector:
                 services=self.callable_services,
                 commands=self._commands.patterns,
                 dropped=self.buffer.take_dropped(),
+                command_topics=self.command_topics,
+                actions=self.actions,
             )
             if hello["dropped"]:
                 logger.warning("reporting dropped messages to the relay: %s", hello["dropped"])
@@ -606,6 +677,7 @@ class Connector:
         before = len(self.buffer)
         self.buffer.welcome(resume_after)
         if first:
+            self._stats_sent = None
             self.connections += 1
             self._welcomed_at = time.monotonic()
             self._online.set()
@@ -631,7 +703,7 @@ class Connector:
             except PyrosError as exc:
                 logger.warning("cannot publish %s from another device here: %s", topic, exc)
             return
-        if not self._commands.matches(topic):
+        if not is_valid(topic) or not self._commands.matches(topic):
             shown = ", ".join(self._commands.patterns) or "none"
             self._refuse(
                 f"topic {topic} is not a command topic of {self.device} (commands: {shown})", id
@@ -645,7 +717,7 @@ class Connector:
             self._refuse(f"{self.device} could not publish to {topic}: {exc}", id)
 
     async def _call(self, id: str, service: str, args: dict[str, Any]) -> None:
-        if not self._services.matches(service):
+        if not is_valid(service) or not self._services.matches(service):
             shown = ", ".join(self._services.patterns) or "none"
             text = f"service {service} is not callable on {self.device} (services: {shown})"
             logger.warning("refused: %s", text)
@@ -680,6 +752,7 @@ async def run_connector(
     topics: Iterable[str] = (),
     commands: Iterable[str] = (),
     services: Iterable[str] = (),
+    actions: Iterable[str] = (),
     listen: Iterable[str] = (),
     rates: Mapping[str, float] | None = None,
     buffer: int = BUFFER_SIZE,
@@ -694,7 +767,7 @@ async def run_connector(
     or, with ``name``, the running shared node of that name is used (and left running).
 
     Args:
-        relay, device, token, topics, commands, services, listen, rates, buffer: as
+        relay, device, token, topics, commands, services, actions, listen, rates, buffer: as
             :class:`Connector`.
         backend: the backend to spawn (``mock``, ``ros1``, ``ros2``, ``rosbridge``).
         name: use the running shared node of this name instead of spawning one.
@@ -709,6 +782,7 @@ async def run_connector(
         ConnectorError, NodeDiedError: as :meth:`Connector.run`.
     """
     topics, commands, services = list(topics), list(commands), list(services)
+    actions = list(actions)
     listen = list(listen)
     if cafile is not None:
         try:
@@ -734,6 +808,7 @@ async def run_connector(
             topics=topics,
             commands=commands,
             services=services,
+            actions=actions,
             listen=listen,
             rates=rates,
             buffer=buffer,

@@ -42,6 +42,13 @@ Connector -> relay:
   ``services``: callable services; ``commands``: globs of topics operators may publish to;
   ``dropped``: messages dropped from the offline buffer since the last hello, per topic (exact
   counts). Re-sent (as a new hello) whenever the forwarded topic/service set changes.
+  Optional (backwards-compatible additions): ``"command_topics": {"/turtle1/cmd_vel":
+  "geometry_msgs/Twist"}`` (the existing topics that match ``commands``, with their types) and
+  ``"actions": {"/turtle1/rotate_absolute": "turtlesim/action/RotateAbsolute"}`` (action
+  servers operators may send goals to).
+* ``{"op": "stats", "buffered": 12, "dropped": 3}`` (optional, about once a second): messages
+  waiting in the connector's buffer and messages it dropped since it started (exact), shown in
+  ``GET /api/devices``.
 * ``{"op": "publish", "topic": "/turtle1/pose", "msg": {...}, "seq": 17}``: forwarded topic
   data. ``seq`` is a per-session counter starting at 1, strictly increasing, across reconnects.
 * ``{"op": "service_response", "id": "<relay's call id>", "values": {...}, "result": true}``
@@ -123,6 +130,7 @@ __all__ = [
     "device_query",
     "bearer_token",
     "hello",
+    "stats",
     "publish",
     "service_response",
     "status",
@@ -171,7 +179,7 @@ STATUS_LEVELS = frozenset({"error", "warning", "info"})
 """Levels of a ``status`` message (rosbridge v2 also has ``none`` for ``set_level``)."""
 
 DEVICE_OPS = frozenset(
-    {"hello", "publish", "service_response", "status", "subscribe", "unsubscribe"}
+    {"hello", "publish", "service_response", "status", "subscribe", "unsubscribe", "stats"}
 )
 """Ops a connector may send to the relay."""
 
@@ -228,6 +236,8 @@ def hello(
     services: Mapping[str, str] | None = None,
     commands: Sequence[str] = (),
     dropped: Mapping[str, int] | None = None,
+    command_topics: Mapping[str, str] | None = None,
+    actions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return a ``hello``: the first message after each (re)connect, and on every change.
 
@@ -240,6 +250,8 @@ def hello(
         services: callable services, device-local name -> ROS type.
         commands: globs of device-local topics operators may publish to.
         dropped: messages dropped from the offline buffer since the last hello, per topic.
+        command_topics: existing topics matching ``commands``, name -> type.
+        actions: action servers operators may use, name -> type.
     """
     return {
         "op": "hello",
@@ -249,8 +261,21 @@ def hello(
         "services": dict(services or {}),
         "commands": list(commands),
         "dropped": dict(dropped or {}),
+        "command_topics": dict(command_topics or {}),
+        "actions": dict(actions or {}),
         "version": PROTOCOL_VERSION,
     }
+
+
+def stats(buffered: int, dropped: int) -> dict[str, Any]:
+    """Return a connector's ``stats``.
+
+    Args:
+        buffered: messages in its buffer now (unsent plus unacknowledged).
+        dropped: messages it dropped since it started (buffer overflow, queue overflow,
+            oversize), exact.
+    """
+    return {"op": "stats", "buffered": buffered, "dropped": dropped}
 
 
 def publish(topic: str, msg: Mapping[str, Any], seq: int) -> dict[str, Any]:
@@ -522,7 +547,11 @@ def decode_from_device(frame: str | bytes) -> dict[str, Any]:
             services=check.name_map("services"),
             commands=commands,
             dropped=dropped,
+            command_topics=check.name_map("command_topics"),
+            actions=check.name_map("actions"),
         )
+    if op == "stats":
+        return stats(check.counter("buffered", 0), check.counter("dropped", 0))
     if op == "publish":
         msg = check.get("msg", dict, "an object")
         return publish(check.name("topic"), msg, check.counter("seq", 1))

@@ -8,6 +8,7 @@ so one slow peer never slows the devices or the other peers.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -19,10 +20,18 @@ class Limits:
     """Every limit of one relay.
 
     Attributes:
-        max_message_bytes: largest accepted frame, in bytes (UTF-8); a larger frame gets a
-            ``status`` error and is dropped, the connection stays.
-        max_frame_bytes: hard cap handed to websockets (``max_size``), in bytes; a larger frame
-            closes the connection with code 1009 before the relay sees it.
+        max_message_bytes: largest accepted frame of an authenticated peer, in bytes (UTF-8);
+            a larger frame gets a ``status`` error and is dropped, the connection stays. The
+            default, 16 MiB, is rosbridge's and fits camera images.
+        max_frame_bytes: hard cap on an authenticated peer's frames (websockets' ``max_size``),
+            in bytes; a larger frame closes the connection with code 1009 before the relay sees
+            it (after decompression, so a deflate bomb stops there too).
+        preauth_frame_bytes: hard cap on the frames of a peer that has not authenticated yet (an
+            operator that must send ``{"op": "auth"}``), in bytes; such a peer also gets no
+            permessage-deflate and only ``auth_timeout`` seconds.
+        auth_failures: failed sign-ins allowed per client address per minute (token bucket of
+            that size refilled over a minute); beyond it the handshake is answered HTTP 429
+            without looking at the token.
         send_queue: most frames waiting to be sent to one peer; beyond it the oldest are dropped.
         send_queue_bytes: most bytes waiting to be sent to one peer (same drop policy).
         rate: sustained incoming messages per second per connection (token bucket refill).
@@ -30,25 +39,41 @@ class Limits:
         service_timeout: seconds before a forwarded ``call_service`` fails with
             ``result: false`` (an operator's own ``timeout`` field, when smaller, wins).
         auth_timeout: seconds an operator connection without credentials has to send its
-            ``{"op": "auth"}`` message.
+            ``{"op": "auth"}`` message (short: such a peer is a stranger).
         ping_interval: seconds between websocket keepalive pings (a dead peer is dropped after
             one more interval without a pong); None disables them.
         warning_interval: seconds between two ``status`` warnings of the same kind (queue drops,
             rate limiting) to one peer.
     """
 
-    max_message_bytes: int = 1 << 20
+    max_message_bytes: int = 16 << 20
     max_frame_bytes: int = 16 << 20
+    preauth_frame_bytes: int = 4096
     send_queue: int = 4096
     send_queue_bytes: int = 64 << 20
     rate: float = 1000.0
     burst: float = 10000.0
     service_timeout: float = 10.0
-    auth_timeout: float = 10.0
+    auth_timeout: float = 5.0
+    auth_failures: float = 30.0
     ping_interval: float | None = 20.0
     warning_interval: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("rate", "burst", "service_timeout", "auth_timeout", "auth_failures"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, not {value!r}")
+        if self.ping_interval is not None and not (
+            math.isfinite(self.ping_interval) and self.ping_interval > 0
+        ):
+            raise ValueError("ping_interval must be a positive finite number of seconds or None")
+        if self.warning_interval < 0 or not math.isfinite(self.warning_interval):
+            raise ValueError("warning_interval must be a finite number of seconds >= 0")
+        if not 64 <= self.preauth_frame_bytes <= self.max_frame_bytes:
+            raise ValueError("need 64 <= preauth_frame_bytes <= max_frame_bytes")
+        if self.auth_failures < 1:
+            raise ValueError("auth_failures must be at least 1 per minute")
         if self.max_message_bytes <= 0 or self.max_frame_bytes < self.max_message_bytes:
             raise ValueError("need 0 < max_message_bytes <= max_frame_bytes")
         if self.send_queue < 1 or self.send_queue_bytes < 1:
@@ -73,6 +98,10 @@ class TokenBucket:
         self.burst = burst
         self._tokens = burst
         self._stamp = now
+
+    def peek(self, now: float) -> float:
+        """Return the tokens available at time ``now`` (seconds) without taking one."""
+        return min(self.burst, self._tokens + max(0.0, now - self._stamp) * self.rate)
 
     def take(self, now: float) -> bool:
         """Take one token at time ``now`` (seconds); return False when the bucket is empty."""

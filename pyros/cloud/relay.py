@@ -50,10 +50,10 @@ when the device goes offline. Every refused ``call_service`` is answered with a
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import math
+import secrets
 import signal
 import ssl
 import time
@@ -65,6 +65,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import MultipleValuesError
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -81,6 +82,7 @@ from pyros.cloud.auth import (
 )
 from pyros.cloud.limits import Limits, SendQueue, TokenBucket
 from pyros.cloud.store import DeviceRecord, Registry, full_name, split_name
+from pyros.names import glob_match
 
 __all__ = ["Relay", "run", "tls_context", "CLOSE_POLICY", "CLOSE_REPLACED"]
 
@@ -96,6 +98,14 @@ CLOSE_REPLACED = dp.REPLACED_CLOSE_CODE
 
 _COMMAND_IDS_KEPT = 10000
 """Operator publishes remembered for routing a device's refusal back (oldest forgotten)."""
+
+_ADDRESSES_KEPT = 10000
+"""Client addresses whose failed sign-ins are counted (least recently failed forgotten)."""
+
+
+def _new_id(prefix: str) -> str:
+    """Return an unguessable id for a command or call routed to a device (96 random bits)."""
+    return prefix + secrets.token_urlsafe(12)
 
 
 def tls_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
@@ -141,6 +151,8 @@ class _Peer:
         self._warned_at: dict[str, float] = {}
         self._warn_timer: dict[str, asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.errors = 0
+        """Frames whose handling failed inside the relay (logged with a traceback once)."""
         self.writer = asyncio.create_task(self._write(), name=f"pyros-relay-writer-{name}")
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -310,6 +322,14 @@ class _Device(_Peer):
     def may_read(self, device: str) -> bool:
         return any(fnmatchcase(device, pattern) for pattern in self.entry.read)
 
+    async def measure_latency(self) -> None:
+        """Ping the connector once and keep the round trip in the record (``stats``)."""
+        try:
+            pong = await self.ws.ping()
+            self.record.latency = float(await asyncio.wait_for(pong, 10.0))
+        except (ConnectionClosed, TimeoutError, asyncio.CancelledError):
+            return
+
     def stop(self) -> None:
         if self.ack_timer is not None:
             self.ack_timer.cancel()
@@ -349,8 +369,8 @@ class Relay:
         self._subscribers: dict[str, set[_Subscription]] = {}
         self._device_subscribers: set[_Device] = set()
         self._calls: dict[str, _Call] = {}
-        self._commands: OrderedDict[str, tuple[_Operator, Any]] = OrderedDict()
-        self._ids = itertools.count(1)
+        self._commands: OrderedDict[str, tuple[_Operator, Any, str]] = OrderedDict()
+        self._auth_failures: OrderedDict[str, TokenBucket] = OrderedDict()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -376,7 +396,8 @@ class Relay:
             host,
             port,
             process_request=self._process_request,
-            max_size=self.limits.max_frame_bytes,
+            # Strangers get a few KiB: the cap rises once a peer has authenticated (_trust).
+            max_size=self.limits.preauth_frame_bytes,
             ping_interval=self.limits.ping_interval,
             ping_timeout=self.limits.ping_interval,
             ssl=ssl_context,
@@ -407,13 +428,13 @@ class Relay:
         """
         url = urlsplit(request.path)
         query = parse_qs(url.query)
-        token = dp.bearer_token(request.headers.get(dp.AUTHORIZATION_HEADER))
+        token = dp.bearer_token(_single_header(request, dp.AUTHORIZATION_HEADER))
         if token is None and query.get(dp.TOKEN_QUERY):
             token = query[dp.TOKEN_QUERY][0]
         if self.tokens is None and not is_loopback(peer_host):
             raise AuthError("this relay has no tokens file and accepts only loopback clients", 403)
         if url.path == dp.DEVICE_PATH:
-            device = request.headers.get(dp.DEVICE_HEADER)
+            device = _single_header(request, dp.DEVICE_HEADER)
             if device is None and query.get(dp.DEVICE_QUERY):
                 device = query[dp.DEVICE_QUERY][0]
             if self.tokens is None:
@@ -435,28 +456,58 @@ class Relay:
         if self.tokens is None:
             return LOOPBACK_GRANT
         url = urlsplit(request.path)
-        token = dp.bearer_token(request.headers.get(dp.AUTHORIZATION_HEADER))
+        token = dp.bearer_token(_single_header(request, dp.AUTHORIZATION_HEADER))
         if token is None:
             given = parse_qs(url.query).get(dp.TOKEN_QUERY)
             token = given[0] if given else None
         return self.tokens.operator(token)
 
+    def _sign_in_allowed(self, host: str | None) -> bool:
+        """Return False when ``host`` used up its failed sign-ins (then answer 429)."""
+        bucket = self._auth_failures.get(host or "")
+        return bucket is None or bucket.peek(asyncio.get_running_loop().time()) >= 1.0
+
+    def _sign_in_failed(self, host: str | None) -> None:
+        """Count one failed sign-in of ``host`` (operators and devices alike)."""
+        key = host or ""
+        now = asyncio.get_running_loop().time()
+        bucket = self._auth_failures.pop(key, None)
+        if bucket is None:
+            per_minute = self.limits.auth_failures
+            bucket = TokenBucket(per_minute / 60.0, per_minute, now)
+        bucket.take(now)
+        self._auth_failures[key] = bucket
+        while len(self._auth_failures) > _ADDRESSES_KEPT:
+            self._auth_failures.popitem(last=False)
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         host = _peer_host(connection)
+        if not self._sign_in_allowed(host):
+            response = connection.respond(
+                429, "too many failed sign-ins from this address: try again in a minute\n"
+            )
+            response.headers["Retry-After"] = "60"
+            return response
         try:
             identity = self._identify(request, host)
             if urlsplit(request.path).path == dp.DEVICES_API_PATH:
                 grant = self._operator_grant(request)
-                body = json.dumps(self.registry.describe(grant.may_read))
+                body = json.dumps(self.registry.describe(time.time(), grant.may_read))
                 response = connection.respond(200, body)
                 del response.headers["Content-Type"]
                 response.headers["Content-Type"] = "application/json"
                 return response
         except AuthError as exc:
+            if exc.status in (401, 403):
+                self._sign_in_failed(host)
             response = connection.respond(exc.status, f"{exc}\n")
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="pyros relay"'
             return response
+        if identity is not None and identity.kind == "operator" and identity.grant is None:
+            # Not authenticated yet: no permessage-deflate (a deflate bomb costs CPU before
+            # the frame cap can refuse it); it may sign in with {"op": "auth"} only.
+            connection.protocol.available_extensions = []
         if identity is None:
             return connection.respond(
                 404, "not found: operators use /, connectors /device, GET /api/devices lists\n"
@@ -475,9 +526,14 @@ class Relay:
             await ws.close(CLOSE_POLICY, "unknown path")
         elif identity.kind == "device":
             assert identity.entry is not None
+            self._trust(ws)
             await self._serve_device(ws, identity.device, identity.entry)
         else:
             await self._serve_operator(ws, identity.grant)
+
+    def _trust(self, ws: ServerConnection) -> None:
+        """Raise the frame cap of an authenticated connection from the pre-auth one."""
+        ws.protocol.max_message_size = self.limits.max_frame_bytes
 
     async def _receive(
         self, peer: _Peer, handle: Callable[[str | bytes], tuple[int, str] | None]
@@ -496,7 +552,11 @@ class Relay:
                 try:
                     close = handle(frame)
                 except Exception as exc:  # a relay bug must not end the relay: report it
-                    log.exception("error handling a frame from %s", peer.name)
+                    # Logged once per connection with its traceback: a peer repeating the
+                    # frame must not flood the log.
+                    peer.errors += 1
+                    if peer.errors == 1:
+                        log.exception("error handling a frame from %s", peer.name)
                     peer.status("error", f"relay error handling this message: {exc!r}")
                     continue
                 if close is not None:
@@ -555,6 +615,8 @@ class Relay:
                 )
                 return (CLOSE_POLICY, "device id mismatch")
             resume_after = self.registry.hello(record.id, message, now)
+            if not peer.said_hello:
+                peer.spawn(peer.measure_latency())
             peer.said_hello = True
             peer.send(dp.encode(dp.welcome(record.id, resume_after)))
             return None
@@ -562,6 +624,7 @@ class Relay:
             peer.status("error", f"{op}: send hello first", message.get("id"))
             return None
         if op == "publish":
+            message["size"] = len(frame)
             self._device_publish(peer, message, now)
         elif op == "service_response":
             self._device_service_response(peer, message)
@@ -569,6 +632,9 @@ class Relay:
             self._device_status(peer, message, now)
         elif op == "subscribe":
             self._device_subscribe(peer, message["topic"])
+        elif op == "stats":
+            record.buffered = message["buffered"]
+            record.connector_dropped = message["dropped"]
         else:  # unsubscribe
             peer.patterns.discard(message["topic"])
             if not peer.patterns:
@@ -585,6 +651,7 @@ class Relay:
             )
             return
         if self.registry.accept(record, message["seq"], now):
+            record.meter.add(now, message["size"])
             msg = message["msg"]
             name = full_name(record.id, topic)
             frame = rb.encode(rb.publish(name, msg))
@@ -634,9 +701,13 @@ class Relay:
         )
 
     def _device_status(self, peer: _Device, message: dict[str, Any], now: float) -> None:
-        origin = self._commands.pop(message.get("id") or "", None)
-        if origin is not None:
-            operator, operator_id = origin
+        key = message.get("id") or ""
+        origin = self._commands.get(key)
+        if origin is not None and origin[2] == peer.record.id:
+            # Only the device that was commanded may answer: another device cannot inject a
+            # status into an operator's conversation with this one (ids are unguessable too).
+            del self._commands[key]
+            operator, operator_id, _ = origin
             operator.status(message["level"], f"{peer.record.id}: {message['msg']}", operator_id)
             return
         peer.record.last_status = dict(message, stamp=now)
@@ -656,7 +727,7 @@ class Relay:
             if other_id == peer.record.id or not peer.may_read(other_id):
                 continue
             for topic, latest in other.latest.items():
-                if fnmatchcase(full_name(other_id, topic), pattern):
+                if glob_match(full_name(other_id, topic), pattern):
                     peer.send(latest.frame)
 
     # --- operators ----------------------------------------------------------------------------
@@ -665,7 +736,9 @@ class Relay:
         peer = _Operator(self, ws, grant)
         self._operators.add(peer)
         timer = None
-        if grant is None:
+        if grant is not None:
+            self._trust(ws)
+        else:
             timer = peer.loop.call_later(self.limits.auth_timeout, self._auth_timeout, peer)
         try:
             await self._receive(peer, lambda frame: self._operator_frame(peer, frame))
@@ -716,11 +789,17 @@ class Relay:
     def _operator_auth(self, peer: _Operator, message: dict[str, Any]) -> tuple[int, str] | None:
         if self.tokens is None:
             return None  # loopback relay: everyone is granted everything already
+        host = _peer_host(peer.ws)
+        if not self._sign_in_allowed(host):
+            peer.status("error", "auth: too many failed sign-ins from this address", message["id"])
+            return (CLOSE_POLICY, "too many failed sign-ins")
         try:
             peer.grant = self.tokens.operator(message["token"])
         except AuthError as exc:
+            self._sign_in_failed(host)
             peer.status("error", f"auth: {exc}", message["id"])
             return (CLOSE_POLICY, "authentication failed")
+        self._trust(peer.ws)
         return None
 
     def _resolve(self, peer: _Operator, name: str, id: Any, what: str) -> tuple[str, str] | None:
@@ -821,8 +900,8 @@ class Relay:
         if device is None or not device.said_hello:
             peer.status("error", f"publish: device {record.id} is offline; dropped", message["id"])
             return
-        command_id = f"p{next(self._ids)}"
-        self._commands[command_id] = (peer, message["id"])
+        command_id = _new_id("p")
+        self._commands[command_id] = (peer, message["id"], record.id)
         while len(self._commands) > _COMMAND_IDS_KEPT:
             self._commands.popitem(last=False)
         type_name = peer.advertised.get(message["topic"])
@@ -857,7 +936,7 @@ class Relay:
         if local not in device.record.services:
             fail(f"device {device_id} offers no service {local}")
             return
-        call_id = f"c{next(self._ids)}"
+        call_id = _new_id("c")
         timeout = self.limits.service_timeout
         if message["timeout"] is not None:
             timeout = min(timeout, message["timeout"])
@@ -888,7 +967,19 @@ class Relay:
 
 
 def _any_match(name: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatchcase(name, pattern) for pattern in patterns)
+    return any(glob_match(name, pattern) for pattern in patterns)
+
+
+def _single_header(request: Request, name: str) -> str | None:
+    """Return the value of header ``name``, None when absent.
+
+    Raises:
+        AuthError: HTTP 400, the header is given more than once (which one would count?).
+    """
+    try:
+        return request.headers.get(name)
+    except MultipleValuesError as exc:
+        raise AuthError(f"the {name} header is given more than once", 400) from exc
 
 
 def _peer_host(connection: ServerConnection) -> str | None:

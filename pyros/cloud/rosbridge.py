@@ -22,7 +22,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pyros.cloud.auth import valid_device_id
 from pyros.exceptions import ProtocolError
+from pyros.names import is_valid
 
 __all__ = [
     "OPERATOR_OPS",
@@ -85,6 +87,18 @@ ROSAPI_SERVICES = {
     "/rosapi/get_time": "rosapi/GetTime",
 }
 """The rosapi listing services the relay answers itself (name -> type)."""
+
+
+_MAX_COUNT = 1 << 31
+"""Largest ``throttle_rate`` (ms) or ``queue_length`` accepted (NaN and infinities never are)."""
+
+
+def _valid_name(name: str) -> bool:
+    """A ROS name whose first component may also be a device id (``/robot-1.a/turtle1/pose``)."""
+    if name != "/" and is_valid(name):
+        return True
+    device, slash, rest = name[1:].partition("/")
+    return bool(slash) and valid_device_id(device) and is_valid("/" + rest) and rest != ""
 
 
 class OperatorProtocolError(ProtocolError):
@@ -173,14 +187,26 @@ class _Fields:
         assert value is not None
         if not value.startswith("/"):
             value = "/" + value  # rosbridge resolves relative names against the root
+        if not _valid_name(value):
+            shown = value if len(value) <= 200 else value[:200] + "..."
+            raise self.fail(
+                f"{self.op}: {name} {shown!r} is not a valid ROS name (tokens of letters, "
+                "digits and '_' starting with a letter, separated by '/')"
+            )
         return value
 
     def count(self, name: str) -> int:
         value = self.message.get(name, 0)
         if value is None:
             return 0
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise self.fail(f"{self.op}: field {name!r} must be a number >= 0")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 <= value <= _MAX_COUNT
+        ):
+            raise self.fail(
+                f"{self.op}: field {name!r} must be a finite number from 0 to {_MAX_COUNT}"
+            )
         return int(value)
 
 

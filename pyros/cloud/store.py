@@ -12,12 +12,12 @@ dropped, see :mod:`pyros.cloud.device_protocol`).
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Latest", "DeviceRecord", "Registry", "split_name", "full_name"]
+__all__ = ["Latest", "Meter", "DeviceRecord", "Registry", "split_name", "full_name"]
 
 _SESSIONS_KEPT = 4
 """Sessions per device whose last seq is remembered (a connector restart starts a new one)."""
@@ -61,6 +61,38 @@ class Latest:
     stamp: float
 
 
+class Meter:
+    """Messages and bytes per second over a sliding window of whole seconds.
+
+    Args:
+        window: seconds averaged over (the current, incomplete second is left out).
+    """
+
+    def __init__(self, window: int = 5) -> None:
+        self.window = window
+        self._buckets: deque[list[float]] = deque()  # [second, messages, bytes]
+
+    def add(self, now: float, size: int) -> None:
+        """Count one message of ``size`` bytes received at ``now`` (seconds)."""
+        second = float(int(now))
+        if self._buckets and self._buckets[-1][0] == second:
+            bucket = self._buckets[-1]
+            bucket[1] += 1
+            bucket[2] += size
+        else:
+            self._buckets.append([second, 1, size])
+            while len(self._buckets) > self.window + 1:
+                self._buckets.popleft()
+
+    def rates(self, now: float) -> tuple[float, float]:
+        """Return (messages per second, bytes per second) over the last ``window`` seconds."""
+        current = float(int(now))
+        first = current - self.window
+        messages = sum(b[1] for b in self._buckets if first <= b[0] < current)
+        size = sum(b[2] for b in self._buckets if first <= b[0] < current)
+        return messages / self.window, size / self.window
+
+
 @dataclass
 class DeviceRecord:
     """What the relay knows about one device.
@@ -72,6 +104,12 @@ class DeviceRecord:
         topics: forwarded topics from its last hello, device-local name -> type.
         services: callable services, device-local name -> type.
         commands: globs of its device-local topics operators may publish to.
+        command_topics: the existing topics matching ``commands``, name -> type (hello).
+        actions: action servers operators may send goals to, name -> type (hello).
+        buffered: messages waiting in its connector's buffer (its last ``stats``).
+        connector_dropped: messages its connector dropped since it started (its last ``stats``).
+        latency: websocket round-trip time to its connector in seconds, None before the first.
+        meter: what arrives from it per second.
         dropped: messages its connector dropped while offline, per topic, summed over hellos.
         received: messages accepted from it (duplicates not counted).
         latest: device-local topic -> :class:`Latest`.
@@ -85,6 +123,12 @@ class DeviceRecord:
     topics: dict[str, str] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)
     commands: list[str] = field(default_factory=list)
+    command_topics: dict[str, str] = field(default_factory=dict)
+    actions: dict[str, str] = field(default_factory=dict)
+    buffered: int = 0
+    connector_dropped: int = 0
+    latency: float | None = None
+    meter: Meter = field(default_factory=Meter)
     dropped: dict[str, int] = field(default_factory=dict)
     received: int = 0
     latest: dict[str, Latest] = field(default_factory=dict)
@@ -97,15 +141,38 @@ class DeviceRecord:
         key = self.session if session is None else session
         return self._seqs.get(key, 0) if key is not None else 0
 
-    def describe(self) -> dict[str, Any]:
-        """Return this device as ``GET /api/devices`` lists it (plain JSON data)."""
+    def describe(self, now: float) -> dict[str, Any]:
+        """Return this device as ``GET /api/devices`` lists it (plain JSON data).
+
+        Args:
+            now: wall-clock seconds, for the rates in ``stats``.
+
+        Returns:
+            ``id``, ``online``, ``last_seen``; ``topics``, ``services``, ``commands`` (command
+            topics) and ``actions`` as name -> type; ``command_globs``; ``stats`` with
+            ``messages_per_s`` and ``bytes_per_s`` (what the relay received from it over the
+            last seconds), ``latency_ms`` (websocket round trip, null before the first
+            measurement), ``dropped`` (messages its connector dropped, exact, since it
+            started) and ``buffered`` (messages waiting in its connector's buffer); per-topic
+            ``dropped`` summed over hellos, ``received``, ``latest`` stamps, ``last_status``.
+        """
+        messages_per_s, bytes_per_s = self.meter.rates(now) if self.online else (0.0, 0.0)
         return {
             "id": self.id,
             "online": self.online,
             "last_seen": self.last_seen,
             "topics": dict(self.topics),
             "services": dict(self.services),
-            "commands": list(self.commands),
+            "commands": dict(self.command_topics),
+            "actions": dict(self.actions),
+            "command_globs": list(self.commands),
+            "stats": {
+                "messages_per_s": messages_per_s,
+                "latency_ms": None if self.latency is None else self.latency * 1000.0,
+                "dropped": self.connector_dropped,
+                "buffered": self.buffered,
+                "bytes_per_s": bytes_per_s,
+            },
             "dropped": dict(self.dropped),
             "received": self.received,
             "latest": {topic: latest.stamp for topic, latest in self.latest.items()},
@@ -149,6 +216,8 @@ class Registry:
         record.topics = dict(message["topics"])
         record.services = dict(message["services"])
         record.commands = list(message["commands"])
+        record.command_topics = dict(message["command_topics"])
+        record.actions = dict(message["actions"])
         for topic, count in message["dropped"].items():
             record.dropped[topic] = record.dropped.get(topic, 0) + count
         session: str = message["session"]
@@ -182,15 +251,18 @@ class Registry:
         """Keep ``msg`` (and its encoded operator frame) as the latest value of ``topic``."""
         record.latest[topic] = Latest(msg, frame, now)
 
-    def describe(self, may_read: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+    def describe(
+        self, now: float, may_read: Callable[[str], bool] | None = None
+    ) -> list[dict[str, Any]]:
         """Return ``GET /api/devices``'s list, sorted by id.
 
         Args:
+            now: wall-clock seconds (for the rates).
             may_read: a predicate on device ids; only devices it accepts are listed. None lists
                 every device.
         """
         return [
-            record.describe()
+            record.describe(now)
             for device, record in sorted(self.devices.items())
             if may_read is None or may_read(device)
         ]

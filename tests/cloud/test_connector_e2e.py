@@ -34,7 +34,7 @@ from tests.cloud.connector_support import (
     self_signed_certificate,
     timed_operator,
 )
-from tests.cloud.relay_support import DEVICE_TOKENS, TOKENS, RelayProcess
+from tests.cloud.relay_support import DEVICE_TOKENS, TOKENS, RelayProcess, wait_for
 from tests.support import limit, wait_until
 
 pytestmark = pytest.mark.cloud
@@ -159,8 +159,28 @@ def test_roslibpy_operator_drives_a_mock_robot_through_the_relay(
     assert entry is not None
     assert entry["topics"] == {"/turtle1/pose": "turtlesim/Pose"}
     assert entry["services"] == {"/reset": "std_srvs/Empty"}
-    assert entry["commands"] == ["/turtle1/cmd_vel"]
+    assert entry["commands"] == {"/turtle1/cmd_vel": "geometry_msgs/Twist"}
+    assert entry["command_globs"] == ["/turtle1/cmd_vel"]
     assert entry["dropped"] == {}
+    assert set(entry["stats"]) == {
+        "messages_per_s",
+        "latency_ms",
+        "dropped",
+        "buffered",
+        "bytes_per_s",
+    }
+    # The relay measures what arrives and the round trip; the connector reports its buffer.
+    stats = wait_for(
+        lambda: (
+            (s := (device(relay.port, "robot1") or {}).get("stats", {})).get("messages_per_s")
+            and s.get("latency_ms") is not None
+            and s
+        ),
+        timeout=15.0,
+    )
+    assert stats["messages_per_s"] > 0 and stats["bytes_per_s"] > stats["messages_per_s"]
+    assert 0 <= stats["latency_ms"] < 5000 and stats["dropped"] == 0
+    assert isinstance(stats["buffered"], int)
 
     with timed_operator(relay.port) as operator:
         operator.subscribe("/robot1/turtle1/pose", "turtlesim/Pose")

@@ -127,6 +127,8 @@ def test_hello_then_forwarded_data_in_seq_order_after_the_welcome() -> None:
             "services": {"/reset": "std_srvs/Empty", "/fail": "std_srvs/Trigger"},
             "commands": ["/turtle1/cmd_vel"],
             "dropped": {},
+            "command_topics": {"/turtle1/cmd_vel": "geometry_msgs/Twist"},
+            "actions": {},
             "version": 1,
         }
         await asyncio.sleep(0.2)

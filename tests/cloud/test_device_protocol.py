@@ -31,10 +31,24 @@ def test_hello_round_trip_fills_defaults() -> None:
         "services": {"/reset": "std_srvs/Empty"},
         "commands": ["/turtle1/cmd_vel"],
         "dropped": {"/turtle1/pose": 12},
+        "command_topics": {},
+        "actions": {},
         "version": dp.PROTOCOL_VERSION,
     }
     minimal = dp.decode_from_device('{"op": "hello", "device": "r", "session": "s"}')
     assert minimal["topics"] == {} and minimal["commands"] == [] and minimal["dropped"] == {}
+    assert minimal["command_topics"] == {} and minimal["actions"] == {}
+
+
+def test_stats_round_trip_and_checks() -> None:
+    assert dp.decode_from_device(dp.encode(dp.stats(3, 7))) == {
+        "op": "stats",
+        "buffered": 3,
+        "dropped": 7,
+    }
+    for bad in ('{"op":"stats","buffered":-1,"dropped":0}', '{"op":"stats","buffered":1}'):
+        with pytest.raises(dp.DeviceProtocolError):
+            dp.decode_from_device(bad)
 
 
 def test_every_device_op_round_trips() -> None:

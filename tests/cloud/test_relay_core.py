@@ -101,7 +101,7 @@ def test_limits_are_checked() -> None:
         Limits(max_message_bytes=10, max_frame_bytes=5)
     with pytest.raises(ValueError):
         Limits(rate=0)
-    assert Limits().max_message_bytes == 1 << 20
+    assert Limits().max_message_bytes == 16 << 20
 
 
 def test_names() -> None:
@@ -129,9 +129,9 @@ def test_registry_sessions_and_duplicates() -> None:
     assert registry.hello("r", other, 5.0) == 0
     assert registry.hello("r", hello, 6.0) == 5  # earlier sessions are remembered too
     registry.store(record, "/a", {"x": 1}, "frame", 7.0)
-    (listed,) = registry.describe(lambda device: device == "r")
+    (listed,) = registry.describe(7.0, lambda device: device == "r")
     assert listed["latest"] == {"/a": 7.0} and listed["online"] is True
-    assert registry.describe(lambda device: False) == []
+    assert registry.describe(7.0, lambda device: False) == []
 
 
 @pytest.mark.parametrize(

@@ -141,7 +141,11 @@ WRONG_FIELDS: list[tuple[str, dict[str, Any], str]] = [
     ("device", {"op": "subscribe", "topic": "nodevice"}, "starting with '/'"),
     ("operator", {"op": "subscribe", "id": 3, "topic": 42}, "'topic' must be a string"),
     ("operator", {"op": "subscribe", "topic": "/rosout"}, "not a device name"),
-    ("operator", {"op": "subscribe", "topic": "/robot1/data", "throttle_rate": -1}, ">= 0"),
+    (
+        "operator",
+        {"op": "subscribe", "topic": "/robot1/data", "throttle_rate": -1},
+        "finite number from 0",
+    ),
     ("operator", {"op": "subscribe", "topic": "/robot1/data", "type": "wrong/Type"}, "has type"),
     ("operator", {"op": "subscribe", "topic": "/robot1/data", "compression": "cbor"}, "cbor"),
     ("operator", {"op": "publish", "topic": "/robot1/data", "msg": [1]}, "'msg' must be"),
