@@ -290,7 +290,16 @@ class _ManyValuesCommand(click.Command):
     ``GLOB...`` form of the design), and the repeated form works as in the other commands.
     """
 
-    many = ("--topics", "--commands", "--services", "--listen", "--rate")
+    many = (
+        "--topics",
+        "--commands",
+        "--services",
+        "--actions",
+        "--params",
+        "--latest",
+        "--listen",
+        "--rate",
+    )
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         expanded: list[str] = []
@@ -348,6 +357,12 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--commands", multiple=True, help="Glob of topics operators may publish to.")
 @click.option("--services", multiple=True, help="Glob of services operators may call.")
 @click.option("--actions", multiple=True, help="Glob of action servers operators may use.")
+@click.option("--params", multiple=True, help="Glob of parameters operators may read and set.")
+@click.option(
+    "--latest",
+    multiple=True,
+    help="Glob of forwarded topics holding state: a late operator gets their latest value.",
+)
 @click.option(
     "--buffer-dir",
     type=click.Path(file_okay=False),
@@ -423,6 +438,8 @@ def connector(
     commands: tuple[str, ...],
     services: tuple[str, ...],
     actions: tuple[str, ...],
+    params: tuple[str, ...],
+    latest: tuple[str, ...],
     buffer_dir: str | None,
     listen: tuple[str, ...],
     rates: tuple[str, ...],
@@ -464,6 +481,8 @@ def connector(
                 commands=commands,
                 services=services,
                 actions=actions,
+                params=params,
+                latest=latest,
                 listen=listen,
                 rates=rate_limits,
                 buffer=buffer,

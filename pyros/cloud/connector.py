@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import ipaddress
 import logging
 import math
@@ -67,7 +68,7 @@ from pyros.cloud import device_protocol
 from pyros.cloud.connector_buffer import SendBuffer
 from pyros.cloud.connector_disk import BufferDirError, DiskSendBuffer
 from pyros.cloud.device_protocol import DeviceProtocolError
-from pyros.exceptions import NodeDiedError, PyrosError
+from pyros.exceptions import ActionError, NodeDiedError, PyrosError
 from pyros.exceptions import TimeoutError as PyrosTimeoutError
 from pyros.exposure import Exposure
 from pyros.names import glob_match, is_valid
@@ -259,6 +260,9 @@ class Connector:
         commands: globs of topics operators may publish to.
         services: globs of services operators may call.
         actions: globs of action servers operators may send goals to.
+        params: globs of parameters operators may read (and, with command rights, set).
+        latest: globs of forwarded topics that hold state (a pose, a map): the relay replays
+            their latest value to a late subscriber. Other topics are events, never replayed.
         listen: globs of other devices' topics by their full relay name (``/robot2/chat``,
             ``/*/chat``): the relay sends them here (device-to-device broadcast, as the robot
             chat of seed 002) and they are published on this robot under that name. They are
@@ -297,6 +301,8 @@ class Connector:
         commands: Iterable[str] = (),
         services: Iterable[str] = (),
         actions: Iterable[str] = (),
+        params: Iterable[str] = (),
+        latest: Iterable[str] = (),
         listen: Iterable[str] = (),
         rates: Mapping[str, float] | None = None,
         buffer: int = BUFFER_SIZE,
@@ -347,11 +353,16 @@ class Connector:
         """Existing topics matching the command globs, as last seen: name -> type."""
         self.actions: dict[str, str] = {}
         """Action servers operators may use, as last seen: name -> type."""
+        self.params: list[str] = []
+        """Parameters operators may read, as last seen."""
         self._token = token
         self._topics = Exposure(topics, "topic")
         self._commands = Exposure(commands, "topic")
         self._services = Exposure(services, "service")
         self._actions = Exposure(actions, "action")
+        self._params = Exposure(params, "parameter")
+        self._latest = Exposure(latest, "topic")
+        self._goals: dict[str, Any] = {}
         self._listen = Exposure(listen, "topic")
         self._rates = [(pattern, hz) for pattern, hz in (rates or {}).items()]
         self._poll_interval = poll_interval
@@ -456,24 +467,13 @@ class Connector:
 
     async def _discover(self) -> None:
         """Subscribe new matching topics; schedule a hello if what is offered changed."""
-        for name, type_name in sorted((await self.client.topics()).items()):
+        topics = await self.client.topics()
+        for name, type_name in sorted(topics.items()):
             if name in self.forwarded or not self._topics.matches(name):
                 continue
             if self._listen.matches(name):  # another device's topic, published here: no echo
                 continue
-            period = self._period(name)
-            queue_size = 1 if period is not None else _FORWARD_QUEUE
-            subscription = await self.client.subscribe(name, queue_size=queue_size)
-            self._subscriptions.append(subscription)
-            self.forwarded[name] = subscription.type or type_name
-            self._spawn(self._forward(subscription, period), f"forward{name}")
-            logger.info(
-                "forwarding %s (%s)%s",
-                name,
-                self.forwarded[name],
-                f" at most {1 / period:g} Hz" if period else "",
-            )
-        topics = await self.client.topics()
+            await self._start_forwarding(name, type_name)
         self.command_topics = {
             name: kind for name, kind in topics.items() if self._commands.matches(name)
         }
@@ -481,16 +481,34 @@ class Connector:
         list_actions = getattr(self.client, "actions", None)  # on clients that have actions()
         if list_actions is not None and self._actions.patterns:
             self.actions = self._actions.filter(await list_actions())
+        if self._params.patterns:
+            self.params = self._params.filter_list(await self.client.params())
         offer = (
             dict(self.forwarded),
             dict(self.callable_services),
             dict(self.command_topics),
             dict(self.actions),
+            {name: "" for name in self.params},
         )
         if offer != self._advertised:
             self._advertised = offer
             self._hello_due = True
             self._wake.set()
+
+    async def _start_forwarding(self, name: str, type_name: str | None) -> None:
+        """Subscribe ``name`` on the robot and forward what arrives (in order)."""
+        period = self._period(name)
+        queue_size = 1 if period is not None else _FORWARD_QUEUE
+        subscription = await self.client.subscribe(name, queue_size=queue_size)
+        self._subscriptions.append(subscription)
+        self.forwarded[name] = subscription.type or type_name or ""
+        self._spawn(self._forward(subscription, period), f"forward{name}")
+        logger.info(
+            "forwarding %s (%s)%s",
+            name,
+            self.forwarded[name],
+            f" at most {1 / period:g} Hz" if period else "",
+        )
 
     def _period(self, topic: str) -> float | None:
         for pattern, hz in self._rates:
@@ -630,6 +648,8 @@ class Connector:
                 dropped=self.buffer.take_dropped(),
                 command_topics=self.command_topics,
                 actions=self.actions,
+                params=self.params,
+                latest=[name for name in self.forwarded if self._latest.matches(name)],
             )
             if hello["dropped"]:
                 logger.warning("reporting dropped messages to the relay: %s", hello["dropped"])
@@ -666,6 +686,12 @@ class Connector:
                 f"call{message['service']}",
                 forever=False,
             )
+        elif op == "send_goal":
+            self._spawn(self._goal(message), f"goal{message['action']}", forever=False)
+        elif op == "cancel_goal":
+            self._spawn(self._cancel_goal(message["id"]), "cancel-goal", forever=False)
+        elif op == "param":
+            self._spawn(self._param(message), f"param{message['name']}", forever=False)
         else:
             level = {"error": logging.ERROR, "warning": logging.WARNING}.get(
                 message["level"], logging.INFO
@@ -709,6 +735,17 @@ class Connector:
                 f"topic {topic} is not a command topic of {self.device} (commands: {shown})", id
             )
             return
+        if topic not in self.forwarded and self._topics.matches(topic):
+            # A command topic that is forwarded too (an operator advertises and publishes, another
+            # subscribes): subscribe before the first publish so that no message is missed.
+            try:
+                await self._start_forwarding(topic, type_name)
+            except NodeDiedError:
+                raise
+            except PyrosError as exc:
+                logger.warning("cannot forward %s: %s", topic, exc)
+            else:
+                self._hello_due = True
         try:
             await self.client.publish(topic, message, type=type_name)
         except NodeDiedError:
@@ -733,6 +770,95 @@ class Connector:
             return
         self._reply(device_protocol.service_response(id, to_json_data(values), True))
 
+    async def _goal(self, message: dict[str, Any]) -> None:
+        """Run an operator's goal through the pyros client; report feedback and the end."""
+        id, action = message["id"], message["action"]
+        if not is_valid(action) or not self._actions.matches(action):
+            shown = ", ".join(self._actions.patterns) or "none"
+            text = f"action {action} is not offered by {self.device} (actions: {shown})"
+            self._reply(device_protocol.action_result(id, "rejected", None, text))
+            return
+        start_goal = getattr(self.client, "start_goal", None)
+        if start_goal is None:
+            text = f"{self.device}: this pyros client cannot send goals"
+            self._reply(device_protocol.action_result(id, "rejected", None, text))
+            return
+
+        def feedback(values: dict[str, Any]) -> None:
+            if message["feedback"]:
+                self._reply(device_protocol.action_feedback(id, to_json_data(values)))
+
+        try:
+            goal = start_goal(action, message["goal"], feedback=feedback)
+            if inspect.isawaitable(goal):
+                goal = await goal
+        except NodeDiedError:
+            raise
+        except PyrosError as exc:
+            text = f"{action} on {self.device}: {type(exc).__name__}: {exc}"
+            self._reply(device_protocol.action_result(id, "rejected", None, text))
+            return
+        self._goals[id] = goal
+        status, result, text = "succeeded", None, ""
+        try:
+            outcome = goal.result()
+            result = await outcome if inspect.isawaitable(outcome) else outcome
+        except NodeDiedError:
+            raise
+        except ActionError as exc:
+            status = exc.status if exc.status in device_protocol.GOAL_END_STATUSES else "aborted"
+            result, text = exc.result, str(exc)
+        except PyrosError as exc:
+            status, text = "aborted", f"{type(exc).__name__}: {exc}"
+        finally:
+            self._goals.pop(id, None)
+        payload = to_json_data(result) if isinstance(result, dict) else None
+        self._reply(device_protocol.action_result(id, status, payload, text))
+
+    async def _cancel_goal(self, id: str) -> None:
+        goal = self._goals.get(id)
+        if goal is None:
+            return  # already over: its result is on its way
+        try:
+            done = goal.cancel()
+            if inspect.isawaitable(done):
+                await done
+        except NodeDiedError:
+            raise
+        except PyrosError as exc:
+            logger.warning("cancelling goal %s: %s", id, exc)
+
+    async def _param(self, message: dict[str, Any]) -> None:
+        """Get, set or delete a parameter that matches the parameter globs."""
+        id, action, name = message["id"], message["action"], message["name"]
+        if not self._params.matches(name) or ".." in name.split("/"):
+            shown = ", ".join(self._params.patterns) or "none"
+            text = f"parameter {name} is not exposed by {self.device} (params: {shown})"
+            self._reply(device_protocol.param_response(id, text, False))
+            return
+        try:
+            if action == "get":
+                value = await self.client.get_param(name)
+            elif action == "set":
+                await self.client.set_param(name, message["value"])
+                value = None
+            else:
+                delete = getattr(self.client, "delete_param", None)
+                if delete is None:
+                    raise PyrosError("this pyros client cannot delete parameters")
+                await delete(name)
+                value = None
+        except NodeDiedError:
+            raise
+        except KeyError:
+            self._reply(device_protocol.param_response(id, f"parameter {name} is not set", False))
+            return
+        except PyrosError as exc:
+            text = f"{action} {name} on {self.device}: {type(exc).__name__}: {exc}"
+            self._reply(device_protocol.param_response(id, text, False))
+            return
+        self._reply(device_protocol.param_response(id, to_json_data(value), True))
+
     def _refuse(self, text: str, id: str | None) -> None:
         logger.warning("refused: %s", text)
         self._reply(device_protocol.status("error", text, id))
@@ -753,6 +879,8 @@ async def run_connector(
     commands: Iterable[str] = (),
     services: Iterable[str] = (),
     actions: Iterable[str] = (),
+    params: Iterable[str] = (),
+    latest: Iterable[str] = (),
     listen: Iterable[str] = (),
     rates: Mapping[str, float] | None = None,
     buffer: int = BUFFER_SIZE,
@@ -767,8 +895,8 @@ async def run_connector(
     or, with ``name``, the running shared node of that name is used (and left running).
 
     Args:
-        relay, device, token, topics, commands, services, actions, listen, rates, buffer: as
-            :class:`Connector`.
+        relay, device, token, topics, commands, services, actions, params, latest, listen,
+            rates, buffer: as :class:`Connector`.
         backend: the backend to spawn (``mock``, ``ros1``, ``ros2``, ``rosbridge``).
         name: use the running shared node of this name instead of spawning one.
         ready_timeout: seconds to wait for the node.
@@ -796,6 +924,7 @@ async def run_connector(
             backend,
             topics=topics + commands + listen,
             services=services,
+            params=list(params),
             ready_timeout=ready_timeout,
             **dict(backend_options or {}),
         )
@@ -809,6 +938,8 @@ async def run_connector(
             commands=commands,
             services=services,
             actions=actions,
+            params=params,
+            latest=latest,
             listen=listen,
             rates=rates,
             buffer=buffer,

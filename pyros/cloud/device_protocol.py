@@ -46,6 +46,17 @@ Connector -> relay:
   "geometry_msgs/Twist"}`` (the existing topics that match ``commands``, with their types) and
   ``"actions": {"/turtle1/rotate_absolute": "turtlesim/action/RotateAbsolute"}`` (action
   servers operators may send goals to).
+  ``"params": ["/turtlesim:background_r"]`` (parameters operators may read, device-local
+  names) and ``"latest": ["/turtle1/pose"]`` (forwarded topics whose latest value a late
+  subscriber gets at once: latched or transient-local topics and the connector's ``--latest``
+  globs; other topics are events and are never replayed).
+* ``{"op": "action_feedback", "id": "<relay's goal id>", "feedback": {...}}`` and
+  ``{"op": "action_result", "id": ..., "status": "succeeded"|"canceled"|"aborted"|"rejected",
+  "result": {...} | null, "msg": "why, when it did not succeed"}``: the progress and the end of
+  a goal the relay sent (``send_goal``); a goal the connector refuses ends at once with
+  ``status: "rejected"``.
+* ``{"op": "param_response", "id": ..., "result": true, "value": <value>}`` or ``"result":
+  false, "value": "<error text>"``: the answer to a ``param`` request.
 * ``{"op": "stats", "buffered": 12, "dropped": 3}`` (optional, about once a second): messages
   waiting in the connector's buffer and messages it dropped since it started (exact), shown in
   ``GET /api/devices``.
@@ -77,6 +88,14 @@ Relay -> connector:
 * ``{"op": "call_service", "id": "c42", "service": "/reset", "args": {...}}``: the connector
   calls it only if it matches its ``--services`` globs and answers ``service_response`` with the
   same id; refusal or failure -> ``service_response`` with ``result: false`` and the error text.
+* ``{"op": "send_goal", "id": "g...", "action": "/turtle1/rotate_absolute", "type":
+  "turtlesim/action/RotateAbsolute" | null, "goal": {...}, "feedback": true}``: an operator's
+  goal (rosbridge ``send_action_goal``); the connector starts it only if the action matches its
+  ``--actions`` globs and reports ``action_feedback`` (when ``feedback``) and one
+  ``action_result``. ``{"op": "cancel_goal", "id": "g..."}`` cancels it (the result follows).
+* ``{"op": "param", "id": "q...", "action": "get"|"set"|"delete", "name": "/run_id", "value":
+  ...}``: read or change a parameter on the robot (``value`` only for ``set``); answered by
+  ``param_response``.
 * ``{"op": "status", "level": "error", "msg": "...", "id": ...}``: errors about what the device
   sent (bad JSON, unknown op, oversize frame, rate limit); the connection stays open.
 
@@ -131,6 +150,14 @@ __all__ = [
     "bearer_token",
     "hello",
     "stats",
+    "action_feedback",
+    "action_result",
+    "param_response",
+    "send_goal",
+    "cancel_goal",
+    "param",
+    "GOAL_END_STATUSES",
+    "PARAM_ACTIONS",
     "publish",
     "service_response",
     "status",
@@ -179,11 +206,30 @@ STATUS_LEVELS = frozenset({"error", "warning", "info"})
 """Levels of a ``status`` message (rosbridge v2 also has ``none`` for ``set_level``)."""
 
 DEVICE_OPS = frozenset(
-    {"hello", "publish", "service_response", "status", "subscribe", "unsubscribe", "stats"}
+    {
+        "hello",
+        "publish",
+        "service_response",
+        "status",
+        "subscribe",
+        "unsubscribe",
+        "stats",
+        "action_feedback",
+        "action_result",
+        "param_response",
+    }
 )
 """Ops a connector may send to the relay."""
 
-RELAY_OPS = frozenset({"welcome", "ack", "publish", "call_service", "status"})
+RELAY_OPS = frozenset(
+    {"welcome", "ack", "publish", "call_service", "status", "send_goal", "cancel_goal", "param"}
+)
+
+GOAL_END_STATUSES = ("succeeded", "canceled", "aborted", "rejected")
+"""How a goal may end in an ``action_result`` (pyros's final goal states)."""
+
+PARAM_ACTIONS = ("get", "set", "delete")
+"""What a ``param`` request may do."""
 """Ops the relay may send to a connector."""
 
 
@@ -238,6 +284,8 @@ def hello(
     dropped: Mapping[str, int] | None = None,
     command_topics: Mapping[str, str] | None = None,
     actions: Mapping[str, str] | None = None,
+    params: Sequence[str] = (),
+    latest: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Return a ``hello``: the first message after each (re)connect, and on every change.
 
@@ -252,6 +300,8 @@ def hello(
         dropped: messages dropped from the offline buffer since the last hello, per topic.
         command_topics: existing topics matching ``commands``, name -> type.
         actions: action servers operators may use, name -> type.
+        params: parameters operators may read, device-local names.
+        latest: forwarded topics whose latest value is replayed to a late subscriber.
     """
     return {
         "op": "hello",
@@ -263,8 +313,40 @@ def hello(
         "dropped": dict(dropped or {}),
         "command_topics": dict(command_topics or {}),
         "actions": dict(actions or {}),
+        "params": list(params),
+        "latest": list(latest),
         "version": PROTOCOL_VERSION,
     }
+
+
+def action_feedback(id: str, feedback: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a connector's ``action_feedback`` for the relay's goal ``id``."""
+    return {"op": "action_feedback", "id": id, "feedback": dict(feedback)}
+
+
+def action_result(
+    id: str, status: str, result: Mapping[str, Any] | None = None, msg: str = ""
+) -> dict[str, Any]:
+    """Return a connector's ``action_result``: how the relay's goal ``id`` ended.
+
+    Args:
+        id: the relay's goal id.
+        status: one of :data:`GOAL_END_STATUSES`.
+        result: the action's result message; None when there is none.
+        msg: why it did not succeed (empty when it did).
+    """
+    return {
+        "op": "action_result",
+        "id": id,
+        "status": status,
+        "result": None if result is None else dict(result),
+        "msg": msg,
+    }
+
+
+def param_response(id: str, value: Any, result: bool = True) -> dict[str, Any]:
+    """Return a connector's ``param_response``: the value (or None), or the error text."""
+    return {"op": "param_response", "id": id, "result": result, "value": value}
 
 
 def stats(buffered: int, dropped: int) -> dict[str, Any]:
@@ -374,6 +456,52 @@ def call_service(id: str, service: str, args: Mapping[str, Any] | None = None) -
     return {"op": "call_service", "id": id, "service": service, "args": dict(args or {})}
 
 
+def send_goal(
+    id: str,
+    action: str,
+    goal: Mapping[str, Any],
+    type: str | None = None,
+    feedback: bool = True,
+) -> dict[str, Any]:
+    """Return the relay's ``send_goal`` to a device.
+
+    Args:
+        id: a relay-generated goal id (the device's replies carry it).
+        action: device-local action name (``/turtle1/rotate_absolute``).
+        goal: the goal message as plain JSON data.
+        type: the action type the operator gave (``turtlesim/action/RotateAbsolute``), if any.
+        feedback: whether the operator wants feedback.
+    """
+    return {
+        "op": "send_goal",
+        "id": id,
+        "action": action,
+        "type": type,
+        "goal": dict(goal),
+        "feedback": feedback,
+    }
+
+
+def cancel_goal(id: str) -> dict[str, Any]:
+    """Return the relay's ``cancel_goal`` for the goal it sent with ``id``."""
+    return {"op": "cancel_goal", "id": id}
+
+
+def param(id: str, action: str, name: str, value: Any = None) -> dict[str, Any]:
+    """Return the relay's ``param`` request.
+
+    Args:
+        id: a relay-generated request id.
+        action: one of :data:`PARAM_ACTIONS`.
+        name: device-local parameter name (``/run_id``, ``/turtlesim:background_r``).
+        value: the new value, for ``set``.
+    """
+    message: dict[str, Any] = {"op": "param", "id": id, "action": action, "name": name}
+    if action == "set":
+        message["value"] = value
+    return message
+
+
 # --- handshake helpers -----------------------------------------------------------------------
 
 
@@ -469,6 +597,12 @@ class _Checker:
             raise self.fail(f"{self.op}: field {field!r} must be >= {minimum}")
         return value
 
+    def names(self, field: str) -> list[str]:
+        value: list[Any] = self.get(field, list, "an array", [])
+        if not all(isinstance(item, str) and item.startswith("/") for item in value):
+            raise self.fail(f"{self.op}: {field!r} must be an array of '/names'")
+        return list(value)
+
     def optional_id(self) -> None:
         if "id" in self.message and not isinstance(self.message["id"], str):
             raise self.fail(f"{self.op}: field 'id' must be a string")
@@ -549,7 +683,25 @@ def decode_from_device(frame: str | bytes) -> dict[str, Any]:
             dropped=dropped,
             command_topics=check.name_map("command_topics"),
             actions=check.name_map("actions"),
+            params=check.names("params"),
+            latest=check.names("latest"),
         )
+    if op == "action_feedback":
+        return action_feedback(check.text("id"), check.get("feedback", dict, "an object"))
+    if op == "action_result":
+        status = check.get("status", str, "a string")
+        if status not in GOAL_END_STATUSES:
+            raise check.fail(f"action_result: status must be one of {list(GOAL_END_STATUSES)}")
+        result = check.get("result", (dict, type(None)), "an object or null", None)
+        return action_result(
+            check.text("id"), status, result, check.get("msg", str, "a string", "")
+        )
+    if op == "param_response":
+        ok = check.get("result", bool, "a boolean")
+        value = message.get("value")
+        if not ok and not isinstance(value, str):
+            raise check.fail("param_response: 'value' must be the error text when result is false")
+        return param_response(check.text("id"), value, ok)
     if op == "stats":
         return stats(check.counter("buffered", 0), check.counter("dropped", 0))
     if op == "publish":
@@ -602,4 +754,22 @@ def decode_from_relay(frame: str | bytes) -> dict[str, Any]:
     if op == "call_service":
         args = check.get("args", dict, "an object", {})
         return call_service(check.text("id"), check.name("service"), args)
+    if op == "send_goal":
+        type_name = check.get("type", (str, type(None)), "a string or null", None)
+        return send_goal(
+            check.text("id"),
+            check.name("action"),
+            check.get("goal", dict, "an object"),
+            type_name,
+            check.get("feedback", bool, "a boolean", True),
+        )
+    if op == "cancel_goal":
+        return cancel_goal(check.text("id"))
+    if op == "param":
+        action = check.get("action", str, "a string")
+        if action not in PARAM_ACTIONS:
+            raise check.fail(f"param: action must be one of {list(PARAM_ACTIONS)}")
+        if action == "set" and "value" not in message:
+            raise check.fail("param: missing field 'value'")
+        return param(check.text("id"), action, check.name("name"), message.get("value"))
     return _check_status(check)

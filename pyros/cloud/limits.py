@@ -119,7 +119,7 @@ class SendQueue:
 
     Args:
         max_frames: most frames held.
-        max_bytes: most characters held (frames are text; a character is at least one byte).
+        max_bytes: most characters (text frames) or bytes (binary frames) held.
 
     Attributes:
         dropped: frames dropped since :meth:`take_dropped` was last called.
@@ -129,7 +129,7 @@ class SendQueue:
     def __init__(self, max_frames: int, max_bytes: int) -> None:
         self.max_frames = max_frames
         self.max_bytes = max_bytes
-        self._frames: deque[str] = deque()
+        self._frames: deque[str | bytes] = deque()
         self._bytes = 0
         self.dropped = 0
         self.total_dropped = 0
@@ -137,7 +137,7 @@ class SendQueue:
     def __len__(self) -> int:
         return len(self._frames)
 
-    def put(self, frame: str) -> int:
+    def put(self, frame: str | bytes) -> int:
         """Append ``frame``; return how many old frames were dropped to make room."""
         self._frames.append(frame)
         self._bytes += len(frame)
@@ -151,7 +151,7 @@ class SendQueue:
         self.total_dropped += dropped
         return dropped
 
-    def pop(self) -> str:
+    def pop(self) -> str | bytes:
         """Remove and return the oldest frame.
 
         Raises:

@@ -12,7 +12,11 @@ One asyncio process, one port, routed by URL path (``websockets.asyncio.server``
 Authentication (:mod:`pyros.cloud.auth`) happens in the handshake (HTTP 401/403 on refusal):
 ``Authorization: Bearer <token>`` or ``?token=``; connectors also name their device with
 ``X-Pyros-Device`` or ``?device=``. An operator without credentials in the handshake (a browser
-cannot set headers) must send ``{"op": "auth", "token": "..."}`` first. Without a tokens file
+cannot set headers) must send ``{"op": "auth", "token": "..."}`` first; the relay answers
+``{"op": "status", "level": "info", "msg": "authenticated", "id"}`` (whatever the status level):
+until then the peer is a stranger, held to :attr:`Limits.preauth_frame_bytes` per frame, with no
+permessage-deflate and :attr:`Limits.auth_timeout` seconds to sign in. Failed sign-ins count
+per client address (:attr:`Limits.auth_failures` a minute, then HTTP 429). Without a tokens file
 only loopback peers are accepted.
 
 What the relay keeps (:mod:`pyros.cloud.store`): every device seen, online or not, its last-seen
@@ -161,7 +165,7 @@ class _Peer:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: str | bytes) -> None:
         """Queue ``frame`` for this peer (dropping the oldest frames if the queue is full)."""
         if self.closed:
             return
@@ -250,6 +254,37 @@ class _Peer:
         self._warn_timer.clear()
 
 
+class _Outgoing:
+    """One message for operators, encoded at most once per encoding however many receive it."""
+
+    __slots__ = ("topic", "msg", "_text", "_cbor", "_png")
+
+    def __init__(self, topic: str, msg: Any, text: str | None = None) -> None:
+        self.topic = topic
+        self.msg = msg
+        self._text = text
+        self._cbor: bytes | None = None
+        self._png: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = rb.encode(rb.publish(self.topic, self.msg))
+        return self._text
+
+    def encoded(self, compression: str) -> str | bytes:
+        """Return the frame for a subscription's ``compression``."""
+        if compression == "cbor":
+            if self._cbor is None:
+                self._cbor = rb.encode_cbor(rb.publish(self.topic, self.msg))
+            return self._cbor
+        if compression == "png":
+            if self._png is None:
+                self._png = rb.encode_png(self.text)
+            return self._png
+        return self.text
+
+
 class _Subscription:
     """One operator's subscription to one topic (rosbridge merges subscriptions by topic)."""
 
@@ -258,7 +293,9 @@ class _Subscription:
         self.topic = topic
         self.ids: dict[Any, tuple[int, int]] = {}
         self.throttle = 0.0
-        self.buffer: deque[str] = deque(maxlen=1)
+        self.compression = "none"
+        self.fragment_size: int | None = None
+        self.buffer: deque[_Outgoing] = deque(maxlen=1)
         self.last_sent = -math.inf
         self.timer: asyncio.TimerHandle | None = None
 
@@ -269,25 +306,37 @@ class _Subscription:
         if length != self.buffer.maxlen:
             self.buffer = deque(self.buffer, maxlen=length)
 
-    def offer(self, frame: str) -> None:
-        """Send ``frame`` now, or queue it if the throttle says wait (oldest dropped)."""
+    def offer(self, out: _Outgoing) -> None:
+        """Send ``out`` now, or queue it if the throttle says wait (oldest dropped)."""
         if self.throttle <= 0:
-            self.peer.send(frame)
+            self._send(out)
             return
         now = self.peer.loop.time()
         if self.timer is None and now - self.last_sent >= self.throttle:
             self.last_sent = now
-            self.peer.send(frame)
+            self._send(out)
             return
-        self.buffer.append(frame)
+        self.buffer.append(out)
         if self.timer is None:
             self.timer = self.peer.loop.call_at(self.last_sent + self.throttle, self._flush)
+
+    def _send(self, out: _Outgoing) -> None:
+        try:
+            frame = out.encoded(self.compression)
+        except ImportError as exc:
+            self.peer.status("error", f"{self.topic}: {self.compression} needs {exc.name}")
+            return
+        if isinstance(frame, str) and self.fragment_size and len(frame) > self.fragment_size:
+            for piece in rb.fragments(frame, self.fragment_size, _new_id("f")):
+                self.peer.send(piece)
+            return
+        self.peer.send(frame)
 
     def _flush(self) -> None:
         self.timer = None
         if self.buffer and not self.peer.closed:
             self.last_sent = self.peer.loop.time()
-            self.peer.send(self.buffer.popleft())
+            self._send(self.buffer.popleft())
         if self.buffer:
             self.timer = self.peer.loop.call_at(self.last_sent + self.throttle, self._flush)
 
@@ -305,6 +354,7 @@ class _Operator(_Peer):
         self.level = "warning"
         self.subscriptions: dict[str, _Subscription] = {}
         self.advertised: dict[str, str] = {}
+        self.defragmenter = rb.Defragmenter(relay.limits.max_message_bytes)
 
 
 class _Device(_Peer):
@@ -339,11 +389,25 @@ class _Device(_Peer):
 
 @dataclass
 class _Call:
+    """A request forwarded to a device and waiting for its answer.
+
+    ``kind`` is ``"service"`` (a ``call_service``), ``"param"`` (a rosapi parameter service)
+    or ``"goal"`` (a ``send_action_goal``; no timer: a goal may run for long).
+    """
+
     operator: _Operator
     operator_id: Any
     service: str
     device: _Device
-    timer: asyncio.TimerHandle
+    timer: asyncio.TimerHandle | None
+    kind: str = "service"
+    param_action: str = ""
+    fragment_size: int | None = None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 class Relay:
@@ -591,10 +655,18 @@ class Relay:
         for call_id, call in list(self._calls.items()):
             if call.device is peer:
                 del self._calls[call_id]
-                call.timer.cancel()
-                call.operator.send(
-                    rb.encode(rb.service_response(call.operator_id, call.service, why, False))
-                )
+                call.cancel_timer()
+                self._fail_call(call, why)
+
+    def _fail_call(self, call: _Call, why: str) -> None:
+        """Answer a pending request in the form its client waits for, with ``result: false``."""
+        if call.kind == "goal":
+            frame = rb.action_result(
+                call.operator_id, call.service, why, rb.GOAL_STATUS_CODES["aborted"], False
+            )
+        else:
+            frame = rb.service_response(call.operator_id, call.service, why, False)
+        call.operator.send(rb.encode(frame))
 
     def _device_frame(self, peer: _Device, frame: str | bytes) -> tuple[int, str] | None:
         record = peer.record
@@ -635,6 +707,8 @@ class Relay:
         elif op == "stats":
             record.buffered = message["buffered"]
             record.connector_dropped = message["dropped"]
+        elif op in ("action_feedback", "action_result", "param_response"):
+            self._device_reply(peer, message)
         else:  # unsubscribe
             peer.patterns.discard(message["topic"])
             if not peer.patterns:
@@ -654,10 +728,11 @@ class Relay:
             record.meter.add(now, message["size"])
             msg = message["msg"]
             name = full_name(record.id, topic)
-            frame = rb.encode(rb.publish(name, msg))
-            self.registry.store(record, topic, msg, frame, now)
-            for subscription in self._subscribers.get(name, ()):
-                subscription.offer(frame)
+            out = _Outgoing(name, msg)
+            subscribers = self._subscribers.get(name, ())
+            for subscription in subscribers:
+                subscription.offer(out)
+            self.registry.store(record, topic, msg, out.text if subscribers else None, now)
             device_frame = None  # devices get the type too: they publish it on their robot
             for other in self._device_subscribers:
                 if (
@@ -683,7 +758,7 @@ class Relay:
 
     def _device_service_response(self, peer: _Device, message: dict[str, Any]) -> None:
         call = self._calls.get(message["id"])
-        if call is None or call.device is not peer:
+        if call is None or call.device is not peer or call.kind != "service":
             peer.status(
                 "warning",
                 f"service_response: no pending call {message['id']!r} (timed out or unknown)",
@@ -691,13 +766,49 @@ class Relay:
             )
             return
         del self._calls[message["id"]]
-        call.timer.cancel()
+        call.cancel_timer()
         call.operator.send(
             rb.encode(
                 rb.service_response(
                     call.operator_id, call.service, message["values"], message["result"]
                 )
             )
+        )
+
+    def _device_reply(self, peer: _Device, message: dict[str, Any]) -> None:
+        """Route a goal's feedback or result, or a parameter answer, to the operator that asked
+        (only from the device that was asked, as for service responses)."""
+        op = message["op"]
+        call = self._calls.get(message["id"])
+        kind = "param" if op == "param_response" else "goal"
+        if call is None or call.device is not peer or call.kind != kind:
+            peer.status("warning", f"{op}: no pending request {message['id']!r}", message["id"])
+            return
+        if op == "action_feedback":
+            frame = rb.action_feedback(call.operator_id, call.service, message["feedback"])
+            call.operator.send(rb.encode(frame))
+            return
+        del self._calls[message["id"]]
+        call.cancel_timer()
+        if op == "action_result":
+            status = message["status"]
+            values = message["result"] if message["result"] is not None else message["msg"]
+            ok = status != "rejected"
+            if not ok:
+                call.operator.status("error", f"{call.service}: {message['msg']}", call.operator_id)
+            reply = rb.action_result(
+                call.operator_id, call.service, values, rb.GOAL_STATUS_CODES[status], ok
+            )
+            call.operator.send(rb.encode(reply))
+            return
+        if not message["result"]:
+            self._fail_call(call, f"{peer.record.id}: {message['value']}")
+            return
+        answer: dict[str, Any] = {}
+        if call.param_action == "get":
+            answer = {"value": json.dumps(message["value"])}
+        call.operator.send(
+            rb.encode(rb.service_response(call.operator_id, call.service, answer, True))
         )
 
     def _device_status(self, peer: _Device, message: dict[str, Any], now: float) -> None:
@@ -727,8 +838,17 @@ class Relay:
             if other_id == peer.record.id or not peer.may_read(other_id):
                 continue
             for topic, latest in other.latest.items():
-                if glob_match(full_name(other_id, topic), pattern):
-                    peer.send(latest.frame)
+                if topic in other.latest_topics and glob_match(full_name(other_id, topic), pattern):
+                    peer.send(
+                        dp.encode(
+                            dp.command(
+                                full_name(other_id, topic),
+                                latest.msg,
+                                None,
+                                other.topics.get(topic),
+                            )
+                        )
+                    )
 
     # --- operators ----------------------------------------------------------------------------
 
@@ -750,7 +870,10 @@ class Relay:
                 subscription.cancel()
                 self._unindex(subscription)
             for call_id in [key for key, call in self._calls.items() if call.operator is peer]:
-                self._calls.pop(call_id).timer.cancel()
+                call = self._calls.pop(call_id)
+                call.cancel_timer()
+                if call.kind == "goal":  # nobody waits for it any more
+                    call.device.send(dp.encode(dp.cancel_goal(call_id)))
             peer.stop()
 
     def _auth_timeout(self, peer: _Operator) -> None:
@@ -782,6 +905,13 @@ class Relay:
         if peer.grant is None:
             peer.status("error", "authenticate first: {'op': 'auth', 'token': ...}", message["id"])
             return (CLOSE_POLICY, "authentication required")
+        if op == "fragment":
+            try:
+                whole = peer.defragmenter.add(message)
+            except rb.OperatorProtocolError as exc:
+                peer.status("error", str(exc), exc.id)
+                return None
+            return None if whole is None else self._operator_frame(peer, whole)
         handler = getattr(self, f"_op_{op}")
         handler(peer, peer.grant, message)
         return None
@@ -800,6 +930,9 @@ class Relay:
             peer.status("error", f"auth: {exc}", message["id"])
             return (CLOSE_POLICY, "authentication failed")
         self._trust(peer.ws)
+        # Whatever the status level: a client must wait for this before sending large frames
+        # (until the relay has read the auth message, the pre-auth frame cap applies).
+        peer.send(rb.encode(rb.status("info", "authenticated", message["id"])))
         return None
 
     def _resolve(self, peer: _Operator, name: str, id: Any, what: str) -> tuple[str, str] | None:
@@ -825,7 +958,7 @@ class Relay:
             return
         record = self.registry.get(device)
         known = record.topics.get(local) if record is not None else None
-        if message["type"] and known and message["type"] != known:
+        if message["type"] and known and not rb.same_type(message["type"], known):
             peer.status(
                 "error",
                 f"subscribe: {topic} has type {known}, not {message['type']}",
@@ -837,11 +970,16 @@ class Relay:
             subscription = peer.subscriptions[topic] = _Subscription(peer, topic)
             self._subscribers.setdefault(topic, set()).add(subscription)
         subscription.ids[message["id"]] = (message["throttle_rate"], message["queue_length"])
+        subscription.compression = message["compression"]
+        subscription.fragment_size = message["fragment_size"]
         subscription.update()
+        # A late subscriber gets the latest value only where ROS would deliver it (a latched or
+        # transient-local topic) or where the connector marks the topic as state; never an
+        # old event.
         latest = record.latest.get(local) if record is not None else None
-        if latest is not None:
+        if latest is not None and record is not None and local in record.latest_topics:
             subscription.last_sent = peer.loop.time()
-            peer.send(latest.frame)
+            subscription._send(_Outgoing(topic, latest.msg, latest.frame))
 
     def _op_unsubscribe(self, peer: _Operator, grant: Grant, message: dict[str, Any]) -> None:
         subscription = peer.subscriptions.get(message["topic"])
@@ -912,14 +1050,19 @@ class Relay:
         op_id = message["id"]
 
         def fail(text: str) -> None:
+            peer.status("error", f"call_service {service}: {text}", op_id)
             peer.send(rb.encode(rb.service_response(op_id, service, text, False)))
 
         if service in rb.ROSAPI_SERVICES:
-            values = rb.rosapi_response(service, message["args"], *self._view(grant))
+            values = rb.rosapi_response(service, message["args"], self._view(grant))
             peer.send(rb.encode(rb.service_response(op_id, service, values, True)))
             return
+        if service in rb.ROSAPI_DEVICE_SERVICES:
+            self._rosapi_param(peer, grant, message, fail)
+            return
         if service.startswith("/rosapi/"):
-            fail(f"{service} is not provided by the pyros relay ({sorted(rb.ROSAPI_SERVICES)})")
+            provided = sorted([*rb.ROSAPI_SERVICES, *rb.ROSAPI_DEVICE_SERVICES])
+            fail(f"{service} is not provided by the pyros relay ({provided})")
             return
         parts = split_name(service)
         if parts is None:
@@ -944,26 +1087,129 @@ class Relay:
         self._calls[call_id] = _Call(peer, op_id, service, device, timer)
         device.send(dp.encode(dp.call_service(call_id, local, message["args"])))
 
+    def _rosapi_param(
+        self, peer: _Operator, grant: Grant, message: dict[str, Any], fail: Callable[[str], None]
+    ) -> None:
+        """``/rosapi/get_param|set_param|delete_param``: ask the device's pyros params."""
+        service: str = message["service"]
+        args = message["args"]
+        name = args.get("name")
+        if not isinstance(name, str) or not name:
+            fail(f"{service}: 'name' must be a parameter name /<device>/<name>")
+            return
+        parts = split_name(name if name.startswith("/") else "/" + name)
+        if parts is None:
+            fail(f"{service}: {name} is not a device parameter (use /<device>/<name>)")
+            return
+        device_id, local = parts
+        action = service.rsplit("_", 1)[0].rsplit("/", 1)[1]  # get, set, delete
+        allowed = grant.may_read(device_id) if action == "get" else grant.may_command(device_id)
+        if not allowed:
+            verb = "read" if action == "get" else "command"
+            fail(f"{service}: not allowed to {verb} device {device_id!r}")
+            return
+        device = self._devices.get(device_id)
+        if device is None or not device.said_hello:
+            fail(f"{service}: device {device_id!r} is offline or unknown")
+            return
+        value = None
+        if action == "set":
+            try:
+                value = json.loads(args.get("value", ""))
+            except (TypeError, ValueError) as exc:
+                fail(f"{service}: 'value' must be a JSON text: {exc}")
+                return
+        elif action == "get" and local not in device.record.params:
+            default = args.get("default")
+            if isinstance(default, str) and default:
+                peer.send(
+                    rb.encode(rb.service_response(message["id"], service, {"value": default}, True))
+                )
+                return
+        call_id = _new_id("q")
+        timeout = self.limits.service_timeout
+        timer = peer.loop.call_later(timeout, self._call_timeout, call_id, timeout)
+        self._calls[call_id] = _Call(
+            peer, message["id"], service, device, timer, kind="param", param_action=action
+        )
+        device.send(dp.encode(dp.param(call_id, action, local, value)))
+
+    def _op_send_action_goal(self, peer: _Operator, grant: Grant, message: dict[str, Any]) -> None:
+        action: str = message["action"]
+        op_id = message["id"]
+
+        def fail(text: str) -> None:
+            peer.status("error", f"send_action_goal: {text}", op_id)
+            peer.send(
+                rb.encode(
+                    rb.action_result(op_id, action, text, rb.GOAL_STATUS_CODES["aborted"], False)
+                )
+            )
+
+        parts = split_name(action)
+        if parts is None:
+            fail(f"{action} is not a device action (use /<device>/<action>)")
+            return
+        device_id, local = parts
+        if not grant.may_command(device_id):
+            fail(f"not allowed to command device {device_id!r}")
+            return
+        device = self._devices.get(device_id)
+        if device is None or not device.said_hello:
+            fail(f"device {device_id!r} is offline or unknown")
+            return
+        known = device.record.actions.get(local)
+        if known is None:
+            fail(f"device {device_id} offers no action {local}")
+            return
+        if message["action_type"] and not rb.same_type(message["action_type"], known):
+            fail(f"{action} has type {known}, not {message['action_type']}")
+            return
+        goal_id = _new_id("g")
+        self._calls[goal_id] = _Call(
+            peer, op_id, action, device, None, kind="goal", fragment_size=message["fragment_size"]
+        )
+        device.send(
+            dp.encode(dp.send_goal(goal_id, local, message["args"], known, message["feedback"]))
+        )
+
+    def _op_cancel_action_goal(
+        self, peer: _Operator, grant: Grant, message: dict[str, Any]
+    ) -> None:
+        for goal_id, call in self._calls.items():
+            if call.kind == "goal" and call.operator is peer and call.operator_id == message["id"]:
+                call.device.send(dp.encode(dp.cancel_goal(goal_id)))
+                return
+        peer.status(
+            "warning", f"cancel_action_goal: no running goal {message['id']!r}", message["id"]
+        )
+
     def _call_timeout(self, call_id: str, timeout: float) -> None:
         call = self._calls.pop(call_id, None)
         if call is not None:
-            text = f"{call.service}: no response from the device within {timeout:g} s"
-            call.operator.send(
-                rb.encode(rb.service_response(call.operator_id, call.service, text, False))
+            self._fail_call(
+                call, f"{call.service}: no response from the device within {timeout:g} s"
             )
 
-    def _view(self, grant: Grant) -> tuple[dict[str, str], dict[str, str], list[str]]:
-        """Return (topics, services, nodes) an operator sees, for the rosapi answers."""
-        topics: dict[str, str] = {}
-        services: dict[str, str] = dict(rb.ROSAPI_SERVICES)
-        nodes: list[str] = []
+    def _view(self, grant: Grant) -> rb.FleetView:
+        """Return what an operator sees of the online fleet, for the rosapi answers."""
+        view = rb.FleetView(services=dict(rb.ROSAPI_SERVICES))
+        view.services.update(rb.ROSAPI_DEVICE_SERVICES)
         for device, record in self.registry.devices.items():
             if not record.online or not grant.may_read(device):
                 continue
-            nodes.append(f"/{device}")
-            topics.update({full_name(device, t): kind for t, kind in record.topics.items()})
-            services.update({full_name(device, s): kind for s, kind in record.services.items()})
-        return topics, services, nodes
+            node = rb.NodeView(
+                [full_name(device, t) for t in record.topics],
+                [full_name(device, t) for t in record.command_topics],
+                [full_name(device, s) for s in record.services],
+            )
+            view.nodes[f"/{device}"] = node
+            view.topics.update({full_name(device, t): k for t, k in record.command_topics.items()})
+            view.topics.update({full_name(device, t): k for t, k in record.topics.items()})
+            view.services.update({full_name(device, s): k for s, k in record.services.items()})
+            view.actions.update({full_name(device, a): k for a, k in record.actions.items()})
+            view.params.extend(full_name(device, p) for p in record.params)
+        return view
 
 
 def _any_match(name: str, patterns: Iterable[str]) -> bool:

@@ -9,17 +9,32 @@ and waits for a ``service_response`` with that id, and ``Ros.get_topics()`` and 
 ``call_service`` requests to ``/rosapi/...`` services (answered by :func:`rosapi_response`).
 
 Operator ops accepted by :func:`decode_operator`: ``auth`` (this relay's extension for browsers:
-``{"op": "auth", "token": "..."}``), ``advertise``, ``unadvertise``, ``publish``, ``subscribe``,
-``unsubscribe``, ``call_service``, ``set_level`` (``error``/``warning``/``info``/``none``, as in
-earlier versions of the specification) and ``status`` (accepted and ignored). Ids may be strings
-or integers (the specification allows both) and are echoed as given.
+``{"op": "auth", "token": "..."}``), ``advertise``, ``unadvertise``, ``publish``, ``subscribe``
+(``compression`` ``none``, ``cbor`` or ``png``; ``fragment_size``), ``unsubscribe``,
+``call_service``, ``send_action_goal`` and ``cancel_action_goal`` (the ROS 2 action ops of the
+specification), ``fragment`` (a message split by the client), ``set_level``
+(``error``/``warning``/``info``/``none``, as in earlier versions of the specification) and
+``status`` (accepted and ignored). Ids may be strings or integers (the specification allows
+both) and are echoed as given. Type names are compared in either spelling (:func:`same_type`).
+
+Outgoing encodings (:func:`encode_cbor`, :func:`encode_png`, :func:`fragments`) follow
+rosbridge_suite: ``cbor`` sends the whole ``publish`` message as one binary CBOR frame (RFC 8949,
+the ``cbor2`` library); ``png`` sends ``{"op": "png", "data": <base64 PNG>}`` whose RGB pixels
+hold the JSON text (rosbridge's ``png_compression``, Pillow); a text message longer than the
+subscription's ``fragment_size`` goes as ``{"op": "fragment", "id", "data", "num", "total"}``
+pieces. ``cbor-raw`` (ROS-serialized bytes) is refused: the relay carries messages as data, never
+as ROS-serialized bytes.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyros.cloud.auth import valid_device_id
@@ -27,6 +42,18 @@ from pyros.exceptions import ProtocolError
 from pyros.names import is_valid
 
 __all__ = [
+    "GOAL_STATUS_CODES",
+    "ROSAPI_DEVICE_SERVICES",
+    "COMPRESSIONS",
+    "FleetView",
+    "NodeView",
+    "same_type",
+    "encode_cbor",
+    "encode_png",
+    "fragments",
+    "action_feedback",
+    "action_result",
+    "Defragmenter",
     "OPERATOR_OPS",
     "UNSUPPORTED_OPS",
     "STATUS_LEVELS",
@@ -50,24 +77,40 @@ OPERATOR_OPS = frozenset(
         "subscribe",
         "unsubscribe",
         "call_service",
+        "send_action_goal",
+        "cancel_action_goal",
+        "fragment",
         "set_level",
         "status",
     }
 )
 """Ops an operator may send."""
 
+COMPRESSIONS = ("none", "cbor", "png")
+"""``subscribe`` compressions the relay sends (``cbor-raw`` is refused, see the docstring)."""
+
+GOAL_STATUS_CODES = {
+    "unknown": 0,
+    "accepted": 1,
+    "executing": 2,
+    "canceling": 3,
+    "succeeded": 4,
+    "canceled": 5,
+    "aborted": 6,
+    "rejected": 6,
+}
+"""pyros goal states -> ``action_msgs/msg/GoalStatus`` codes in ``action_result.status`` (ROS 2
+has no "rejected" terminal code; a rejected goal reports ABORTED, 6, with ``result: false``)."""
+
 UNSUPPORTED_OPS = frozenset(
     {
         "service_response",
         "advertise_service",
         "unadvertise_service",
-        "send_action_goal",
-        "cancel_action_goal",
         "advertise_action",
         "unadvertise_action",
         "action_feedback",
         "action_result",
-        "fragment",
         "png",
     }
 )
@@ -78,19 +121,42 @@ STATUS_LEVELS = ("info", "warning", "error", "none")
 operator's level (default ``warning``: drop warnings and errors)."""
 
 ROSAPI_SERVICES = {
-    "/rosapi/topics": "rosapi/Topics",
-    "/rosapi/topic_type": "rosapi/TopicType",
-    "/rosapi/topics_for_type": "rosapi/TopicsForType",
-    "/rosapi/services": "rosapi/Services",
-    "/rosapi/service_type": "rosapi/ServiceType",
-    "/rosapi/nodes": "rosapi/Nodes",
-    "/rosapi/get_time": "rosapi/GetTime",
+    "/rosapi/topics": "rosapi_msgs/srv/Topics",
+    "/rosapi/topic_type": "rosapi_msgs/srv/TopicType",
+    "/rosapi/topics_for_type": "rosapi_msgs/srv/TopicsForType",
+    "/rosapi/topics_and_raw_types": "rosapi_msgs/srv/TopicsAndRawTypes",
+    "/rosapi/services": "rosapi_msgs/srv/Services",
+    "/rosapi/service_type": "rosapi_msgs/srv/ServiceType",
+    "/rosapi/services_for_type": "rosapi_msgs/srv/ServicesForType",
+    "/rosapi/service_node": "rosapi_msgs/srv/ServiceNode",
+    "/rosapi/service_providers": "rosapi_msgs/srv/ServiceProviders",
+    "/rosapi/nodes": "rosapi_msgs/srv/Nodes",
+    "/rosapi/node_details": "rosapi_msgs/srv/NodeDetails",
+    "/rosapi/publishers": "rosapi_msgs/srv/Publishers",
+    "/rosapi/subscribers": "rosapi_msgs/srv/Subscribers",
+    "/rosapi/action_servers": "rosapi_msgs/srv/GetActionServers",
+    "/rosapi/get_param_names": "rosapi_msgs/srv/GetParamNames",
+    "/rosapi/has_param": "rosapi_msgs/srv/HasParam",
+    "/rosapi/search_param": "rosapi_msgs/srv/SearchParam",
+    "/rosapi/get_time": "rosapi_msgs/srv/GetTime",
+    "/rosapi/get_ros_version": "rosapi_msgs/srv/GetROSVersion",
 }
-"""The rosapi listing services the relay answers itself (name -> type)."""
+"""The rosapi services the relay answers itself from its registry (name -> type)."""
+
+ROSAPI_DEVICE_SERVICES = {
+    "/rosapi/get_param": "rosapi_msgs/srv/GetParam",
+    "/rosapi/set_param": "rosapi_msgs/srv/SetParam",
+    "/rosapi/delete_param": "rosapi_msgs/srv/DeleteParam",
+}
+"""The rosapi parameter services the relay answers by asking the device (its pyros params)."""
 
 
 _MAX_COUNT = 1 << 31
 """Largest ``throttle_rate`` (ms) or ``queue_length`` accepted (NaN and infinities never are)."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _valid_name(name: str) -> bool:
@@ -118,6 +184,144 @@ class OperatorProtocolError(ProtocolError):
 def encode(message: Mapping[str, Any]) -> str:
     """Return ``message`` as a compact JSON text frame."""
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def same_type(a: str, b: str) -> bool:
+    """Return whether two type names are the same type in either spelling.
+
+    ``turtlesim/Pose`` (ROS 1 and rosbridge's ROS 1 form) and ``turtlesim/msg/Pose`` (ROS 2)
+    are one type; so are ``std_srvs/Empty`` and ``std_srvs/srv/Empty``.
+    """
+    return _base_type(a) == _base_type(b)
+
+
+def _base_type(name: str) -> str:
+    parts = name.strip("/").split("/")
+    if len(parts) == 3 and parts[1] in ("msg", "srv", "action"):
+        return f"{parts[0]}/{parts[2]}"
+    return name.strip("/")
+
+
+def encode_cbor(message: Mapping[str, Any]) -> bytes:
+    """Return ``message`` as one binary CBOR frame (RFC 8949), as rosbridge's ``cbor`` does.
+
+    Non-finite floats are kept (CBOR has them). ``uint8[]`` fields stay as the base64 strings
+    the relay carries (the relay does not know message definitions).
+    """
+    import cbor2  # a relay dependency; loaded on the first cbor subscriber
+
+    return bytes(cbor2.dumps(dict(message)))
+
+
+def encode_png(text: str) -> str:
+    """Return the ``png`` frame for a JSON text, as rosbridge's ``png_compression.encode``.
+
+    The UTF-8 bytes, padded with newlines to a multiple of 3, are the RGB pixels of a square
+    image (the last row padded with zeros), PNG-compressed and base64-encoded:
+    ``{"op": "png", "data": "..."}``. roslibjs draws it on a canvas and reads the text back.
+
+    Raises:
+        ImportError: Pillow is not installed (``pip install 'pyros[relay]'``).
+    """
+    from PIL import Image  # optional: only png subscribers need it
+
+    data = text.encode("utf-8")
+    data += b"\n" * (-len(data) % 3)
+    pixels = len(data) // 3
+    side = max(1, math.ceil(math.sqrt(pixels)))
+    data += b"\0" * (side * side * 3 - len(data))
+    image = Image.frombytes("RGB", (side, side), data)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return encode({"op": "png", "data": base64.b64encode(out.getvalue()).decode("ascii")})
+
+
+def fragments(text: str, fragment_size: int, id: str) -> Iterator[str]:
+    """Split a text frame into rosbridge ``fragment`` frames of at most ``fragment_size`` chars.
+
+    Args:
+        text: the whole message as JSON text.
+        fragment_size: characters of ``text`` per fragment (> 0).
+        id: the id that ties the fragments together.
+    """
+    total = max(1, math.ceil(len(text) / fragment_size))
+    for num in range(total):
+        data = text[num * fragment_size : (num + 1) * fragment_size]
+        yield encode({"op": "fragment", "id": id, "data": data, "num": num, "total": total})
+
+
+def action_feedback(id: Any, action: str, values: Any) -> dict[str, Any]:
+    """Return an ``action_feedback`` for an operator's goal (ROS 2 rosbridge)."""
+    return {"op": "action_feedback", "id": id, "action": action, "values": values}
+
+
+def action_result(id: Any, action: str, values: Any, status: int, result: bool) -> dict[str, Any]:
+    """Return an ``action_result`` for an operator's goal (ROS 2 rosbridge).
+
+    Args:
+        id: the operator's goal id.
+        action: the action name as the operator gave it.
+        values: the result message, or the error text when ``result`` is false.
+        status: the ``action_msgs/msg/GoalStatus`` code (:data:`GOAL_STATUS_CODES`).
+        result: false when the goal could not be run at all (refused, rejected, lost).
+    """
+    return {
+        "op": "action_result",
+        "id": id,
+        "action": action,
+        "values": values,
+        "status": status,
+        "result": result,
+    }
+
+
+class Defragmenter:
+    """Reassembles ``fragment`` ops from one operator (rosbridge's defragmentation).
+
+    Args:
+        max_bytes: the largest reassembled message, in characters.
+        max_pending: most messages being reassembled at once (the oldest is forgotten).
+    """
+
+    def __init__(self, max_bytes: int, max_pending: int = 16) -> None:
+        self.max_bytes = max_bytes
+        self.max_pending = max_pending
+        self._pending: dict[Any, dict[int, str]] = {}
+        self._sizes: dict[Any, int] = {}
+
+    def add(self, message: Mapping[str, Any]) -> str | None:
+        """Add one checked ``fragment``; return the whole message text once complete.
+
+        Raises:
+            OperatorProtocolError: the pieces disagree or exceed ``max_bytes``.
+        """
+        id, num, total, data = message["id"], message["num"], message["total"], message["data"]
+        pieces = self._pending.get(id)
+        if pieces is None:
+            if len(self._pending) >= self.max_pending:
+                oldest = next(iter(self._pending))
+                del self._pending[oldest]
+                del self._sizes[oldest]
+            pieces = self._pending[id] = {}
+            self._sizes[id] = 0
+        if num >= total or (pieces and max(pieces) >= total):
+            self._forget(id)
+            raise OperatorProtocolError(f"fragment: num {num} is not below total {total}", id=id)
+        self._sizes[id] += len(data) - len(pieces.get(num, ""))
+        pieces[num] = data
+        if self._sizes[id] > self.max_bytes:
+            self._forget(id)
+            raise OperatorProtocolError(
+                f"fragment: the message is over {self.max_bytes} bytes", id=id
+            )
+        if len(pieces) < total:
+            return None
+        self._forget(id)
+        return "".join(pieces[n] for n in range(total))
+
+    def _forget(self, id: Any) -> None:
+        self._pending.pop(id, None)
+        self._sizes.pop(id, None)
 
 
 def publish(topic: str, msg: Any) -> dict[str, Any]:
@@ -195,6 +399,14 @@ class _Fields:
             )
         return value
 
+    def fragment_size(self) -> int | None:
+        value = self.message.get("fragment_size")
+        if value is None:
+            return None
+        if not _is_int(value) or not 0 < value <= _MAX_COUNT:
+            raise self.fail(f"{self.op}: field 'fragment_size' must be an integer > 0")
+        return int(value)
+
     def count(self, name: str) -> int:
         value = self.message.get(name, 0)
         if value is None:
@@ -261,9 +473,17 @@ def decode_operator(frame: str | bytes) -> dict[str, Any]:
         out["throttle_rate"] = fields.count("throttle_rate")
         out["queue_length"] = fields.count("queue_length")
         compression = fields.string("compression", required=False) or "none"
-        if compression != "none":
-            raise fields.fail(f"subscribe: compression {compression!r} is not supported")
+        if compression == "cbor-raw":
+            raise fields.fail(
+                "subscribe: compression 'cbor-raw' (ROS-serialized bytes) is not offered by the "
+                "pyros relay, which carries messages as data: use 'cbor'"
+            )
+        if compression not in COMPRESSIONS:
+            raise fields.fail(
+                f"subscribe: compression {compression!r} is not supported ({list(COMPRESSIONS)})"
+            )
         out["compression"] = compression
+        out["fragment_size"] = fields.fragment_size()
     elif op == "unsubscribe":
         out["topic"] = fields.ros_name("topic")
     elif op == "call_service":
@@ -282,6 +502,41 @@ def decode_operator(frame: str | bytes) -> dict[str, Any]:
         ):
             raise fields.fail("call_service: field 'timeout' must be a number of seconds > 0")
         out["timeout"] = float(timeout) if timeout is not None else None
+        out["fragment_size"] = fields.fragment_size()
+    elif op == "send_action_goal":
+        out["action"] = fields.ros_name("action")
+        out["action_type"] = fields.string("action_type", required=False) or None
+        args = message.get("args", {})
+        if args is None or args == []:
+            args = {}
+        if not isinstance(args, dict):
+            raise fields.fail("send_action_goal: field 'args' must be an object")
+        out["args"] = args
+        feedback = message.get("feedback", False)
+        if not isinstance(feedback, bool):
+            raise fields.fail("send_action_goal: field 'feedback' must be a boolean")
+        out["feedback"] = feedback
+        out["fragment_size"] = fields.fragment_size()
+        if fields.id is None:
+            raise fields.fail("send_action_goal: an 'id' is needed to answer the goal")
+    elif op == "cancel_action_goal":
+        out["action"] = fields.ros_name("action")
+        if fields.id is None:
+            raise fields.fail("cancel_action_goal: missing field 'id' (the goal's id)")
+    elif op == "fragment":
+        if fields.id is None:
+            raise fields.fail("fragment: missing field 'id'")
+        out["data"] = fields.string("data")
+        num, total = message.get("num"), message.get("total")
+        if not (
+            isinstance(num, int)
+            and _is_int(num)
+            and isinstance(total, int)
+            and _is_int(total)
+            and 0 <= num < total <= 1 << 20
+        ):
+            raise fields.fail("fragment: 'num' and 'total' must be integers, 0 <= num < total")
+        out["num"], out["total"] = num, total
     elif op == "set_level":
         level = fields.string("level")
         if level not in STATUS_LEVELS:
@@ -290,26 +545,56 @@ def decode_operator(frame: str | bytes) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class NodeView:
+    """One device as a node in the rosapi answers (``/robot1``).
+
+    Attributes:
+        publishing: the topics it forwards (full names).
+        subscribing: the topics operators may publish to on it (full names).
+        services: its callable services (full names).
+    """
+
+    publishing: list[str] = field(default_factory=list)
+    subscribing: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FleetView:
+    """What one operator may see of the fleet, for :func:`rosapi_response`.
+
+    Attributes:
+        topics: full topic name -> type, forwarded and command topics.
+        services: full service name -> type (the relay's rosapi services included).
+        actions: full action name -> type.
+        params: full parameter names (``/robot1/turtlesim:background_r``).
+        nodes: node name (``/robot1``) -> :class:`NodeView`.
+    """
+
+    topics: dict[str, str] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)
+    actions: dict[str, str] = field(default_factory=dict)
+    params: list[str] = field(default_factory=list)
+    nodes: dict[str, NodeView] = field(default_factory=dict)
+
+
 def rosapi_response(
-    service: str,
-    args: Mapping[str, Any],
-    topics: Mapping[str, str],
-    services: Mapping[str, str],
-    nodes: list[str],
-    now: float | None = None,
+    service: str, args: Mapping[str, Any], view: FleetView, now: float | None = None
 ) -> dict[str, Any]:
     """Answer one of :data:`ROSAPI_SERVICES` from the relay's view of the fleet.
 
-    Response shapes are those of the rosapi package's services (``rosapi/Topics``: ``topics``
-    and ``types`` lists in the same order, ``rosapi/TopicType``: ``type``, empty when unknown).
+    Response shapes are those of the rosapi package's services (``rosapi_msgs/srv/Topics``:
+    ``topics`` and ``types`` lists in the same order; ``TopicType``: ``type``, empty when
+    unknown; ``NodeDetails``: ``subscribing``, ``publishing``, ``services``;
+    ``GetActionServers``: ``action_servers``; ``GetParamNames``: ``names``; ``HasParam``:
+    ``exists``; ``GetROSVersion``: ``version`` 2 and ``distro``). Type arguments match in
+    either spelling.
 
     Args:
         service: the rosapi service name (``/rosapi/topics``).
         args: the request.
-        topics: every topic the operator may read, full name -> type.
-        services: every service the operator may call, full name -> type (the rosapi services
-            included).
-        nodes: node names, one per online device (``/robot1``).
+        view: what the operator may see.
         now: wall-clock seconds for ``/rosapi/get_time``; None reads :func:`time.time`.
 
     Returns:
@@ -318,22 +603,65 @@ def rosapi_response(
     Raises:
         KeyError: ``service`` is not one of :data:`ROSAPI_SERVICES`.
     """
+    topics, services = view.topics, view.services
     names = sorted(topics)
+    wanted = str(args.get("type", ""))
     if service == "/rosapi/topics":
         return {"topics": names, "types": [topics[name] for name in names]}
+    if service == "/rosapi/topics_and_raw_types":
+        return {
+            "topics": names,
+            "types": [topics[name] for name in names],
+            "typedefs_full_text": ["" for _ in names],
+        }
     if service == "/rosapi/topic_type":
         return {"type": topics.get(str(args.get("topic", "")), "")}
     if service == "/rosapi/topics_for_type":
-        wanted = args.get("type")
-        return {"topics": [name for name in names if topics[name] == wanted]}
+        return {"topics": [name for name in names if same_type(topics[name], wanted)]}
     if service == "/rosapi/services":
-        return {"services": sorted(services)}
+        listed = sorted(services)
+        return {"services": listed, "types": [services[name] for name in listed]}
     if service == "/rosapi/service_type":
         return {"type": services.get(str(args.get("service", "")), "")}
+    if service == "/rosapi/services_for_type":
+        return {"services": sorted(n for n, t in services.items() if same_type(t, wanted))}
+    if service in ("/rosapi/service_node", "/rosapi/service_providers"):
+        name = str(args.get("service", ""))
+        providers = sorted(node for node, v in view.nodes.items() if name in v.services)
+        if name.startswith("/rosapi/"):
+            providers = ["/rosapi"]
+        if service == "/rosapi/service_node":
+            return {"node": providers[0] if providers else ""}
+        return {"providers": providers}
     if service == "/rosapi/nodes":
-        return {"nodes": sorted(nodes)}
+        return {"nodes": sorted(view.nodes)}
+    if service == "/rosapi/node_details":
+        node = view.nodes.get(str(args.get("node", "")), NodeView())
+        return {
+            "subscribing": sorted(node.subscribing),
+            "publishing": sorted(node.publishing),
+            "services": sorted(node.services),
+        }
+    if service in ("/rosapi/publishers", "/rosapi/subscribers"):
+        topic = str(args.get("topic", ""))
+        if service == "/rosapi/publishers":
+            found = [n for n, v in view.nodes.items() if topic in v.publishing]
+            return {"publishers": sorted(found)}
+        return {"subscribers": sorted(n for n, v in view.nodes.items() if topic in v.subscribing)}
+    if service == "/rosapi/action_servers":
+        return {"action_servers": sorted(view.actions)}
+    if service == "/rosapi/get_param_names":
+        return {"names": sorted(view.params)}
+    if service == "/rosapi/has_param":
+        return {"exists": str(args.get("name", "")) in view.params}
+    if service == "/rosapi/search_param":
+        name = str(args.get("name", ""))
+        found = sorted(p for p in view.params if p == name or p.endswith("/" + name.strip("/")))
+        return {"global_name": found[0] if found else ""}
+    if service == "/rosapi/get_ros_version":
+        return {"version": 2, "distro": ""}
     if service == "/rosapi/get_time":
         stamp = time.time() if now is None else now
         secs = int(stamp)
-        return {"time": {"secs": secs, "nsecs": int((stamp - secs) * 1e9)}}
+        return {"time": {"sec": secs, "nanosec": int((stamp - secs) * 1e9)}}
     raise KeyError(service)

@@ -52,12 +52,13 @@ class Latest:
 
     Attributes:
         msg: the message (plain JSON data).
-        frame: the rosbridge ``publish`` frame already encoded for operators.
+        frame: the rosbridge ``publish`` frame already encoded for operators, or None when
+            nobody needed it yet.
         stamp: wall-clock seconds when it was accepted.
     """
 
     msg: dict[str, Any]
-    frame: str
+    frame: str | None
     stamp: float
 
 
@@ -106,6 +107,9 @@ class DeviceRecord:
         commands: globs of its device-local topics operators may publish to.
         command_topics: the existing topics matching ``commands``, name -> type (hello).
         actions: action servers operators may send goals to, name -> type (hello).
+        params: parameters operators may read, device-local names (hello).
+        latest_topics: forwarded topics whose latest value is replayed to a late subscriber
+            (hello's ``latest``: latched, transient-local or ``--latest`` topics).
         buffered: messages waiting in its connector's buffer (its last ``stats``).
         connector_dropped: messages its connector dropped since it started (its last ``stats``).
         latency: websocket round-trip time to its connector in seconds, None before the first.
@@ -125,6 +129,8 @@ class DeviceRecord:
     commands: list[str] = field(default_factory=list)
     command_topics: dict[str, str] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)
+    params: list[str] = field(default_factory=list)
+    latest_topics: set[str] = field(default_factory=set)
     buffered: int = 0
     connector_dropped: int = 0
     latency: float | None = None
@@ -165,6 +171,8 @@ class DeviceRecord:
             "services": dict(self.services),
             "commands": dict(self.command_topics),
             "actions": dict(self.actions),
+            "params": list(self.params),
+            "latched": sorted(self.latest_topics),
             "command_globs": list(self.commands),
             "stats": {
                 "messages_per_s": messages_per_s,
@@ -218,6 +226,8 @@ class Registry:
         record.commands = list(message["commands"])
         record.command_topics = dict(message["command_topics"])
         record.actions = dict(message["actions"])
+        record.params = list(message["params"])
+        record.latest_topics = set(message["latest"])
         for topic, count in message["dropped"].items():
             record.dropped[topic] = record.dropped.get(topic, 0) + count
         session: str = message["session"]
@@ -246,7 +256,7 @@ class Registry:
         return True
 
     def store(
-        self, record: DeviceRecord, topic: str, msg: dict[str, Any], frame: str, now: float
+        self, record: DeviceRecord, topic: str, msg: dict[str, Any], frame: str | None, now: float
     ) -> None:
         """Keep ``msg`` (and its encoded operator frame) as the latest value of ``topic``."""
         record.latest[topic] = Latest(msg, frame, now)

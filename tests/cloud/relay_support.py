@@ -122,11 +122,17 @@ async def open_device(
     topics: dict[str, str] | None = None,
     services: dict[str, str] | None = None,
     commands: tuple[str, ...] = (),
+    latest: tuple[str, ...] = (),
+    actions: dict[str, str] | None = None,
+    params: tuple[str, ...] = (),
     session: str | None = None,
     scheme: str = "ws",
     **connect_options: Any,
 ) -> tuple[ClientConnection, dict[str, Any]]:
-    """Connect a raw device, say hello, return (connection, welcome)."""
+    """Connect a raw device, say hello, return (connection, welcome).
+
+    ``latest`` names the topics whose latest value the relay replays to late subscribers.
+    """
     token = token if token is not None else DEVICE_TOKENS.get(device, "")
     # Unbounded receive queue: tests leave acks unread, and a full queue would stop the client
     # from reading the relay's close frame (a close then waits close_timeout).
@@ -145,6 +151,9 @@ async def open_device(
                 topics=topics or {"/data": "std_msgs/String"},
                 services=services or {},
                 commands=commands,
+                latest=latest,
+                actions=actions,
+                params=params,
             )
         )
     )

@@ -129,6 +129,8 @@ def test_hello_then_forwarded_data_in_seq_order_after_the_welcome() -> None:
             "dropped": {},
             "command_topics": {"/turtle1/cmd_vel": "geometry_msgs/Twist"},
             "actions": {},
+            "params": [],
+            "latest": [],
             "version": 1,
         }
         await asyncio.sleep(0.2)

@@ -118,8 +118,11 @@ def test_a_killed_connector_with_buffer_dir_loses_nothing(tmp_path: Path) -> Non
     database = buffer_dir / "robot1.sqlite3"
 
     def buffered() -> tuple[int, int]:
-        with sqlite3.connect(database) as db:
-            count, last = db.execute("SELECT COUNT(*), MAX(seq) FROM messages").fetchone()
+        try:
+            with sqlite3.connect(database) as db:
+                count, last = db.execute("SELECT COUNT(*), MAX(seq) FROM messages").fetchone()
+        except sqlite3.OperationalError:  # created, no table yet
+            return 0, 0
         return int(count), int(last or 0)
 
     offline = ConnectorProcess(args, tmp_path / "connector1.log")

@@ -33,6 +33,8 @@ def test_hello_round_trip_fills_defaults() -> None:
         "dropped": {"/turtle1/pose": 12},
         "command_topics": {},
         "actions": {},
+        "params": [],
+        "latest": [],
         "version": dp.PROTOCOL_VERSION,
     }
     minimal = dp.decode_from_device('{"op": "hello", "device": "r", "session": "s"}')

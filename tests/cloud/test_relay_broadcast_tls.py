@@ -37,7 +37,7 @@ def test_robot_chat_goes_to_the_other_devices_that_subscribe(tmp_path: Path) -> 
     with relay_process(tmp_path) as relay:
 
         async def scenario() -> None:
-            robot1, _ = await open_device(relay.port, "robot1", topics=CHAT)
+            robot1, _ = await open_device(relay.port, "robot1", topics=CHAT, latest=("/chat",))
             robot2, _ = await open_device(relay.port, "robot2", topics=CHAT)
             robot3, _ = await open_device(relay.port, "robot3", topics=CHAT)  # reads robot1 only
             await robot1.send(dp.encode(dp.publish("/chat", {"data": "early"}, 1)))
@@ -45,7 +45,12 @@ def test_robot_chat_goes_to_the_other_devices_that_subscribe(tmp_path: Path) -> 
             # Everyone's chat: robot2 gets robot1's latest value at once, never its own.
             await robot2.send(dp.encode(dp.subscribe("/*/chat")))
             early = await recv_until(robot2, lambda m: m["op"] == "publish")
-            assert early == {"op": "publish", "topic": "/robot1/chat", "msg": {"data": "early"}}
+            assert early == {
+                "op": "publish",
+                "topic": "/robot1/chat",
+                "msg": {"data": "early"},
+                "type": "std_msgs/String",
+            }
             await robot3.send(dp.encode(dp.subscribe("/robot2/chat")))
             refused = await recv_json(robot3)
             assert refused["level"] == "error" and "robot2" in refused["msg"]

@@ -159,22 +159,77 @@ def test_status_levels() -> None:
 
 
 def test_rosapi_answers() -> None:
-    topics = {"/r/b": "std_msgs/String", "/r/a": "turtlesim/Pose"}
-    services = {"/r/reset": "std_srvs/Empty"}
+    view = rb.FleetView(
+        topics={
+            "/r/b": "std_msgs/String",
+            "/r/a": "turtlesim/Pose",
+            "/r/cmd": "geometry_msgs/Twist",
+        },
+        services={"/r/reset": "std_srvs/Empty", "/rosapi/topics": "rosapi_msgs/srv/Topics"},
+        actions={"/r/turn": "turtlesim/action/RotateAbsolute"},
+        params=["/r/sim:background_r", "/r/run_id"],
+        nodes={"/r": rb.NodeView(["/r/a", "/r/b"], ["/r/cmd"], ["/r/reset"])},
+    )
 
-    def answer(name: str, **args: Any) -> dict[str, Any]:
-        return rb.rosapi_response(name, args, topics, services, ["/r"], now=12.5)
+    def answer(rosapi_service: str, /, **args: Any) -> dict[str, Any]:
+        return rb.rosapi_response(rosapi_service, args, view, now=12.5)
 
     assert answer("/rosapi/topics") == {
-        "topics": ["/r/a", "/r/b"],
-        "types": ["turtlesim/Pose", "std_msgs/String"],
+        "topics": ["/r/a", "/r/b", "/r/cmd"],
+        "types": ["turtlesim/Pose", "std_msgs/String", "geometry_msgs/Twist"],
     }
     assert answer("/rosapi/topic_type", topic="/r/a") == {"type": "turtlesim/Pose"}
     assert answer("/rosapi/topic_type", topic="/nope") == {"type": ""}
     assert answer("/rosapi/topics_for_type", type="std_msgs/String") == {"topics": ["/r/b"]}
-    assert answer("/rosapi/services") == {"services": ["/r/reset"]}
+    assert answer("/rosapi/topics_for_type", type="std_msgs/msg/String") == {"topics": ["/r/b"]}
+    assert answer("/rosapi/services")["services"] == ["/r/reset", "/rosapi/topics"]
     assert answer("/rosapi/service_type", service="/r/reset") == {"type": "std_srvs/Empty"}
+    assert answer("/rosapi/services_for_type", type="std_srvs/srv/Empty") == {
+        "services": ["/r/reset"]
+    }
+    assert answer("/rosapi/service_node", service="/r/reset") == {"node": "/r"}
     assert answer("/rosapi/nodes") == {"nodes": ["/r"]}
-    assert answer("/rosapi/get_time") == {"time": {"secs": 12, "nsecs": 500000000}}
+    assert answer("/rosapi/node_details", node="/r") == {
+        "subscribing": ["/r/cmd"],
+        "publishing": ["/r/a", "/r/b"],
+        "services": ["/r/reset"],
+    }
+    assert answer("/rosapi/publishers", topic="/r/a") == {"publishers": ["/r"]}
+    assert answer("/rosapi/subscribers", topic="/r/cmd") == {"subscribers": ["/r"]}
+    assert answer("/rosapi/action_servers") == {"action_servers": ["/r/turn"]}
+    assert answer("/rosapi/get_param_names") == {"names": ["/r/run_id", "/r/sim:background_r"]}
+    assert answer("/rosapi/has_param", name="/r/run_id") == {"exists": True}
+    assert answer("/rosapi/has_param", name="/r/nope") == {"exists": False}
+    assert answer("/rosapi/get_time") == {"time": {"sec": 12, "nanosec": 500000000}}
     with pytest.raises(KeyError):
         answer("/rosapi/params")
+
+
+def test_type_spellings_and_encodings() -> None:
+    assert rb.same_type("turtlesim/Pose", "turtlesim/msg/Pose")
+    assert rb.same_type("std_srvs/srv/Empty", "std_srvs/Empty")
+    assert not rb.same_type("turtlesim/Pose", "turtlesim/msg/Color")
+    import cbor2
+
+    frame = rb.encode_cbor(rb.publish("/r/a", {"x": 1.5, "n": [1, 2]}))
+    assert cbor2.loads(frame) == {"op": "publish", "topic": "/r/a", "msg": {"x": 1.5, "n": [1, 2]}}
+    text = rb.encode(rb.publish("/r/a", {"data": "é" * 100}))
+    pieces = [json.loads(f) for f in rb.fragments(text, 40, "m1")]
+    assert {p["total"] for p in pieces} == {len(pieces)} and len(pieces) > 2
+    assert "".join(p["data"] for p in pieces) == text
+    defrag = rb.Defragmenter(10_000)
+    assert [defrag.add(p) for p in reversed(pieces)][-1] == text
+
+
+def test_png_encoding_is_rosbridges() -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    text = rb.encode(rb.publish("/r/a", {"data": "hello" * 37}))
+    frame = json.loads(rb.encode_png(text))
+    assert frame["op"] == "png"
+    image = Image.open(io.BytesIO(base64.b64decode(frame["data"])))
+    assert image.mode == "RGB" and image.size[0] == image.size[1]
+    assert image.tobytes().rstrip(b"\0").rstrip(b"\n").decode() == text

@@ -67,6 +67,7 @@ def test_a_stranger_gets_a_small_frame_cap_no_deflate_and_a_short_deadline(
         # After authentication the cap is the large one (a 100 KB publish is handled).
         late = await open_operator(relay.port, token=None)
         await late.send(json.dumps({"op": "auth", "token": "op-all"}))
+        assert (await recv_json(late))["msg"] == "authenticated"
         await late.send(
             json.dumps({"op": "publish", "topic": "/robot1/x", "msg": {"d": "y" * 100_000}})
         )

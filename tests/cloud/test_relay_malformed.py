@@ -147,7 +147,11 @@ WRONG_FIELDS: list[tuple[str, dict[str, Any], str]] = [
         "finite number from 0",
     ),
     ("operator", {"op": "subscribe", "topic": "/robot1/data", "type": "wrong/Type"}, "has type"),
-    ("operator", {"op": "subscribe", "topic": "/robot1/data", "compression": "cbor"}, "cbor"),
+    (
+        "operator",
+        {"op": "subscribe", "topic": "/robot1/data", "compression": "cbor-raw"},
+        "cbor-raw",
+    ),
     ("operator", {"op": "publish", "topic": "/robot1/data", "msg": [1]}, "'msg' must be"),
     ("operator", {"op": "set_level", "level": "loud"}, "level must be"),
     ("operator", {"op": "advertise_service", "service": "/s", "type": "t"}, "not supported"),

@@ -56,13 +56,17 @@ def api_devices(port: int, token: str) -> list[dict[str, Any]]:
 def test_subscribe_late_value_publish_and_topics(relay: RelayProcess) -> None:
     async def scenario() -> None:
         robot, welcome = await open_device(
-            relay.port, "robot1", topics=POSE, commands=("/turtle1/cmd_vel",)
+            relay.port,
+            "robot1",
+            topics=POSE,
+            commands=("/turtle1/cmd_vel",),
+            latest=("/turtle1/pose",),
         )
         assert welcome == {"op": "welcome", "device": "robot1", "resume_after": 0}
         await robot.send(dp.encode(dp.publish("/turtle1/pose", pose(1.0), 1)))
         assert (await recv_json(robot)) == {"op": "ack", "seq": 1}
         with roslibpy_operator(relay.port) as operator:
-            # A late subscriber gets the latest value at once.
+            # A late subscriber gets the latest value of a state topic at once.
             reply = await asyncio.to_thread(
                 operator.request,
                 "subscribe",
@@ -173,7 +177,9 @@ def test_service_calls_success_failure_timeout_and_offline(relay: RelayProcess) 
 
 def test_offline_device_keeps_latest_value_and_resumes(relay: RelayProcess) -> None:
     async def scenario() -> None:
-        robot, _ = await open_device(relay.port, "robot1", topics=POSE, session="s-1")
+        robot, _ = await open_device(
+            relay.port, "robot1", topics=POSE, session="s-1", latest=("/turtle1/pose",)
+        )
         for seq in (1, 2, 3):
             await robot.send(dp.encode(dp.publish("/turtle1/pose", pose(float(seq)), seq)))
         await recv_until(robot, lambda m: m == {"op": "ack", "seq": 3})
