@@ -172,6 +172,7 @@ async def open_operator(
         additional_headers=headers,
         open_timeout=limit(10.0),
         max_queue=None,
+        max_size=None,
     )
 
 
