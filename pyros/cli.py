@@ -622,6 +622,13 @@ def demo(duration: float, rate: float) -> None:
     default="warning",
     show_default=True,
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line (ts, level, logger, msg, event, device...).",
+)
 def relay_command(
     host: str,
     port: int,
@@ -640,10 +647,13 @@ def relay_command(
     auth_timeout: float,
     ping_interval: float,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Run the websocket relay: connectors at /device, rosbridge v2 operators at /.
 
-    Prints "listening on ws://HOST:PORT" once ready; stops on Ctrl-C or SIGTERM.
+    Prints "listening on ws://HOST:PORT" once ready; stops on Ctrl-C or SIGTERM; SIGHUP
+    reloads the tokens file without dropping a connection. GET /healthz and /metrics
+    (Prometheus) on the same port.
     """
     import logging
 
@@ -669,8 +679,22 @@ def relay_command(
         raise click.UsageError(str(exc)) from exc
     if keyfile and not certfile:
         raise click.UsageError("--keyfile needs --certfile")
-    logging.basicConfig(level=log_level.upper(), format="pyros relay: %(levelname)s: %(message)s")
-    tokens = Tokens.load(tokens_file) if tokens_file else None
+    if log_format == "json":
+        from pyros.cloud.metrics import JsonFormatter
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=log_level.upper(), handlers=[handler])
+    else:
+        logging.basicConfig(
+            level=log_level.upper(), format="pyros relay: %(levelname)s: %(message)s"
+        )
+    from pyros.cloud.auth import TokensFileError
+
+    try:
+        tokens = Tokens.load(tokens_file) if tokens_file else None
+    except TokensFileError as exc:
+        raise click.ClickException(str(exc)) from exc
     if tokens is None:
         click.echo(
             "pyros relay: no --tokens file: accepting only loopback clients, each allowed to "
@@ -689,6 +713,7 @@ def relay_command(
             limits=limits,
             ssl_context=context,
             announce=lambda line: click.echo(f"pyros relay: {line}"),
+            tokens_path=tokens_file,
         )
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc

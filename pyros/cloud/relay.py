@@ -81,16 +81,32 @@ from pyros.cloud.auth import (
     DeviceEntry,
     Grant,
     Tokens,
+    TokensFileError,
     is_loopback,
     valid_device_id,
 )
 from pyros.cloud.limits import Limits, SendQueue, TokenBucket
+from pyros.cloud.metrics import CONTENT_TYPE, RelayMetrics
 from pyros.cloud.store import DeviceRecord, Registry, full_name, split_name
 from pyros.names import glob_match
 
-__all__ = ["Relay", "run", "tls_context", "CLOSE_POLICY", "CLOSE_REPLACED"]
+__all__ = [
+    "Relay",
+    "run",
+    "tls_context",
+    "CLOSE_POLICY",
+    "CLOSE_REPLACED",
+    "HEALTH_PATH",
+    "METRICS_PATH",
+]
 
 log = logging.getLogger(__name__)
+
+HEALTH_PATH = "/healthz"
+"""Plain HTTP ``GET``: is the relay serving (no credentials needed)."""
+
+METRICS_PATH = "/metrics"
+"""Plain HTTP ``GET``: Prometheus metrics (an operator token, as ``/api/devices``)."""
 
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
@@ -169,7 +185,9 @@ class _Peer:
         """Queue ``frame`` for this peer (dropping the oldest frames if the queue is full)."""
         if self.closed:
             return
-        if self.queue.put(frame):
+        dropped = self.queue.put(frame)
+        if dropped:
+            self.relay.metrics.dropped.labels("send_queue").inc(dropped)
             self._warn("queue")
         self._wakeup.set()
 
@@ -181,6 +199,7 @@ class _Peer:
     def admit(self, frame: str | bytes) -> bool:
         """Apply the rate limit and the size limit to a received frame; report refusals."""
         if not self.bucket.take(self.loop.time()):
+            self.relay.metrics.dropped.labels("rate_limit").inc()
             self._rate_dropped += 1
             self._warn("rate")
             self.rate_limited = True
@@ -295,6 +314,11 @@ class _Subscription:
         self.throttle = 0.0
         self.compression = "none"
         self.fragment_size: int | None = None
+        parts = split_name(topic)
+        metrics = peer.relay.metrics
+        device = parts[0] if parts else ""
+        self._messages_out = metrics.messages.labels(device, "out")
+        self._bytes_out = metrics.bytes.labels(device, "out")
         self.buffer: deque[_Outgoing] = deque(maxlen=1)
         self.last_sent = -math.inf
         self.timer: asyncio.TimerHandle | None = None
@@ -326,6 +350,8 @@ class _Subscription:
         except ImportError as exc:
             self.peer.status("error", f"{self.topic}: {self.compression} needs {exc.name}")
             return
+        self._messages_out.inc()
+        self._bytes_out.inc(len(frame))
         if isinstance(frame, str) and self.fragment_size and len(frame) > self.fragment_size:
             for piece in rb.fragments(frame, self.fragment_size, _new_id("f")):
                 self.peer.send(piece)
@@ -368,6 +394,8 @@ class _Device(_Peer):
         self.unacked = 0
         self.ack_timer: asyncio.TimerHandle | None = None
         self.patterns: set[str] = set()
+        self.messages_in = relay.metrics.messages.labels(record.id, "in")
+        self.bytes_in = relay.metrics.bytes.labels(record.id, "in")
 
     def may_read(self, device: str) -> bool:
         return any(fnmatchcase(device, pattern) for pattern in self.entry.read)
@@ -425,6 +453,8 @@ class Relay:
     def __init__(self, tokens: Tokens | None = None, limits: Limits | None = None) -> None:
         self.tokens = tokens
         self.limits = limits or Limits()
+        self.metrics = RelayMetrics(self._queue_depths)
+        """The relay's Prometheus metrics (``GET /metrics``)."""
         self.registry = Registry()
         self.port = 0
         self._server: Server | None = None
@@ -437,6 +467,30 @@ class Relay:
         self._auth_failures: OrderedDict[str, TokenBucket] = OrderedDict()
 
     # --- lifecycle ----------------------------------------------------------------------------
+
+    def _queue_depths(self) -> list[int]:
+        peers: list[_Peer] = [*self._operators, *self._devices.values()]
+        return [len(peer.queue) for peer in peers]
+
+    def reload_tokens(self, path: str) -> bool:
+        """Read the tokens file again (``SIGHUP``); open connections keep their rights.
+
+        Returns:
+            True if the new file is in force; False if it could not be read (the old tokens
+            stay, and the error is logged).
+        """
+        try:
+            tokens = Tokens.load(path)
+        except TokensFileError as exc:
+            log.error(
+                "tokens file not reloaded, keeping the old one: %s",
+                exc,
+                extra={"event": "tokens_reload_failed"},
+            )
+            return False
+        self.tokens = tokens
+        log.warning("tokens file %s reloaded", path, extra={"event": "tokens_reloaded"})
+        return True
 
     async def start(
         self,
@@ -526,6 +580,22 @@ class Relay:
             token = given[0] if given else None
         return self.tokens.operator(token)
 
+    def health(self) -> dict[str, Any]:
+        """Return ``GET /healthz``'s answer: ``{"status": "ok", "devices_online": n,
+        "operators": n}`` (no credentials needed; no device names)."""
+        return {
+            "status": "ok",
+            "devices_online": len(self._devices),
+            "operators": len(self._operators),
+        }
+
+    @staticmethod
+    def _json_response(connection: ServerConnection, status: int, body: Any) -> Response:
+        response = connection.respond(status, json.dumps(body))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
+
     def _sign_in_allowed(self, host: str | None) -> bool:
         """Return False when ``host`` used up its failed sign-ins (then answer 429)."""
         bucket = self._auth_failures.get(host or "")
@@ -533,6 +603,8 @@ class Relay:
 
     def _sign_in_failed(self, host: str | None) -> None:
         """Count one failed sign-in of ``host`` (operators and devices alike)."""
+        self.metrics.auth_failures.inc()
+        log.info("failed sign-in from %s", host, extra={"event": "auth_failed", "peer": host})
         key = host or ""
         now = asyncio.get_running_loop().time()
         bucket = self._auth_failures.pop(key, None)
@@ -552,9 +624,22 @@ class Relay:
             )
             response.headers["Retry-After"] = "60"
             return response
+        path = urlsplit(request.path).path
+        if path == HEALTH_PATH:
+            return self._json_response(connection, 200, self.health())
         try:
+            if path == METRICS_PATH:
+                if self.tokens is not None:
+                    self._operator_grant(request)
+                response = connection.respond(200, "")
+                response.body = self.metrics.render()
+                del response.headers["Content-Type"]
+                del response.headers["Content-Length"]
+                response.headers["Content-Type"] = CONTENT_TYPE
+                response.headers["Content-Length"] = str(len(response.body))
+                return response
             identity = self._identify(request, host)
-            if urlsplit(request.path).path == dp.DEVICES_API_PATH:
+            if path == dp.DEVICES_API_PATH:
                 grant = self._operator_grant(request)
                 body = json.dumps(self.registry.describe(time.time(), grant.may_read))
                 response = connection.respond(200, body)
@@ -639,7 +724,14 @@ class Relay:
         if old is not None:
             self._device_gone(old, f"device {device} reconnected")
             old.spawn(old.ws.close(CLOSE_REPLACED, "replaced"))
-        log.info("device %s connected from %s", device, ws.remote_address)
+        self.metrics.connections.labels("device").inc()
+        self.metrics.devices_online.set(len(self._devices))
+        log.info(
+            "device %s connected from %s",
+            device,
+            ws.remote_address,
+            extra={"event": "device_connected", "device": device},
+        )
         try:
             await self._receive(peer, lambda frame: self._device_frame(peer, frame))
         finally:
@@ -648,7 +740,13 @@ class Relay:
                 self.registry.disconnected(device, time.time())
                 self._device_gone(peer, f"device {device} went offline")
             peer.stop()
-            log.info("device %s disconnected", device)
+            self.metrics.connections.labels("device").dec()
+            self.metrics.devices_online.set(len(self._devices))
+            log.info(
+                "device %s disconnected",
+                device,
+                extra={"event": "device_disconnected", "device": device},
+            )
 
     def _device_gone(self, peer: _Device, why: str) -> None:
         self._device_subscribers.discard(peer)
@@ -687,6 +785,9 @@ class Relay:
                 )
                 return (CLOSE_POLICY, "device id mismatch")
             resume_after = self.registry.hello(record.id, message, now)
+            lost = sum(message["dropped"].values())
+            if lost:
+                self.metrics.dropped.labels("connector").inc(lost)
             if not peer.said_hello:
                 peer.spawn(peer.measure_latency())
             peer.said_hello = True
@@ -726,6 +827,8 @@ class Relay:
             return
         if self.registry.accept(record, message["seq"], now):
             record.meter.add(now, message["size"])
+            peer.messages_in.inc()
+            peer.bytes_in.inc(message["size"])
             msg = message["msg"]
             name = full_name(record.id, topic)
             out = _Outgoing(name, msg)
@@ -855,6 +958,7 @@ class Relay:
     async def _serve_operator(self, ws: ServerConnection, grant: Grant | None) -> None:
         peer = _Operator(self, ws, grant)
         self._operators.add(peer)
+        self.metrics.connections.labels("operator").inc()
         timer = None
         if grant is not None:
             self._trust(ws)
@@ -866,6 +970,7 @@ class Relay:
             if timer is not None:
                 timer.cancel()
             self._operators.discard(peer)
+            self.metrics.connections.labels("operator").dec()
             for subscription in peer.subscriptions.values():
                 subscription.cancel()
                 self._unindex(subscription)
@@ -1246,8 +1351,10 @@ def run(
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     announce: Callable[[str], None] | None = None,
+    tokens_path: str | None = None,
 ) -> None:
-    """Run a relay until SIGINT or SIGTERM (what ``pyros relay`` does).
+    """Run a relay until SIGINT or SIGTERM (what ``pyros relay`` does); SIGHUP reloads the
+    tokens file (``tokens_path``) without dropping a connection.
 
     Args:
         host: address to bind.
@@ -1257,6 +1364,7 @@ def run(
         ssl_context: TLS for ``wss://`` (see :func:`tls_context`).
         announce: called once listening with a line such as
             ``"listening on ws://127.0.0.1:9090"`` (the bound port, also for port 0).
+        tokens_path: the file ``tokens`` came from, read again on SIGHUP.
 
     Raises:
         OSError: the address cannot be bound.
@@ -1269,6 +1377,8 @@ def run(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        if tokens_path is not None:
+            loop.add_signal_handler(signal.SIGHUP, relay.reload_tokens, tokens_path)
         scheme = "wss" if ssl_context is not None else "ws"
         if announce is not None:
             announce(f"listening on {scheme}://{host}:{relay.port}")
