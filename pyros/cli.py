@@ -531,6 +531,12 @@ def demo(duration: float, rate: float) -> None:
     type=click.Path(dir_okay=False),
     help="JSON tokens file; without it only loopback clients are accepted.",
 )
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    help="redis://HOST:PORT/DB: be one relay with every relay started on that Redis.",
+)
 @click.option("--certfile", type=click.Path(dir_okay=False), help="TLS certificate (PEM): wss.")
 @click.option("--keyfile", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
 @click.option(
@@ -633,6 +639,7 @@ def relay_command(
     host: str,
     port: int,
     tokens_file: str | None,
+    redis_url: str | None,
     certfile: str | None,
     keyfile: str | None,
     max_message_bytes: int,
@@ -658,6 +665,7 @@ def relay_command(
     import logging
 
     from pyros.cloud.auth import Tokens
+    from pyros.cloud.cluster import ClusterError
     from pyros.cloud.limits import Limits
     from pyros.cloud.relay import run, tls_context
 
@@ -714,9 +722,12 @@ def relay_command(
             ssl_context=context,
             announce=lambda line: click.echo(f"pyros relay: {line}"),
             tokens_path=tokens_file,
+            redis=redis_url,
         )
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
+    except ClusterError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -462,6 +462,7 @@ class Connector:
             await asyncio.sleep(self._poll_interval)
             try:
                 await self._discover()
+                _raise_if_cancelling()
             except PyrosTimeoutError as exc:  # a busy node or ROS master: look again later
                 logger.warning("looking for new topics and services: %s; trying again", exc)
 
@@ -524,6 +525,7 @@ class Connector:
         seen_dropped = 0
         while True:
             message = await subscription.get()
+            _raise_if_cancelling()
             if period is None and subscription.dropped != seen_dropped:
                 self.buffer.count_lost(topic, subscription.dropped - seen_dropped)
                 seen_dropped = subscription.dropped
@@ -665,6 +667,7 @@ class Connector:
     async def _receive_loop(self, websocket: ClientConnection) -> None:
         async for frame in websocket:
             await self._handle(frame)
+            _raise_if_cancelling()
 
     async def _handle(self, frame: str | bytes) -> None:
         try:
@@ -866,6 +869,18 @@ class Connector:
     def _reply(self, message: dict[str, Any]) -> None:
         self._control.append(device_protocol.encode(message))
         self._wake.set()
+
+
+def _raise_if_cancelling() -> None:
+    """Raise CancelledError if this task was asked to stop.
+
+    On Python 3.11, ``asyncio.wait_for`` (used by the pyros client) swallows a cancellation
+    that arrives as its future completes; a loop around client calls would then never stop.
+    """
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    if cancelling is not None and cancelling():
+        raise asyncio.CancelledError
 
 
 async def run_connector(

@@ -85,9 +85,11 @@ from pyros.cloud.auth import (
     is_loopback,
     valid_device_id,
 )
+from pyros.cloud.cluster import Cluster
+from pyros.cloud.cluster import spawn as cluster_spawn
 from pyros.cloud.limits import Limits, SendQueue, TokenBucket
 from pyros.cloud.metrics import CONTENT_TYPE, RelayMetrics
-from pyros.cloud.store import DeviceRecord, Registry, full_name, split_name
+from pyros.cloud.store import DeviceRecord, Latest, Registry, full_name, split_name
 from pyros.names import glob_match
 
 __all__ = [
@@ -396,6 +398,11 @@ class _Device(_Peer):
         self.patterns: set[str] = set()
         self.messages_in = relay.metrics.messages.labels(record.id, "in")
         self.bytes_in = relay.metrics.bytes.labels(record.id, "in")
+        self.acked = 0
+        """The seq the next ack carries: accepted (and, with Redis, stored) messages."""
+        self.batch: list[tuple[str, dict[str, Any], int]] = []
+        self.flushing = False
+        self.saved_stats_at = -math.inf
 
     def may_read(self, device: str) -> bool:
         return any(fnmatchcase(device, pattern) for pattern in self.entry.read)
@@ -415,6 +422,33 @@ class _Device(_Peer):
         super().stop()
 
 
+class _Link:
+    """Where frames for a device go: its connection on this relay, or (``--redis``) the relay
+    its connector is on."""
+
+    __slots__ = ("relay", "record", "local", "remote")
+
+    def __init__(
+        self, relay: Relay, record: DeviceRecord, local: _Device | None, remote: str = ""
+    ) -> None:
+        self.relay = relay
+        self.record = record
+        self.local = local
+        self.remote = remote
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    def send(self, frame: str, request_id: str | None = None) -> None:
+        """Send a device-protocol frame; ``request_id`` names the request it carries, so that
+        the device's answers find their way back to this relay."""
+        if self.local is not None:
+            self.local.send(frame)
+        else:
+            self.relay._to_remote(self.remote, self.record.id, frame, request_id)
+
+
 @dataclass
 class _Call:
     """A request forwarded to a device and waiting for its answer.
@@ -426,7 +460,7 @@ class _Call:
     operator: _Operator
     operator_id: Any
     service: str
-    device: _Device
+    device: _Link
     timer: asyncio.TimerHandle | None
     kind: str = "service"
     param_action: str = ""
@@ -444,13 +478,18 @@ class Relay:
     Args:
         tokens: the parsed tokens file; None accepts only loopback peers, granted everything.
         limits: every limit; defaults as in :class:`~pyros.cloud.limits.Limits`.
+        redis: ``redis://HOST:PORT/DB``: share the registry, latest values, sequence numbers
+            and routing with the other relays on that Redis (:mod:`pyros.cloud.cluster`); None
+            keeps everything in this process.
 
     Attributes:
         registry: every device seen (:class:`~pyros.cloud.store.Registry`).
         port: the bound TCP port after :meth:`start` (useful with port 0).
     """
 
-    def __init__(self, tokens: Tokens | None = None, limits: Limits | None = None) -> None:
+    def __init__(
+        self, tokens: Tokens | None = None, limits: Limits | None = None, redis: str | None = None
+    ) -> None:
         self.tokens = tokens
         self.limits = limits or Limits()
         self.metrics = RelayMetrics(self._queue_depths)
@@ -465,6 +504,17 @@ class Relay:
         self._calls: dict[str, _Call] = {}
         self._commands: OrderedDict[str, tuple[_Operator, Any, str]] = OrderedDict()
         self._auth_failures: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._relayed: dict[str, tuple[str, str]] = {}  # request id -> (origin relay, device)
+        self._background: set[asyncio.Task[None]] = set()
+        self.cluster: Cluster | None = None
+        """The link to the other relays (``redis``), else None."""
+        if redis is not None:
+            self.cluster = Cluster(
+                redis,
+                on_data=self._cluster_data,
+                on_event=self._cluster_event,
+                on_message=self._cluster_message,
+            )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -508,7 +558,12 @@ class Relay:
 
         Raises:
             OSError: the address cannot be bound.
+            ClusterError: ``redis`` was given and Redis cannot be used.
         """
+        if self.cluster is not None:
+            await self.cluster.start()
+            await self._load_cluster()
+            self._background_task(self._watch_relays())
         self._server = await serve(
             self._handle,
             host,
@@ -525,10 +580,19 @@ class Relay:
         self.port = sockets[0].getsockname()[1] if sockets else port
 
     async def close(self) -> None:
-        """Close every connection and stop listening."""
+        """Close every connection and stop listening (and leave the cluster)."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self.cluster is not None:
+            await self.cluster.close()
+
+    def _background_task(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        if self.cluster is not None:
+            cluster_spawn(coroutine, self._background)
 
     async def serve_forever(self) -> None:
         """Serve until cancelled (after :meth:`start`)."""
@@ -583,11 +647,15 @@ class Relay:
     def health(self) -> dict[str, Any]:
         """Return ``GET /healthz``'s answer: ``{"status": "ok", "devices_online": n,
         "operators": n}`` (no credentials needed; no device names)."""
-        return {
+        health: dict[str, Any] = {
             "status": "ok",
             "devices_online": len(self._devices),
             "operators": len(self._operators),
         }
+        if self.cluster is not None:
+            health["relay"] = self.cluster.relay_id
+            health["relays"] = sum(1 for r in self.cluster.relays if self.cluster.alive(r))
+        return health
 
     @staticmethod
     def _json_response(connection: ServerConnection, status: int, body: Any) -> Response:
@@ -739,6 +807,8 @@ class Relay:
                 del self._devices[device]
                 self.registry.disconnected(device, time.time())
                 self._device_gone(peer, f"device {device} went offline")
+                if self.cluster is not None and peer.said_hello:
+                    self._background_task(self.cluster.mark_offline(device, time.time()))
             peer.stop()
             self.metrics.connections.labels("device").dec()
             self.metrics.devices_online.set(len(self._devices))
@@ -750,8 +820,14 @@ class Relay:
 
     def _device_gone(self, peer: _Device, why: str) -> None:
         self._device_subscribers.discard(peer)
+        self._fail_calls_to(peer.record.id, why)
+        for request_id, (_, device) in list(self._relayed.items()):
+            if device == peer.record.id:
+                del self._relayed[request_id]  # the asking relay hears "offline" by event
+
+    def _fail_calls_to(self, device: str, why: str) -> None:
         for call_id, call in list(self._calls.items()):
-            if call.device is peer:
+            if call.device.id == device:
                 del self._calls[call_id]
                 call.cancel_timer()
                 self._fail_call(call, why)
@@ -784,12 +860,16 @@ class Relay:
                     f"authenticated as {record.id!r}",
                 )
                 return (CLOSE_POLICY, "device id mismatch")
-            resume_after = self.registry.hello(record.id, message, now)
             lost = sum(message["dropped"].values())
             if lost:
                 self.metrics.dropped.labels("connector").inc(lost)
             if not peer.said_hello:
                 peer.spawn(peer.measure_latency())
+            if self.cluster is not None:
+                peer.spawn(self._cluster_hello(peer, message, now))
+                return None
+            resume_after = self.registry.hello(record.id, message, now)
+            peer.acked = max(peer.acked, resume_after)
             peer.said_hello = True
             peer.send(dp.encode(dp.welcome(record.id, resume_after)))
             return None
@@ -800,16 +880,24 @@ class Relay:
             message["size"] = len(frame)
             self._device_publish(peer, message, now)
         elif op == "service_response":
-            self._device_service_response(peer, message)
+            if not self._relay_reply(peer, message):
+                self._device_service_response(record.id, message, peer.status)
         elif op == "status":
-            self._device_status(peer, message, now)
+            if not self._relay_reply(peer, message):
+                self._device_status(record, message, now)
         elif op == "subscribe":
             self._device_subscribe(peer, message["topic"])
         elif op == "stats":
             record.buffered = message["buffered"]
             record.connector_dropped = message["dropped"]
+            if self.cluster is not None and peer.loop.time() - peer.saved_stats_at >= 1.0:
+                peer.saved_stats_at = peer.loop.time()
+                self._background_task(
+                    self.cluster.save_device(record.id, record.to_stored(), True, now)
+                )
         elif op in ("action_feedback", "action_result", "param_response"):
-            self._device_reply(peer, message)
+            if not self._relay_reply(peer, message):
+                self._device_reply(record.id, message, peer.status)
         else:  # unsubscribe
             peer.patterns.discard(message["topic"])
             if not peer.patterns:
@@ -829,23 +917,18 @@ class Relay:
             record.meter.add(now, message["size"])
             peer.messages_in.inc()
             peer.bytes_in.inc(message["size"])
-            msg = message["msg"]
-            name = full_name(record.id, topic)
-            out = _Outgoing(name, msg)
-            subscribers = self._subscribers.get(name, ())
-            for subscription in subscribers:
-                subscription.offer(out)
-            self.registry.store(record, topic, msg, out.text if subscribers else None, now)
-            device_frame = None  # devices get the type too: they publish it on their robot
-            for other in self._device_subscribers:
-                if (
-                    other is not peer
-                    and other.may_read(record.id)
-                    and _any_match(name, other.patterns)
-                ):
-                    if device_frame is None:
-                        device_frame = dp.encode(dp.command(name, msg, None, record.topics[topic]))
-                    other.send(device_frame)
+            if self.cluster is not None:
+                # Stored in Redis first, then forwarded and acked (see _flush).
+                peer.batch.append((topic, message["msg"], message["seq"]))
+                if not peer.flushing:
+                    peer.flushing = True
+                    peer.spawn(self._flush(peer))
+                return
+            self._deliver(record, topic, message["msg"], None, peer, now)
+            peer.acked = message["seq"]
+        self._count_for_ack(peer)
+
+    def _count_for_ack(self, peer: _Device) -> None:
         peer.unacked += 1
         if peer.unacked >= dp.ACK_EVERY:
             self._ack(peer)
@@ -857,12 +940,237 @@ class Relay:
             peer.ack_timer.cancel()
             peer.ack_timer = None
         peer.unacked = 0
-        peer.send(dp.encode(dp.ack(peer.record.last_seq())))
+        peer.send(dp.encode(dp.ack(peer.acked)))
 
-    def _device_service_response(self, peer: _Device, message: dict[str, Any]) -> None:
+    def _deliver(
+        self,
+        record: DeviceRecord,
+        topic: str,
+        msg: dict[str, Any],
+        text: str | None,
+        sender: _Device | None,
+        now: float,
+    ) -> str:
+        """Give an accepted message to the subscribed operators and devices here and keep it as
+        the latest value; return its operator frame when it was made (else "")."""
+        name = full_name(record.id, topic)
+        out = _Outgoing(name, msg, text)
+        subscribers = self._subscribers.get(name, ())
+        for subscription in subscribers:
+            subscription.offer(out)
+        self.registry.store(record, topic, msg, out.text if subscribers or text else None, now)
+        device_frame = None  # devices get the type too: they publish it on their robot
+        for other in self._device_subscribers:
+            if (
+                other is not sender
+                and other.record.id != record.id
+                and other.may_read(record.id)
+                and _any_match(name, other.patterns)
+            ):
+                if device_frame is None:
+                    device_frame = dp.encode(dp.command(name, msg, None, record.topics.get(topic)))
+                other.send(device_frame)
+        return out.text if subscribers or text else ""
+
+    # --- the cluster (--redis) ----------------------------------------------------------------
+
+    async def _load_cluster(self) -> None:
+        """Take the registry, latest values and sequence numbers stored in Redis."""
+        assert self.cluster is not None
+        for stored in await self.cluster.load():
+            record = self.registry.devices.get(stored["id"])
+            if record is None:
+                record = self.registry.devices[stored["id"]] = DeviceRecord(stored["id"])
+            self._apply_stored(record, stored)
+            for topic, msg in stored["latest"].items():
+                record.latest[topic] = Latest(msg, None, record.last_seen)
+            for session, seq in stored["seqs"].items():
+                record._seqs[session] = max(record._seqs.get(session, 0), seq)
+
+    def _apply_stored(self, record: DeviceRecord, stored: dict[str, Any]) -> None:
+        assert self.cluster is not None
+        data = stored["record"]
+        if isinstance(data, str):
+            data = json.loads(data)
+        record.apply_stored(data)
+        record.relay = stored["relay"]
+        record.last_seen = float(stored["last_seen"])
+        online = stored["online"] in (True, "1")
+        record.online = online and self.cluster.alive(record.relay)
+
+    async def _cluster_hello(self, peer: _Device, message: dict[str, Any], now: float) -> None:
+        """A hello with Redis: the session's last seq may be known from another relay."""
+        assert self.cluster is not None
+        record = peer.record
+        try:
+            known = await self.cluster.last_seq(record.id, message["session"])
+            resume_after = self.registry.hello(record.id, message, now, known)
+            record.relay = self.cluster.relay_id
+            await self.cluster.save_device(record.id, record.to_stored(), True, now)
+        except Exception as exc:  # Redis failed: this device cannot be served exactly once
+            log.error("device %s: Redis: %s", record.id, exc, extra={"event": "redis_error"})
+            await peer.close(CLOSE_TRY_AGAIN, "the relay's Redis failed: try again later")
+            return
+        peer.acked = max(peer.acked, resume_after)
+        peer.said_hello = True
+        peer.send(dp.encode(dp.welcome(record.id, resume_after)))
+
+    async def _flush(self, peer: _Device) -> None:
+        """Store a device's accepted messages in Redis, then forward and ack them, in order."""
+        assert self.cluster is not None
+        record = peer.record
+        try:
+            while peer.batch:
+                batch, peer.batch = peer.batch, []
+                now = time.time()
+                latest: dict[str, str] = {}
+                frames: list[tuple[str, str]] = []
+                for topic, msg, _ in batch:
+                    text = rb.encode(rb.publish(full_name(record.id, topic), msg))
+                    frames.append((topic, text))
+                    if topic in record.latest_topics:
+                        latest[topic] = json.dumps(msg)
+                await self.cluster.persist(
+                    record.id, record.session or "", batch[-1][2], latest, frames, now
+                )
+                for (topic, msg, seq), (_, text) in zip(batch, frames, strict=True):
+                    self._deliver(record, topic, msg, text, peer, now)
+                    peer.acked = seq
+                    self._count_for_ack(peer)
+        except Exception as exc:  # Redis failed: unacked, so the connector sends them again
+            log.error("device %s: Redis: %s", record.id, exc, extra={"event": "redis_error"})
+            peer.batch.clear()
+            await peer.close(CLOSE_TRY_AGAIN, "the relay's Redis failed: try again later")
+        finally:
+            peer.flushing = False
+
+    def _cluster_data(self, device: str, topic: str, frame: str) -> None:
+        """A message another relay accepted (and stored): deliver it here."""
+        record = self.registry.get(device)
+        if record is None:
+            record = self.registry.devices[device] = DeviceRecord(device)
+        msg = json.loads(frame)["msg"]
+        now = time.time()
+        record.last_seen = now
+        self._deliver(record, topic, msg, frame, None, now)
+
+    def _cluster_event(self, event: dict[str, Any]) -> None:
+        """Another relay changed a device's registry entry."""
+        device = event["device"]
+        record = self.registry.get(device)
+        if record is None:
+            record = self.registry.devices[device] = DeviceRecord(device)
+        if event["type"] == "record":
+            self._apply_stored(record, event)
+            local = self._devices.get(device)
+            if local is not None and event["relay"] != (self.cluster and self.cluster.relay_id):
+                # The device's connector is on another relay now: this connection is stale.
+                local.spawn(local.ws.close(CLOSE_REPLACED, "replaced"))
+        elif event["type"] == "offline" and record.relay == event["relay"]:
+            record.online = False
+            record.last_seen = float(event["last_seen"])
+            self._fail_calls_to(device, f"device {device} went offline")
+
+    def _cluster_message(self, message: dict[str, Any]) -> None:
+        """Another relay asks this one: a frame for a device here, or a device's answer."""
+        assert self.cluster is not None
+        if message["type"] == "to_device":
+            device = self._devices.get(message["device"])
+            request_id = message.get("id")
+            if device is None or not device.said_hello:
+                if request_id:
+                    self._background_task(
+                        self.cluster.send(
+                            message["origin"],
+                            {"type": "gone", "device": message["device"], "id": request_id},
+                        )
+                    )
+                return
+            if request_id:
+                self._relayed[request_id] = (message["origin"], message["device"])
+                while len(self._relayed) > _COMMAND_IDS_KEPT:
+                    del self._relayed[next(iter(self._relayed))]
+            device.send(message["frame"])
+        elif message["type"] == "reply":
+            self._handle_reply(message["device"], message["message"])
+        elif message["type"] == "gone":
+            call = self._calls.pop(message["id"], None)
+            if call is not None and call.device.id == message["device"]:
+                call.cancel_timer()
+                self._fail_call(call, f"device {message['device']} is offline")
+
+    def _to_remote(self, relay: str, device: str, frame: str, request_id: str | None) -> None:
+        assert self.cluster is not None
+        message = {
+            "type": "to_device",
+            "device": device,
+            "frame": frame,
+            "origin": self.cluster.relay_id,
+            "id": request_id,
+        }
+        self._background_task(self.cluster.send(relay, message))
+
+    def _relay_reply(self, peer: _Device, message: dict[str, Any]) -> bool:
+        """Send a device's answer to the relay whose operator asked; False if it asked here."""
+        request_id = message.get("id")
+        origin = self._relayed.get(request_id) if isinstance(request_id, str) else None
+        if origin is None or origin[1] != peer.record.id or self.cluster is None:
+            return False
+        if message["op"] != "action_feedback":
+            del self._relayed[str(request_id)]
+        reply = {"type": "reply", "device": peer.record.id, "message": message}
+        self._background_task(self.cluster.send(origin[0], reply))
+        return True
+
+    def _handle_reply(self, device: str, message: dict[str, Any]) -> None:
+        """A device's answer that another relay forwarded (checked there already)."""
+        record = self.registry.get(device)
+        op = message.get("op")
+        if op == "service_response":
+            self._device_service_response(device, message, _ignore_status)
+        elif op == "status" and record is not None:
+            self._device_status(record, message, time.time())
+        elif op in ("action_feedback", "action_result", "param_response"):
+            self._device_reply(device, message, _ignore_status)
+
+    async def _watch_relays(self) -> None:
+        """Mark the devices of relays that stopped renewing their liveness offline."""
+        assert self.cluster is not None
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.time()
+            for record in list(self.registry.devices.values()):
+                if (
+                    record.online
+                    and record.id not in self._devices
+                    and not self.cluster.alive(record.relay, now)
+                ):
+                    record.online = False
+                    self._fail_calls_to(record.id, f"device {record.id}: its relay is gone")
+
+    def _link(self, device: str) -> _Link | None:
+        """Return where frames for ``device`` go, or None when it is offline."""
+        local = self._devices.get(device)
+        if local is not None and local.said_hello:
+            return _Link(self, local.record, local)
+        record = self.registry.get(device)
+        if (
+            self.cluster is not None
+            and record is not None
+            and record.online
+            and record.relay
+            and record.relay != self.cluster.relay_id
+            and self.cluster.alive(record.relay)
+        ):
+            return _Link(self, record, None, record.relay)
+        return None
+
+    def _device_service_response(
+        self, device: str, message: dict[str, Any], warn: Callable[[str, str, Any], None]
+    ) -> None:
         call = self._calls.get(message["id"])
-        if call is None or call.device is not peer or call.kind != "service":
-            peer.status(
+        if call is None or call.device.id != device or call.kind != "service":
+            warn(
                 "warning",
                 f"service_response: no pending call {message['id']!r} (timed out or unknown)",
                 message["id"],
@@ -878,14 +1186,16 @@ class Relay:
             )
         )
 
-    def _device_reply(self, peer: _Device, message: dict[str, Any]) -> None:
+    def _device_reply(
+        self, device: str, message: dict[str, Any], warn: Callable[[str, str, Any], None]
+    ) -> None:
         """Route a goal's feedback or result, or a parameter answer, to the operator that asked
         (only from the device that was asked, as for service responses)."""
         op = message["op"]
         call = self._calls.get(message["id"])
         kind = "param" if op == "param_response" else "goal"
-        if call is None or call.device is not peer or call.kind != kind:
-            peer.status("warning", f"{op}: no pending request {message['id']!r}", message["id"])
+        if call is None or call.device.id != device or call.kind != kind:
+            warn("warning", f"{op}: no pending request {message['id']!r}", message["id"])
             return
         if op == "action_feedback":
             frame = rb.action_feedback(call.operator_id, call.service, message["feedback"])
@@ -905,7 +1215,7 @@ class Relay:
             call.operator.send(rb.encode(reply))
             return
         if not message["result"]:
-            self._fail_call(call, f"{peer.record.id}: {message['value']}")
+            self._fail_call(call, f"{device}: {message['value']}")
             return
         answer: dict[str, Any] = {}
         if call.param_action == "get":
@@ -914,17 +1224,17 @@ class Relay:
             rb.encode(rb.service_response(call.operator_id, call.service, answer, True))
         )
 
-    def _device_status(self, peer: _Device, message: dict[str, Any], now: float) -> None:
+    def _device_status(self, record: DeviceRecord, message: dict[str, Any], now: float) -> None:
         key = message.get("id") or ""
         origin = self._commands.get(key)
-        if origin is not None and origin[2] == peer.record.id:
+        if origin is not None and origin[2] == record.id:
             # Only the device that was commanded may answer: another device cannot inject a
             # status into an operator's conversation with this one (ids are unguessable too).
             del self._commands[key]
             operator, operator_id, _ = origin
-            operator.status(message["level"], f"{peer.record.id}: {message['msg']}", operator_id)
+            operator.status(message["level"], f"{record.id}: {message['msg']}", operator_id)
             return
-        peer.record.last_status = dict(message, stamp=now)
+        record.last_status = dict(message, stamp=now)
 
     def _device_subscribe(self, peer: _Device, pattern: str) -> None:
         parts = split_name(pattern)
@@ -978,7 +1288,7 @@ class Relay:
                 call = self._calls.pop(call_id)
                 call.cancel_timer()
                 if call.kind == "goal":  # nobody waits for it any more
-                    call.device.send(dp.encode(dp.cancel_goal(call_id)))
+                    call.device.send(dp.encode(dp.cancel_goal(call_id)), call_id)
             peer.stop()
 
     def _auth_timeout(self, peer: _Operator) -> None:
@@ -1139,8 +1449,8 @@ class Relay:
         if target is None:
             return
         record, local = target
-        device = self._devices.get(record.id)
-        if device is None or not device.said_hello:
+        device = self._link(record.id)
+        if device is None:
             peer.status("error", f"publish: device {record.id} is offline; dropped", message["id"])
             return
         command_id = _new_id("p")
@@ -1148,7 +1458,7 @@ class Relay:
         while len(self._commands) > _COMMAND_IDS_KEPT:
             self._commands.popitem(last=False)
         type_name = peer.advertised.get(message["topic"])
-        device.send(dp.encode(dp.command(local, message["msg"], command_id, type_name)))
+        device.send(dp.encode(dp.command(local, message["msg"], command_id, type_name)), command_id)
 
     def _op_call_service(self, peer: _Operator, grant: Grant, message: dict[str, Any]) -> None:
         service: str = message["service"]
@@ -1177,8 +1487,8 @@ class Relay:
         if not grant.may_command(device_id):
             fail(f"not allowed to command device {device_id!r}")
             return
-        device = self._devices.get(device_id)
-        if device is None or not device.said_hello:
+        device = self._link(device_id)
+        if device is None:
             fail(f"device {device_id!r} is offline or unknown")
             return
         if local not in device.record.services:
@@ -1190,7 +1500,7 @@ class Relay:
             timeout = min(timeout, message["timeout"])
         timer = peer.loop.call_later(timeout, self._call_timeout, call_id, timeout)
         self._calls[call_id] = _Call(peer, op_id, service, device, timer)
-        device.send(dp.encode(dp.call_service(call_id, local, message["args"])))
+        device.send(dp.encode(dp.call_service(call_id, local, message["args"])), call_id)
 
     def _rosapi_param(
         self, peer: _Operator, grant: Grant, message: dict[str, Any], fail: Callable[[str], None]
@@ -1213,8 +1523,8 @@ class Relay:
             verb = "read" if action == "get" else "command"
             fail(f"{service}: not allowed to {verb} device {device_id!r}")
             return
-        device = self._devices.get(device_id)
-        if device is None or not device.said_hello:
+        device = self._link(device_id)
+        if device is None:
             fail(f"{service}: device {device_id!r} is offline or unknown")
             return
         value = None
@@ -1237,7 +1547,7 @@ class Relay:
         self._calls[call_id] = _Call(
             peer, message["id"], service, device, timer, kind="param", param_action=action
         )
-        device.send(dp.encode(dp.param(call_id, action, local, value)))
+        device.send(dp.encode(dp.param(call_id, action, local, value)), call_id)
 
     def _op_send_action_goal(self, peer: _Operator, grant: Grant, message: dict[str, Any]) -> None:
         action: str = message["action"]
@@ -1259,8 +1569,8 @@ class Relay:
         if not grant.may_command(device_id):
             fail(f"not allowed to command device {device_id!r}")
             return
-        device = self._devices.get(device_id)
-        if device is None or not device.said_hello:
+        device = self._link(device_id)
+        if device is None:
             fail(f"device {device_id!r} is offline or unknown")
             return
         known = device.record.actions.get(local)
@@ -1275,7 +1585,8 @@ class Relay:
             peer, op_id, action, device, None, kind="goal", fragment_size=message["fragment_size"]
         )
         device.send(
-            dp.encode(dp.send_goal(goal_id, local, message["args"], known, message["feedback"]))
+            dp.encode(dp.send_goal(goal_id, local, message["args"], known, message["feedback"])),
+            goal_id,
         )
 
     def _op_cancel_action_goal(
@@ -1283,7 +1594,7 @@ class Relay:
     ) -> None:
         for goal_id, call in self._calls.items():
             if call.kind == "goal" and call.operator is peer and call.operator_id == message["id"]:
-                call.device.send(dp.encode(dp.cancel_goal(goal_id)))
+                call.device.send(dp.encode(dp.cancel_goal(goal_id)), goal_id)
                 return
         peer.status(
             "warning", f"cancel_action_goal: no running goal {message['id']!r}", message["id"]
@@ -1315,6 +1626,10 @@ class Relay:
             view.actions.update({full_name(device, a): k for a, k in record.actions.items()})
             view.params.extend(full_name(device, p) for p in record.params)
         return view
+
+
+def _ignore_status(level: str, msg: str, id: Any = None) -> None:
+    """The warning about a forwarded answer stays on the relay that got it from the device."""
 
 
 def _any_match(name: str, patterns: Iterable[str]) -> bool:
@@ -1352,6 +1667,7 @@ def run(
     ssl_context: ssl.SSLContext | None = None,
     announce: Callable[[str], None] | None = None,
     tokens_path: str | None = None,
+    redis: str | None = None,
 ) -> None:
     """Run a relay until SIGINT or SIGTERM (what ``pyros relay`` does); SIGHUP reloads the
     tokens file (``tokens_path``) without dropping a connection.
@@ -1365,13 +1681,15 @@ def run(
         announce: called once listening with a line such as
             ``"listening on ws://127.0.0.1:9090"`` (the bound port, also for port 0).
         tokens_path: the file ``tokens`` came from, read again on SIGHUP.
+        redis: ``redis://HOST:PORT/DB`` to be one relay with the others on it.
 
     Raises:
         OSError: the address cannot be bound.
+        ClusterError: Redis cannot be used.
     """
 
     async def main() -> None:
-        relay = Relay(tokens, limits)
+        relay = Relay(tokens, limits, redis)
         await relay.start(host, port, ssl_context=ssl_context)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

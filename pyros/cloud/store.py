@@ -118,6 +118,7 @@ class DeviceRecord:
         received: messages accepted from it (duplicates not counted).
         latest: device-local topic -> :class:`Latest`.
         session: the connector session of the last hello.
+        relay: with ``--redis``, the id of the relay its connector is on.
         last_status: the last ``status`` it sent that was not about an operator's request.
     """
 
@@ -139,6 +140,7 @@ class DeviceRecord:
     received: int = 0
     latest: dict[str, Latest] = field(default_factory=dict)
     session: str | None = None
+    relay: str = ""
     last_status: dict[str, Any] | None = None
     _seqs: OrderedDict[str, int] = field(default_factory=OrderedDict)
 
@@ -146,6 +148,41 @@ class DeviceRecord:
         """Return the last accepted seq of ``session`` (default: the current one), or 0."""
         key = self.session if session is None else session
         return self._seqs.get(key, 0) if key is not None else 0
+
+    def to_stored(self) -> dict[str, Any]:
+        """Return what other relays need to know of this device (plain JSON data)."""
+        return {
+            "topics": self.topics,
+            "services": self.services,
+            "commands": self.commands,
+            "command_topics": self.command_topics,
+            "actions": self.actions,
+            "params": self.params,
+            "latest_topics": sorted(self.latest_topics),
+            "dropped": self.dropped,
+            "received": self.received,
+            "buffered": self.buffered,
+            "connector_dropped": self.connector_dropped,
+            "latency": self.latency,
+            "session": self.session,
+        }
+
+    def apply_stored(self, data: dict[str, Any]) -> None:
+        """Take over what :meth:`to_stored` returned on another relay."""
+        self.topics = dict(data.get("topics", {}))
+        self.services = dict(data.get("services", {}))
+        self.commands = list(data.get("commands", []))
+        self.command_topics = dict(data.get("command_topics", {}))
+        self.actions = dict(data.get("actions", {}))
+        self.params = list(data.get("params", []))
+        self.latest_topics = set(data.get("latest_topics", []))
+        self.dropped = dict(data.get("dropped", {}))
+        self.received = int(data.get("received", 0))
+        self.buffered = int(data.get("buffered", 0))
+        self.connector_dropped = int(data.get("connector_dropped", 0))
+        latency = data.get("latency")
+        self.latency = float(latency) if latency is not None else None
+        self.session = data.get("session")
 
     def describe(self, now: float) -> dict[str, Any]:
         """Return this device as ``GET /api/devices`` lists it (plain JSON data).
@@ -214,8 +251,15 @@ class Registry:
             record.online = False
             record.last_seen = now
 
-    def hello(self, device: str, message: dict[str, Any], now: float) -> int:
+    def hello(self, device: str, message: dict[str, Any], now: float, known_seq: int = 0) -> int:
         """Apply a checked ``hello`` (see :func:`pyros.cloud.device_protocol.decode_from_device`).
+
+        Args:
+            device: the device id.
+            message: the checked hello.
+            now: wall-clock seconds.
+            known_seq: the session's last accepted seq as stored elsewhere (Redis), when the
+                relay has one; the larger of it and the remembered one counts.
 
         Returns:
             ``resume_after`` for the welcome: the last seq accepted for the hello's session.
@@ -237,6 +281,7 @@ class Registry:
             while len(record._seqs) > _SESSIONS_KEPT:
                 record._seqs.popitem(last=False)
         record._seqs.move_to_end(session)
+        record._seqs[session] = max(record._seqs[session], known_seq)
         return record._seqs[session]
 
     def accept(self, record: DeviceRecord, seq: int, now: float) -> bool:
