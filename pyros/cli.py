@@ -299,6 +299,7 @@ class _ManyValuesCommand(click.Command):
         "--latest",
         "--listen",
         "--rate",
+        "--relay",
     )
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -339,7 +340,12 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 @cli.command(cls=_ManyValuesCommand)
-@click.option("--relay", required=True, help="Relay URL: ws://HOST:PORT or wss://HOST:PORT.")
+@click.option(
+    "--relay",
+    required=True,
+    multiple=True,
+    help="Relay URL: ws://HOST:PORT or wss://HOST:PORT; repeat for failover between relays.",
+)
 @click.option("--device", required=True, help="This robot's device id at the relay.")
 @click.option(
     "--token",
@@ -426,7 +432,7 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
     show_default=True,
 )
 def connector(
-    relay: str,
+    relay: tuple[str, ...],
     device: str,
     token: str,
     name: str | None,
@@ -472,7 +478,7 @@ def connector(
     asyncio.run(
         run_until_signal(
             run_connector(
-                relay=relay,
+                relay=list(relay),
                 device=device,
                 token=token,
                 backend=backend,

@@ -55,7 +55,7 @@ import ssl
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -253,7 +253,9 @@ class Connector:
     Args:
         client: an open :class:`pyros.asyncio.Client` to the robot's node; the connector does
             not close it.
-        relay: the relay's URL, ``ws://HOST:PORT`` or ``wss://HOST:PORT`` (``/device`` is added).
+        relay: the relay's URL, ``ws://HOST:PORT`` or ``wss://HOST:PORT`` (``/device`` is added),
+            or several relays' URLs (relays sharing a Redis): after a lost connection or a
+            failed attempt the next one is tried.
         device: this robot's device id at the relay.
         token: the device's secret token (sent as ``Authorization: Bearer``).
         topics: globs of topics to forward (``/turtle1/pose``, ``/camera/*``).
@@ -294,7 +296,7 @@ class Connector:
         self,
         client: pyros.asyncio.Client,
         *,
-        relay: str,
+        relay: str | Sequence[str],
         device: str,
         token: str,
         topics: Iterable[str] = (),
@@ -322,7 +324,12 @@ class Connector:
         if not (0 < poll_interval < math.inf):
             raise ValueError(f"poll_interval must be a positive number of seconds: {poll_interval}")
         self.client = client
-        self.url = device_url(relay)
+        relays = [relay] if isinstance(relay, str) else list(relay)
+        if not relays:
+            raise ConnectorError("at least one relay URL is needed")
+        self.urls = [device_url(url) for url in relays]
+        """The relays' connector URLs, tried in turn (failover)."""
+        self._current = 0
         self.device = device
         self.buffer: SendBuffer
         """The outgoing buffer (seq numbers, acks, drop counts)."""
@@ -386,6 +393,11 @@ class Connector:
         self._failure: asyncio.Future[None] | None = None
 
     # --- public --------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The URL of the relay in use (or tried next)."""
+        return self.urls[self._current]
 
     @property
     def online(self) -> bool:
@@ -591,15 +603,18 @@ class Connector:
                 self._backoff.reset()
             self._welcomed_at = None
             delay = self._backoff.next_delay()
+            failed = self.url
+            self._current = (self._current + 1) % len(self.urls)
             logger.warning(
                 "relay %s: %s; acked through seq %d, %d messages buffered, %d dropped so far; "
-                "retrying in %.2f s",
-                self.url,
+                "retrying in %.2f s%s",
+                failed,
                 reason,
                 self.buffer.acked,
                 len(self.buffer),
                 self.buffer.dropped_total,
                 delay,
+                f" at {self.url}" if self.url != failed else "",
             )
             await asyncio.sleep(delay)
 
@@ -885,7 +900,7 @@ def _raise_if_cancelling() -> None:
 
 async def run_connector(
     *,
-    relay: str,
+    relay: str | Sequence[str],
     device: str,
     token: str,
     backend: str = "mock",
