@@ -16,6 +16,7 @@ node process does, and only for the backend it runs.
 
 from __future__ import annotations
 
+from pyros._shared import attach
 from pyros.client import Client, Subscription, connect, spawn
 from pyros.exceptions import (
     ActionError,
@@ -31,7 +32,6 @@ from pyros.exceptions import (
     SpawnError,
     TimeoutError,
 )
-from pyros.shared import attach
 
 __all__ = [
     "spawn",

@@ -32,6 +32,17 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from pyros._process import NodeProcess
+from pyros._protocol import (
+    CLIENT_PREFIX,
+    HEARTBEAT_PREFIX,
+    MESSAGE_PREFIX,
+    ClientProtocol,
+    Failure,
+    Message,
+    StreamProtocol,
+)
+from pyros._runtime import node_directory, remove_node_directory
 from pyros.client import (
     CALL_MARGIN,
     REQUEST_TIMEOUT,
@@ -42,17 +53,6 @@ from pyros.client import (
     start_owned_node,
 )
 from pyros.exceptions import NodeDiedError, NotExposedError, PyrosError, TimeoutError
-from pyros.process import NodeProcess
-from pyros.protocol import (
-    CLIENT_PREFIX,
-    HEARTBEAT_PREFIX,
-    MESSAGE_PREFIX,
-    ClientProtocol,
-    Failure,
-    Message,
-    StreamProtocol,
-)
-from pyros.runtime import node_directory, remove_node_directory
 
 __all__ = ["Client", "Subscription", "spawn", "connect", "attach"]
 
@@ -115,7 +115,7 @@ async def connect(name: str, *, timeout: float = 5.0) -> Client:
 
 async def attach(name: str, backend: str = "mock", **options: Any) -> Client:
     """Connect to shared node ``name``, starting it if needed; see :func:`pyros.attach`."""
-    from pyros.shared import ensure_shared, name_lock
+    from pyros._shared import ensure_shared, name_lock
 
     loop = asyncio.get_running_loop()
     timeout = float(options.get("ready_timeout", 10.0))

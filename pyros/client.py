@@ -7,7 +7,7 @@ Sockets and threads:
   16 threads can wait on 16 requests at once;
 * one stream thread owns the SUB socket: it receives heartbeats and topic messages, queues
   messages on their :class:`Subscription`, and declares the node dead after
-  :data:`~pyros.protocol.HEARTBEAT_TIMEOUT` seconds of silence, or within 0.1 s when the node
+  :data:`~pyros._protocol.HEARTBEAT_TIMEOUT` seconds of silence, or within 0.1 s when the node
   process is gone, which fails every pending and later call with :class:`NodeDiedError`;
 * subscriptions with a callback get their messages on one callback thread per client, so a slow
   callback never delays heartbeats.
@@ -34,16 +34,9 @@ from typing import Any
 
 import zmq
 
-from pyros.exceptions import (
-    ForkError,
-    NodeDiedError,
-    NotExposedError,
-    PyrosError,
-    TimeoutError,
-)
-from pyros.outbox import Outbox
-from pyros.process import NodeProcess, pid_alive
-from pyros.protocol import (
+from pyros._outbox import Outbox
+from pyros._process import NodeProcess, pid_alive
+from pyros._protocol import (
     CLIENT_PREFIX,
     HEARTBEAT_PREFIX,
     MESSAGE_PREFIX,
@@ -54,7 +47,14 @@ from pyros.protocol import (
     Reply,
     StreamProtocol,
 )
-from pyros.runtime import node_directory, read_node_file, remove_node_directory
+from pyros._runtime import node_directory, read_node_file, remove_node_directory
+from pyros.exceptions import (
+    ForkError,
+    NodeDiedError,
+    NotExposedError,
+    PyrosError,
+    TimeoutError,
+)
 
 __all__ = [
     "Client",
@@ -95,7 +95,7 @@ def spawn(
 ) -> Client:
     """Start a node process that this program owns, and return a client connected to it.
 
-    The node is a fresh ``python -m pyros.node`` process (never a fork of this one); it
+    The node is a fresh ``python -m pyros._node`` process (never a fork of this one); it
     registers in the ROS graph as ``/pyros_<name>`` and exits when :meth:`Client.close` is
     called or this process dies.
 
@@ -139,7 +139,7 @@ def start_owned_node(
 
     Blocks until the node is ready; the asyncio client runs it in an executor.
     """
-    from pyros.node import NodeConfig, new_name
+    from pyros._node import NodeConfig, new_name
 
     config = NodeConfig(
         name=name or new_name(),

@@ -124,6 +124,6 @@ def test_connect_and_attach() -> None:
             await client.close()
 
     run(scenario())
-    from pyros.shared import stop_shared
+    from pyros._shared import stop_shared
 
     stop_shared("async_shared")

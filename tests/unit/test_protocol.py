@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyros import exceptions as exc
-from pyros.protocol import (
+from pyros._protocol import (
     HEARTBEAT_TIMEOUT,
     PROTOCOL_VERSION,
     ClientProtocol,

@@ -1,7 +1,7 @@
 """The node process: one backend, a ROUTER for requests and an XPUB for streams.
 
-Run as ``python -m pyros.node --ready-fd N`` with the configuration (a :class:`NodeConfig` as
-JSON) on stdin; :mod:`pyros.process` does that. Threads in a node:
+Run as ``python -m pyros._node --ready-fd N`` with the configuration (a :class:`NodeConfig` as
+JSON) on stdin; :mod:`pyros._process` does that. Threads in a node:
 
 * the main loop owns the ZeroMQ sockets: it decodes requests, answers the quick ones itself
   (publishing on a topic it already publishes on, unsubscribing, ``info``), sends heartbeats,
@@ -40,19 +40,10 @@ import psutil
 import zmq
 
 from pyros import backends
-from pyros.backends.base import Backend
-from pyros.exceptions import (
-    MessageError,
-    NotExposedError,
-    ProtocolError,
-    PyrosError,
-    SpawnError,
-)
-from pyros.exposure import Exposure
-from pyros.message_types import canonical_type
-from pyros.names import resolve
-from pyros.outbox import Outbox
-from pyros.protocol import (
+from pyros._exposure import Exposure
+from pyros._names import resolve
+from pyros._outbox import Outbox
+from pyros._protocol import (
     CLIENT_PREFIX,
     HEARTBEAT_INTERVAL,
     MESSAGE_PREFIX,
@@ -63,13 +54,22 @@ from pyros.protocol import (
     Unsubscribed,
     encode,
 )
-from pyros.runtime import (
+from pyros._runtime import (
     NODE_FILE,
     node_directory,
     read_node_file,
     remove_node_directory,
     runtime_root,
 )
+from pyros.backends.base import Backend
+from pyros.exceptions import (
+    MessageError,
+    NotExposedError,
+    ProtocolError,
+    PyrosError,
+    SpawnError,
+)
+from pyros.message_types import canonical_type
 
 __all__ = ["NodeConfig", "Node", "serve", "main", "new_name"]
 
@@ -741,8 +741,8 @@ def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m pyros.node``: configuration on stdin, ready line on a fd."""
-    parser = argparse.ArgumentParser(prog="python -m pyros.node")
+    """Entry point of ``python -m pyros._node``: configuration on stdin, ready line on a fd."""
+    parser = argparse.ArgumentParser(prog="python -m pyros._node")
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--detach", action="store_true", help="double-fork (shared nodes)")
     args = parser.parse_args(argv)

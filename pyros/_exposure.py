@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import TypeVar
 
+from pyros._names import resolve
 from pyros.exceptions import NotExposedError
-from pyros.names import resolve
 
 __all__ = ["Exposure"]
 

@@ -1,6 +1,6 @@
 """Starting, watching and stopping node processes. Knows nothing of the wire protocol.
 
-A node always starts as a fresh interpreter (``python -m pyros.node``), never as a fork of the
+A node always starts as a fresh interpreter (``python -m pyros._node``), never as a fork of the
 caller: the caller may be a Flask worker with threads and open sockets. The start-up handshake
 is process plumbing, not protocol: the node's configuration goes in as one JSON document on its
 stdin, and the node answers on an inherited pipe with one JSON line, either
@@ -81,7 +81,7 @@ class NodeProcess:
         output = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
         try:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "pyros.node", "--ready-fd", str(write_fd)]
+                [sys.executable, "-m", "pyros._node", "--ready-fd", str(write_fd)]
                 + (["--detach"] if detach else []),
                 stdin=subprocess.PIPE,
                 stdout=output,

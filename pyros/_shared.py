@@ -19,10 +19,10 @@ import fcntl
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from pyros._process import NodeProcess, pid_alive, terminate_pid, wait_pid_gone
+from pyros._runtime import node_directory, read_node_file, remove_node_directory, runtime_root
 from pyros.client import Client, _patterns, connect
 from pyros.exceptions import NodeDiedError, PyrosError, TimeoutError
-from pyros.process import NodeProcess, pid_alive, terminate_pid, wait_pid_gone
-from pyros.runtime import node_directory, read_node_file, remove_node_directory, runtime_root
 
 __all__ = [
     "attach",
@@ -65,7 +65,7 @@ def start_shared(
         SpawnError: the node could not start, or a node of that name already runs.
         TimeoutError: not ready within ``ready_timeout``.
     """
-    from pyros.node import NodeConfig  # not at import time: `python -m pyros.node` runs it
+    from pyros._node import NodeConfig  # not at import time: `python -m pyros._node` runs it
 
     config = NodeConfig(
         name=name,
