@@ -434,7 +434,7 @@ class Node:
         """
         try:
             big = size > INLINE_LIMIT and request.op == "publish"
-            inline = _DEFERRED if big else self._inline(request)
+            inline: Any = _DEFERRED if big else self._inline(request)
         except PyrosError as exc:
             self._send(identity, self.protocol.fail(request.id, exc), request.id)
             return
