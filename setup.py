@@ -54,7 +54,14 @@ setup(
         exclude=["tests", "tests.*", "benchmarks", "benchmarks.*"],
     ),
     package_data={"pyros": ["py.typed"]},
-    install_requires=["pyzmq", "msgpack", "psutil", "click", "websockets>=14"],
+    install_requires=[
+        "pyzmq",
+        "msgpack",
+        "psutil",
+        "click",
+        "websockets>=14",
+        'exceptiongroup; python_version < "3.11"',
+    ],
     extras_require={
         # ROS 1 itself (rospy, rosmaster, message packages) comes from Debian's apt packages
         # in /usr/lib/python3/dist-packages, which the pyros node appends to its own sys.path.
@@ -72,6 +79,11 @@ setup(
     classifiers=[
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3 :: Only",
+        # What CI tests (scripts/test runs the unit and process tiers on each of these).
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
         "Operating System :: POSIX :: Linux",
         "Typing :: Typed",
     ],

@@ -123,7 +123,7 @@ async def _operate(
             deadline = min(deadline, next_print)
         try:
             frame = await asyncio.wait_for(operator.recv(), max(0.001, deadline - now))
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             continue
         message = json.loads(frame)
         if message.get("op") == "publish" and message.get("topic") == pose_topic:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import sys
 import math
 import threading
 import time
@@ -31,6 +32,9 @@ from pyros.exceptions import (
     TimeoutError,
 )
 from tests.support import limit
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
 
 START_POSE = {
     "x": TURTLE_START,
