@@ -215,10 +215,14 @@ async def run_fleet_demo(
                 tasks.append(asyncio.ensure_future(_camera(robot)))
                 if index > 0:
                     tasks.append(asyncio.ensure_future(_circle(robot, 1.0 + 0.3 * index)))
+            # Pushed last, run first: the connectors and drivers stop before the robots' nodes
+            # close (a connector whose node closed first reports closed subscriptions).
+            stack.push_async_callback(_cancel, tasks)
             for connector in connectors:
                 await connector.wait_online(timeout=30.0)
             echo(f"relay on {url}; robots {', '.join(c.device for c in connectors)} connected")
             dashboard = await asyncio.to_thread(DashboardProcess.start, url, port=dashboard_port)
+            relay.dashboard_port = dashboard.port
             echo(f"dashboard: open {dashboard.url}")
             echo(
                 "  (this demo relay has no tokens file: it serves this machine only; sign in "
@@ -236,15 +240,19 @@ async def run_fleet_demo(
                 if task is not waiting and not task.cancelled() and task.exception() is not None:
                     raise PyrosError(f"the demo fleet failed: {task.exception()!r}")
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel(tasks)
         if dashboard is not None:
             await asyncio.to_thread(dashboard.stop)
         await relay.close()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     echo("done")
+
+
+async def _cancel(tasks: list[asyncio.Future[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _circle(robot: pyros.asyncio.Client, speed: float) -> None:

@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import secrets
+import signal
 import time
 from collections import deque
 from collections.abc import Callable
@@ -585,7 +586,7 @@ class _DeviceView:
             if stream is None or stream.stamp is None:
                 expansion.props(f'caption="{kind} | no message yet"')
                 continue
-            limited = " (display limit)" if _kind(stream.type) in IMAGE_TYPES else ""
+            limited = " (shown at most 10 Hz)" if _kind(stream.type) in IMAGE_TYPES else ""
             expansion.props(
                 f'caption="{kind} | {stream.rate(now):.1f} Hz{limited} | '
                 f'{format_age(now - stream.stamp)} ago"'
@@ -813,7 +814,9 @@ class _DeviceView:
     def _teleop(self, name: ui.input, kind: str, error: ui.label, testid: str) -> None:
         state = _Teleop()
         with ui.row().classes("items-center gap-6"):
-            joystick = ui.joystick(color="#1976d2", size=110).classes("w-40 h-40 bg-slate-100")
+            joystick = ui.joystick(color="#1976d2", size=110, mode="static").classes(
+                "w-40 h-40 bg-slate-100"
+            )
             _testid(joystick, f"{testid}-joystick")
             with ui.column():
                 max_linear = ui.number("top speed m/s", value=2.0, min=0).props("dense")
@@ -888,7 +891,7 @@ class _DeviceView:
             form = _message_form(kind, testid, service=True)
             error = ui.label().classes("text-negative text-sm")
             _testid(error, f"{testid}-error")
-            result = ui.code("", language="json").classes("w-full")
+            result = ui.label().classes("w-full font-mono whitespace-pre text-sm")
             _testid(result, f"{testid}-result")
             result.set_visibility(False)
 
@@ -906,7 +909,7 @@ class _DeviceView:
                     return
                 if ok:
                     error.set_text("")
-                    result.set_content(_json_text(values))
+                    result.set_text(f"response: {_json_text(values)}")
                     result.set_visibility(True)
                 else:
                     error.set_text(f"failed: {values}")
@@ -1173,4 +1176,12 @@ def serve(
             announce(f"serving {scheme}://{host}:{bound}/ for relay {relay}")
         await serving
 
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again for the
+    # handler that was installed before it: a no-op here, so a stop is a clean exit (0).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _ignore_signal)
     asyncio.run(main())
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    """The handler uvicorn's re-raised stop signal lands on (see :func:`serve`)."""

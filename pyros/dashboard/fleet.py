@@ -54,7 +54,7 @@ HISTORY_SAMPLES = 20_000
 _RATE_WINDOW = 5.0  # seconds over which a topic's receive rate is measured
 _ARRAY_FIELDS = 16  # elements of a numeric array offered to plots
 _TREE_ITEMS = 50  # elements of an array shown in a tree
-_TREE_TEXT = 80  # characters of a string shown in a tree
+_TREE_TEXT = 48  # characters of a string shown in a tree
 
 
 class DevicesFormatError(ValueError):
