@@ -56,7 +56,9 @@ __all__ = [
     "relay_urls",
     "fetch_devices",
     "relay_is_open",
+    "tls_context",
     "GoalHandle",
+    "LinkState",
     "RelayLink",
     "Listener",
 ]
