@@ -125,6 +125,12 @@ class Browser:
         self.replace_text(self.find("token"), token)
         self.find("sign-in").click()
 
+    def top_screenshot(self, name: str) -> Path:
+        """Save a PNG of the top of the page (scrolled up first)."""
+        self.driver.execute_script("window.scrollTo(0, 0)")
+        time.sleep(0.3)
+        return self.screenshot(name)
+
     def screenshot(self, name: str) -> Path:
         """Save a PNG of the page under :data:`SCREENSHOTS`; return its path."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -136,6 +142,7 @@ class Browser:
         """Save a PNG of the whole page height (the window grows to fit, then shrinks back)."""
         height = int(self.driver.execute_script("return document.body.scrollHeight"))
         self.driver.set_window_size(1400, min(max(height + 40, 1000), 4000))
+        self.driver.execute_script("window.scrollTo(0, 0)")
         time.sleep(0.3)
         try:
             return self.screenshot(name)

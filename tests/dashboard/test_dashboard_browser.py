@@ -119,7 +119,8 @@ def test_demo_fleet_sign_in_watch_plot_drive_reset(tmp_path: Path) -> None:
             chromium.wait_for(
                 lambda: pose(chromium)[0] > start_x + 1.0, what="the joystick drives the turtle"
             )
-            chromium.full_screenshot("device")
+            chromium.top_screenshot("device")
+            chromium.full_screenshot("device-full")
 
             # /reset puts it back.
             chromium.find("service-/reset-call").click()
