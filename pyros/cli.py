@@ -238,7 +238,7 @@ def node_start(
     ready_timeout: float,
 ) -> None:
     """Start shared node NAME in the background; return once it is ready."""
-    from pyros.shared import start_shared
+    from pyros._shared import start_shared
 
     report = start_shared(
         name,
@@ -258,7 +258,7 @@ def node_start(
 @click.option("--timeout", type=float, default=10.0, show_default=True)
 def node_stop(name: str, timeout: float) -> None:
     """Stop shared node NAME and wait until it has exited."""
-    from pyros.shared import stop_shared
+    from pyros._shared import stop_shared
 
     stop_shared(name, timeout=timeout)
     click.echo(f"stopped {name}")
@@ -267,7 +267,7 @@ def node_stop(name: str, timeout: float) -> None:
 @node.command("list")
 def node_list() -> None:
     """List running nodes: name, pid, backend."""
-    from pyros.shared import list_nodes
+    from pyros._shared import list_nodes
 
     for entry in list_nodes():
         shared = "shared" if entry.get("shared") else "owned"

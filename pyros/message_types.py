@@ -12,7 +12,7 @@ Two layers live here:
   a :class:`TypeRegistry` of ``.msg``/``.srv`` definitions parsed by :func:`parse_message` and
   :func:`parse_service` (ROS message description language, http://wiki.ros.org/msg and
   http://wiki.ros.org/srv). :data:`REGISTRY` holds the built-in types of
-  :mod:`pyros.message_definitions`; the module-level functions use it.
+  :mod:`pyros._message_definitions`; the module-level functions use it.
 
 Messages are plain dicts: nested dicts for nested messages, lists for arrays, ``bytes`` for
 ``uint8[]``/``char[]`` (and ROS 2 ``octet[]``; ``byte[]``, a signed ``int8`` alias, stays a list
@@ -914,13 +914,13 @@ class TypeRegistry:
 
 
 def _builtin_registry() -> TypeRegistry:
-    from pyros.message_definitions import MESSAGE_DEFINITIONS, SERVICE_DEFINITIONS
+    from pyros._message_definitions import MESSAGE_DEFINITIONS, SERVICE_DEFINITIONS
 
     return TypeRegistry(MESSAGE_DEFINITIONS, SERVICE_DEFINITIONS)
 
 
 REGISTRY: TypeRegistry = _builtin_registry()
-"""The built-in types of :mod:`pyros.message_definitions`; the module functions below use it.
+"""The built-in types of :mod:`pyros._message_definitions`; the module functions below use it.
 
 Register further types with ``REGISTRY.register_message(...)`` / ``register_service(...)``.
 """

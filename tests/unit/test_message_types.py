@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pyros._message_definitions import MESSAGE_DEFINITIONS, SERVICE_DEFINITIONS
 from pyros.exceptions import MessageError
-from pyros.message_definitions import MESSAGE_DEFINITIONS, SERVICE_DEFINITIONS
 from pyros.message_types import (
     INT_RANGES,
     REGISTRY,
