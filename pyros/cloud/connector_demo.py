@@ -196,7 +196,7 @@ async def run_fleet_demo(
                 robot = await stack.enter_async_context(
                     await pyros.asyncio.spawn(
                         "mock",
-                        topics=["/turtle1/*", "/camera/*"],
+                        topics=["/turtle1/*", "/camera/**"],
                         services=_FLEET_SERVICES,
                         name=f"fleet_demo_{name}_{relay.port}",
                     )

@@ -6,7 +6,7 @@ complete message or says, per field, what is wrong, so that nothing is sent whil
 malformed.
 
 Definitions come from pyros's type registry (:data:`pyros.message_types.REGISTRY`: the
-``.msg``/``.srv`` texts of :mod:`pyros.message_definitions`). Nested messages are flattened
+``.msg``/``.srv`` texts of :mod:`pyros._message_definitions`). Nested messages are flattened
 into dotted paths (``linear.x``); arrays other than ``uint8[]`` are typed as JSON lists; a type
 the registry does not know is edited as one JSON object (:data:`JSON_FIELD`). Whole messages
 are checked with :func:`pyros.message_types.check_message`, so the rules (integer ranges,

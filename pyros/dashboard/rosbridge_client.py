@@ -1,6 +1,6 @@
 """The operator side of rosbridge v2, as the dashboard speaks it to the relay: no I/O.
 
-Frames out, events in (the sans-I/O shape of :mod:`pyros.protocol`): each request method
+Frames out, events in (the sans-I/O shape of :mod:`pyros._protocol`): each request method
 returns the JSON text frame to send and, for requests that get an answer, the id that the answer
 will carry; :meth:`RosbridgeClient.receive` turns one received frame into :class:`Event`
 objects. Message shapes follow the rosbridge v2 protocol specification
