@@ -39,7 +39,11 @@ def _long_description() -> str:
 
 # The examples/ apps; the tests run them for real (gunicorn workers, a Celery prefork pool).
 EXAMPLES_REQUIRE = ["flask", "gunicorn", "celery", "redis"]
-TEST_REQUIRE = ["pytest", "pytest-timeout", "hypothesis", "roslibpy", *EXAMPLES_REQUIRE]
+# The fleet dashboard (pyros dashboard, pyros relay --dashboard): NiceGUI for the pages, httpx
+# for GET /api/devices, Pillow to show sensor_msgs/Image. The relay alone needs none of them.
+DASHBOARD_REQUIRE = ["nicegui>=3.0", "httpx", "pillow"]
+# selenium drives Debian's chromium (apt: chromium, chromium-driver) in tests/dashboard.
+TEST_REQUIRE = ["pytest", "pytest-timeout", "hypothesis", "roslibpy", "selenium", *EXAMPLES_REQUIRE]
 
 setup(
     name="pyros",
@@ -71,9 +75,10 @@ setup(
         # and defusedxml (rosmaster.util). netifaces stays Debian's C extension.
         "ros1": ["rospkg", "catkin_pkg", "pyyaml", "defusedxml"],
         "examples": EXAMPLES_REQUIRE,
+        "dashboard": DASHBOARD_REQUIRE,
         "bench": ["matplotlib", "roslibpy"],  # benchmarks/: plots; the roslibpy contender
         "test": TEST_REQUIRE,
-        "dev": [*TEST_REQUIRE, "ruff", "mypy", "tox"],
+        "dev": [*TEST_REQUIRE, *DASHBOARD_REQUIRE, "ruff", "mypy", "tox"],
     },
     entry_points={"console_scripts": ["pyros = pyros.cli:main"]},
     classifiers=[

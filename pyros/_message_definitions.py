@@ -119,6 +119,13 @@ Header header
 Twist twist
 """,
     # sensor_msgs
+    "sensor_msgs/CompressedImage": """\
+# a compressed picture: format is "jpeg" or "png" (image_transport's compressed plugin may add
+# the source encoding, e.g. "rgb8; jpeg compressed bgr8"); data holds the encoded file
+Header header
+string format
+uint8[] data
+""",
     "sensor_msgs/Image": """\
 # an uncompressed image; data holds height rows of step bytes each
 Header header
