@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import builtins
-import sys
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
