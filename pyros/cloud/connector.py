@@ -64,14 +64,14 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.frames import CloseCode
 
 import pyros.asyncio
+from pyros._exposure import Exposure
+from pyros._names import glob_match, is_valid
 from pyros.cloud import device_protocol
 from pyros.cloud.connector_buffer import SendBuffer
 from pyros.cloud.connector_disk import BufferDirError, DiskSendBuffer
 from pyros.cloud.device_protocol import DeviceProtocolError
 from pyros.exceptions import ActionError, NodeDiedError, PyrosError
 from pyros.exceptions import TimeoutError as PyrosTimeoutError
-from pyros.exposure import Exposure
-from pyros.names import glob_match, is_valid
 
 __all__ = [
     "Connector",
@@ -525,7 +525,7 @@ class Connector:
 
     def _period(self, topic: str) -> float | None:
         for pattern, hz in self._rates:
-            if glob_match(topic, pattern):
+            if glob_match(pattern, topic):
                 return 1.0 / hz
         return None
 

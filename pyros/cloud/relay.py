@@ -7,7 +7,10 @@ One asyncio process, one port, routed by URL path (``websockets.asyncio.server``
 * ``/``: operators (roslibpy, roslibjs, browsers) speak rosbridge v2 (``ROSBRIDGE_PROTOCOL.md`` in
   RobotWebTools/rosbridge_suite; details in :mod:`pyros.cloud.rosbridge`). Device ``robot1``'s
   ``/turtle1/pose`` is ``/robot1/turtle1/pose``, so one connection sees the whole fleet.
-* ``GET /api/devices``: plain HTTP, a JSON list of the devices the operator token may read.
+* ``GET /api/devices``: plain HTTP, a JSON list of the devices the operator token may read
+  (each with ``may_command``: whether that token may command it).
+* ``GET /dashboard``: a redirect to the fleet dashboard (``pyros relay --dashboard`` runs it as
+  its own process on its own port, see :mod:`pyros.dashboard`), or 404 without one.
 
 Authentication (:mod:`pyros.cloud.auth`) happens in the handshake (HTTP 401/403 on refusal):
 ``Authorization: Bearer <token>`` or ``?token=``; connectors also name their device with
@@ -73,6 +76,7 @@ from websockets.datastructures import MultipleValuesError
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from pyros._names import glob_match
 from pyros.cloud import device_protocol as dp
 from pyros.cloud import rosbridge as rb
 from pyros.cloud.auth import (
@@ -90,7 +94,6 @@ from pyros.cloud.cluster import spawn as cluster_spawn
 from pyros.cloud.limits import Limits, SendQueue, TokenBucket
 from pyros.cloud.metrics import CONTENT_TYPE, RelayMetrics
 from pyros.cloud.store import DeviceRecord, Latest, Registry, full_name, split_name
-from pyros.names import glob_match
 
 __all__ = [
     "Relay",
@@ -98,6 +101,7 @@ __all__ = [
     "tls_context",
     "CLOSE_POLICY",
     "CLOSE_REPLACED",
+    "DASHBOARD_PATH",
     "HEALTH_PATH",
     "METRICS_PATH",
 ]
@@ -114,6 +118,9 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 """RFC 6455 "Try Again Later": a device over its rate limit; it reconnects and resends."""
 """Websocket close code for a peer that broke the rules (wrong hello device, failed auth)."""
+
+DASHBOARD_PATH = "/dashboard"
+"""``GET`` it for a redirect to the fleet dashboard (when the relay runs one)."""
 
 CLOSE_REPLACED = dp.REPLACED_CLOSE_CODE
 """Close code for a device connection replaced by a newer one of the same device id."""
@@ -170,6 +177,7 @@ class _Peer:
         self.closed = False
         self._wakeup = asyncio.Event()
         self._rate_dropped = 0
+        self._queue_report = False
         self._warned_at: dict[str, float] = {}
         self._warn_timer: dict[str, asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -226,13 +234,10 @@ class _Peer:
             return
         self._warned_at[kind] = now
         if kind == "queue":
-            dropped = self.queue.take_dropped()
-            if dropped:
-                self.status(
-                    "warning",
-                    f"dropped {dropped} outgoing messages: this connection reads too slowly "
-                    f"(send queue limit {self.queue.max_frames} frames)",
-                )
+            # Not queued like a frame (the full queue would drop the report itself): the
+            # writer sends it next, with every drop counted until then.
+            self._queue_report = True
+            self._wakeup.set()
         else:
             dropped, self._rate_dropped = self._rate_dropped, 0
             if dropped:
@@ -251,9 +256,19 @@ class _Peer:
     async def _write(self) -> None:
         try:
             while True:
-                while not self.queue:
+                while not self.queue and not self._queue_report:
                     self._wakeup.clear()
                     await self._wakeup.wait()
+                if self._queue_report:
+                    self._queue_report = False
+                    dropped = self.queue.take_dropped()
+                    if dropped and rb.level_allows(self.level, "warning"):
+                        text = (
+                            f"dropped {dropped} outgoing messages: this connection reads too "
+                            f"slowly (send queue limit {self.queue.max_frames} frames)"
+                        )
+                        await self.ws.send(rb.encode(rb.status("warning", text)))
+                    continue
                 await self.ws.send(self.queue.pop())
         except ConnectionClosed:
             return
@@ -412,8 +427,8 @@ class _Device(_Peer):
         try:
             pong = await self.ws.ping()
             self.record.latency = float(await asyncio.wait_for(pong, 10.0))
-        except (ConnectionClosed, TimeoutError, asyncio.CancelledError):
-            return
+        except (ConnectionClosed, asyncio.TimeoutError):
+            return  # gone, or no pong in 10 s: the latency stays unknown
 
     def stop(self) -> None:
         if self.ack_timer is not None:
@@ -478,6 +493,8 @@ class Relay:
     Args:
         tokens: the parsed tokens file; None accepts only loopback peers, granted everything.
         limits: every limit; defaults as in :class:`~pyros.cloud.limits.Limits`.
+        dashboard_port: the TCP port of the fleet dashboard on this host; ``GET /dashboard``
+            redirects there (None: no dashboard, 404).
         redis: ``redis://HOST:PORT/DB``: share the registry, latest values, sequence numbers
             and routing with the other relays on that Redis (:mod:`pyros.cloud.cluster`); None
             keeps everything in this process.
@@ -488,12 +505,19 @@ class Relay:
     """
 
     def __init__(
-        self, tokens: Tokens | None = None, limits: Limits | None = None, redis: str | None = None
+        self,
+        tokens: Tokens | None = None,
+        limits: Limits | None = None,
+        dashboard_port: int | None = None,
+        redis: str | None = None,
     ) -> None:
         self.tokens = tokens
         self.limits = limits or Limits()
         self.metrics = RelayMetrics(self._queue_depths)
         """The relay's Prometheus metrics (``GET /metrics``)."""
+        self.dashboard_port = dashboard_port
+        self.dashboard_scheme = "http"
+        """``https`` when the dashboard serves TLS (``GET /dashboard`` redirects there)."""
         self.registry = Registry()
         self.port = 0
         self._server: Server | None = None
@@ -707,9 +731,14 @@ class Relay:
                 response.headers["Content-Length"] = str(len(response.body))
                 return response
             identity = self._identify(request, host)
+            if path in (DASHBOARD_PATH, DASHBOARD_PATH + "/"):
+                return self._dashboard_redirect(connection, request)
             if path == dp.DEVICES_API_PATH:
                 grant = self._operator_grant(request)
-                body = json.dumps(self.registry.describe(time.time(), grant.may_read))
+                devices = self.registry.describe(time.time(), grant.may_read)
+                for device in devices:
+                    device["may_command"] = grant.may_command(device["id"])
+                body = json.dumps(devices)
                 response = connection.respond(200, body)
                 del response.headers["Content-Type"]
                 response.headers["Content-Type"] = "application/json"
@@ -730,6 +759,18 @@ class Relay:
                 404, "not found: operators use /, connectors /device, GET /api/devices lists\n"
             )
         return None
+
+    def _dashboard_redirect(self, connection: ServerConnection, request: Request) -> Response:
+        if self.dashboard_port is None:
+            return connection.respond(404, "no dashboard: start the relay with --dashboard\n")
+        host = request.headers.get("Host", "127.0.0.1")
+        hostname = urlsplit(f"//{host}").hostname or "127.0.0.1"
+        if ":" in hostname:
+            hostname = f"[{hostname}]"  # an IPv6 literal
+        location = f"{self.dashboard_scheme}://{hostname}:{self.dashboard_port}/"
+        response = connection.respond(302, f"the dashboard is at {location}\n")
+        response.headers["Location"] = location
+        return response
 
     # --- connections --------------------------------------------------------------------------
 
@@ -1251,7 +1292,7 @@ class Relay:
             if other_id == peer.record.id or not peer.may_read(other_id):
                 continue
             for topic, latest in other.latest.items():
-                if topic in other.latest_topics and glob_match(full_name(other_id, topic), pattern):
+                if topic in other.latest_topics and glob_match(pattern, full_name(other_id, topic)):
                     peer.send(
                         dp.encode(
                             dp.command(
@@ -1633,7 +1674,7 @@ def _ignore_status(level: str, msg: str, id: Any = None) -> None:
 
 
 def _any_match(name: str, patterns: Iterable[str]) -> bool:
-    return any(glob_match(name, pattern) for pattern in patterns)
+    return any(glob_match(pattern, name) for pattern in patterns)
 
 
 def _single_header(request: Request, name: str) -> str | None:
@@ -1668,6 +1709,8 @@ def run(
     announce: Callable[[str], None] | None = None,
     tokens_path: str | None = None,
     redis: str | None = None,
+    dashboard_port: int | None = None,
+    dashboard_scheme: str = "http",
 ) -> None:
     """Run a relay until SIGINT or SIGTERM (what ``pyros relay`` does); SIGHUP reloads the
     tokens file (``tokens_path``) without dropping a connection.
@@ -1682,6 +1725,8 @@ def run(
             ``"listening on ws://127.0.0.1:9090"`` (the bound port, also for port 0).
         tokens_path: the file ``tokens`` came from, read again on SIGHUP.
         redis: ``redis://HOST:PORT/DB`` to be one relay with the others on it.
+        dashboard_port: where ``GET /dashboard`` redirects (see :class:`Relay`).
+        dashboard_scheme: ``http`` or ``https``, the dashboard's scheme.
 
     Raises:
         OSError: the address cannot be bound.
@@ -1689,7 +1734,8 @@ def run(
     """
 
     async def main() -> None:
-        relay = Relay(tokens, limits, redis)
+        relay = Relay(tokens, limits, dashboard_port, redis)
+        relay.dashboard_scheme = dashboard_scheme
         await relay.start(host, port, ssl_context=ssl_context)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -37,9 +37,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyros._names import is_valid
 from pyros.cloud.auth import valid_device_id
 from pyros.exceptions import ProtocolError
-from pyros.names import is_valid
 
 __all__ = [
     "GOAL_STATUS_CODES",

@@ -108,10 +108,11 @@ def start_connector(
     connectors: list[ConnectorProcess], tmp_path: Path, relay_port: int, *args: str
 ) -> ConnectorProcess:
     log = tmp_path / f"connector-{len(connectors)}.log"
+    # --relay may be repeated (failover): a test's own --relay replaces the default one.
+    relay = [] if "--relay" in args else ["--relay", f"ws://127.0.0.1:{relay_port}"]
     connector = ConnectorProcess(
         [
-            "--relay",
-            f"ws://127.0.0.1:{relay_port}",
+            *relay,
             "--device",
             "robot1",
             "--poll-interval",
@@ -467,7 +468,7 @@ def test_device_to_device_broadcast_through_two_connectors(
     relay: Relay, connectors: list[ConnectorProcess], tmp_path: Path
 ) -> None:
     """robot1 forwards its pose; robot2 listens to it (the robot chat of seed 002)."""
-    from pyros.shared import start_shared, stop_shared
+    from pyros._shared import start_shared, stop_shared
 
     robot1 = start_connector(
         connectors, tmp_path, relay.port, "--backend", "mock", "--topics", "/turtle1/pose"

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pyros.process import pid_alive
+from pyros._process import pid_alive
 from tests.support import RUNTIME_DIR, limit, wait_until
 
 pytestmark = pytest.mark.process
