@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import ipaddress
 import logging
 import math
@@ -369,7 +368,7 @@ class Connector:
         self._actions = Exposure(actions, "action")
         self._params = Exposure(params, "parameter")
         self._latest = Exposure(latest, "topic")
-        self._goals: dict[str, Any] = {}
+        self._goals: dict[str, pyros.asyncio.Goal] = {}
         self._listen = Exposure(listen, "topic")
         self._rates = [(pattern, hz) for pattern, hz in (rates or {}).items()]
         self._poll_interval = poll_interval
@@ -491,9 +490,8 @@ class Connector:
             name: kind for name, kind in topics.items() if self._commands.matches(name)
         }
         self.callable_services = self._services.filter(await self.client.services())
-        list_actions = getattr(self.client, "actions", None)  # on clients that have actions()
-        if list_actions is not None and self._actions.patterns:
-            self.actions = self._actions.filter(await list_actions())
+        if self._actions.patterns:
+            self.actions = self._actions.filter(await self.client.actions())
         if self._params.patterns:
             self.params = self._params.filter_list(await self.client.params())
         offer = (
@@ -796,20 +794,12 @@ class Connector:
             text = f"action {action} is not offered by {self.device} (actions: {shown})"
             self._reply(device_protocol.action_result(id, "rejected", None, text))
             return
-        start_goal = getattr(self.client, "start_goal", None)
-        if start_goal is None:
-            text = f"{self.device}: this pyros client cannot send goals"
-            self._reply(device_protocol.action_result(id, "rejected", None, text))
-            return
-
         def feedback(values: dict[str, Any]) -> None:
             if message["feedback"]:
                 self._reply(device_protocol.action_feedback(id, to_json_data(values)))
 
         try:
-            goal = start_goal(action, message["goal"], feedback=feedback)
-            if inspect.isawaitable(goal):
-                goal = await goal
+            goal = await self.client.start_goal(action, message["goal"], feedback=feedback)
         except NodeDiedError:
             raise
         except PyrosError as exc:
@@ -817,10 +807,10 @@ class Connector:
             self._reply(device_protocol.action_result(id, "rejected", None, text))
             return
         self._goals[id] = goal
-        status, result, text = "succeeded", None, ""
+        status, text = "succeeded", ""
+        result: dict[str, Any] | None = None
         try:
-            outcome = goal.result()
-            result = await outcome if inspect.isawaitable(outcome) else outcome
+            result = await goal.result()
         except NodeDiedError:
             raise
         except ActionError as exc:
@@ -838,9 +828,7 @@ class Connector:
         if goal is None:
             return  # already over: its result is on its way
         try:
-            done = goal.cancel()
-            if inspect.isawaitable(done):
-                await done
+            await goal.cancel()
         except NodeDiedError:
             raise
         except PyrosError as exc:
@@ -861,10 +849,7 @@ class Connector:
                 await self.client.set_param(name, message["value"])
                 value = None
             else:
-                delete = getattr(self.client, "delete_param", None)
-                if delete is None:
-                    raise PyrosError("this pyros client cannot delete parameters")
-                await delete(name)
+                await self.client.delete_param(name)
                 value = None
         except NodeDiedError:
             raise
@@ -955,6 +940,7 @@ async def run_connector(
             topics=topics + commands + listen,
             services=services,
             params=list(params),
+            actions=actions,
             ready_timeout=ready_timeout,
             **dict(backend_options or {}),
         )
