@@ -5,9 +5,9 @@ against this reference server), the ``rosbridge`` backend's tests and the benchm
 (``benchmarks/rosbridge.py`` re-exports it). Nothing here imports ROS: the server and any rclpy
 peer run as subprocesses with :attr:`Ros2Venv.env`.
 
-:func:`ensure` makes ``<cache>/ros2-jazzy/venv`` with ``pip install rosbridge-server-rs
-ros-jazzy-rclpy ros-jazzy-std-msgs ros-jazzy-std-srvs
-ros-jazzy-rmw-fastrtps-cpp`` (never the project's ``.venv``), then does what the wheels leave
+:func:`ensure` makes ``<cache>/ros2-jazzy/venv`` with ``pip install`` of :data:`REQUIREMENTS`
+and :data:`ADDED_REQUIREMENTS` (rosbridge-server-rs and the Jazzy wheels of rclpy, std_msgs,
+std_srvs, test_msgs and Fast DDS; never the project's ``.venv``), then does what the wheels leave
 to a sourced ROS installation: marks the server binary executable, links
 ``librmw_implementation.so`` to Fast DDS's ``librmw_fastrtps_cpp.so``, and computes the
 environment the binary needs (``LD_LIBRARY_PATH`` over the wheels' libraries, ``LD_PRELOAD``
@@ -43,6 +43,7 @@ from pathlib import Path
 
 __all__ = [
     "REQUIREMENTS",
+    "ADDED_REQUIREMENTS",
     "DEFAULT_CACHE",
     "Ros2Venv",
     "RosbridgeServer",
@@ -59,6 +60,10 @@ REQUIREMENTS = [
     "ros-jazzy-std-srvs",
     "ros-jazzy-rmw-fastrtps-cpp",
 ]
+
+ADDED_REQUIREMENTS = ["ros-jazzy-test-msgs"]
+"""Installed into an existing venv without rebuilding it (test_msgs/action/Fibonacci: an action
+type for the client suite), so a venv that others use on this machine is never cleared."""
 
 DEFAULT_CACHE = Path(
     os.environ.get("PYROS_ROS2_CACHE")
@@ -106,6 +111,12 @@ def ensure(cache: Path, *, install: bool, log: Path) -> Ros2Venv:
         _run([sys.executable, "-m", "venv", "--clear", str(venv)], log)
         _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *REQUIREMENTS], log)
         stamp.write_text(_stamp())
+    added = root / "stamp-added"
+    if not (added.exists() and added.read_text() == repr(ADDED_REQUIREMENTS)):
+        if not install:
+            raise RuntimeError(f"{ADDED_REQUIREMENTS} not installed in {root} (--no-install)")
+        _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *ADDED_REQUIREMENTS], log)
+        added.write_text(repr(ADDED_REQUIREMENTS))
     site = (
         venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     )
@@ -137,7 +148,7 @@ def ensure(cache: Path, *, install: bool, log: Path) -> Ros2Venv:
         check=False,
     ).stdout.splitlines():
         name, _, version = line.partition("==")
-        if name in REQUIREMENTS:
+        if name in REQUIREMENTS or name in ADDED_REQUIREMENTS:
             versions[name] = version
     return Ros2Venv(str(venv / "bin" / "python"), str(server), env, server_env, versions)
 

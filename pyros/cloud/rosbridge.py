@@ -216,8 +216,8 @@ def encode_cbor(message: Mapping[str, Any]) -> bytes:
 def encode_png(text: str) -> str:
     """Return the ``png`` frame for a JSON text, as rosbridge's ``png_compression.encode``.
 
-    The UTF-8 bytes, padded with newlines to a multiple of 3, are the RGB pixels of a square
-    image (the last row padded with zeros), PNG-compressed and base64-encoded:
+    The UTF-8 bytes, padded with newlines (JSON whitespace), are the RGB pixels of an image
+    ``floor(sqrt(n / 3))`` pixels wide, PNG-compressed and base64-encoded:
     ``{"op": "png", "data": "..."}``. roslibjs draws it on a canvas and reads the text back.
 
     Raises:
@@ -226,11 +226,10 @@ def encode_png(text: str) -> str:
     from PIL import Image  # optional: only png subscribers need it
 
     data = text.encode("utf-8")
-    data += b"\n" * (-len(data) % 3)
-    pixels = len(data) // 3
-    side = max(1, math.ceil(math.sqrt(pixels)))
-    data += b"\0" * (side * side * 3 - len(data))
-    image = Image.frombytes("RGB", (side, side), data)
+    width = max(1, math.floor(math.sqrt(len(data) / 3)))
+    height = max(1, math.ceil(len(data) / 3 / width))
+    data += b"\n" * (width * height * 3 - len(data))  # trailing whitespace: still valid JSON
+    image = Image.frombytes("RGB", (width, height), data)
     out = io.BytesIO()
     image.save(out, "PNG")
     return encode({"op": "png", "data": base64.b64encode(out.getvalue()).decode("ascii")})
