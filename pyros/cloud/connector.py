@@ -69,8 +69,10 @@ from pyros.cloud import device_protocol
 from pyros.cloud.connector_buffer import SendBuffer
 from pyros.cloud.connector_disk import BufferDirError, DiskSendBuffer
 from pyros.cloud.device_protocol import DeviceProtocolError
-from pyros.exceptions import ActionError, NodeDiedError, PyrosError
+from pyros.cloud.typedefs import needed_types
+from pyros.exceptions import ActionError, MessageError, NodeDiedError, PyrosError
 from pyros.exceptions import TimeoutError as PyrosTimeoutError
+from pyros.message_types import canonical_type
 
 __all__ = [
     "Connector",
@@ -135,6 +137,7 @@ PING_TIMEOUT = 10.0
 OPEN_TIMEOUT = 10.0
 """Seconds the TCP, TLS and websocket handshakes together may take."""
 
+_MAX_DEFINITIONS = 500  # type definitions a connector fetches at most (nested ones included)
 _FORWARD_QUEUE = 10_000  # subscription queue of an unthrottled topic: never the bottleneck
 _CLOSE_TIMEOUT = 2.0
 
@@ -361,6 +364,9 @@ class Connector:
         """Action servers operators may use, as last seen: name -> type."""
         self.params: list[str] = []
         """Parameters operators may read, as last seen."""
+        self.definitions: dict[str, str] = {}
+        """Definition texts of the exposed types and their nested types (``pkg/Type``)."""
+        self._undefined: set[str] = set()
         self._token = token
         self._topics = Exposure(topics, "topic")
         self._commands = Exposure(commands, "topic")
@@ -494,17 +500,49 @@ class Connector:
             self.actions = self._actions.filter(await self.client.actions())
         if self._params.patterns:
             self.params = self._params.filter_list(await self.client.params())
+        await self._define(
+            [
+                *self.forwarded.values(),
+                *self.command_topics.values(),
+                *self.callable_services.values(),
+                *self.actions.values(),
+            ]
+        )
         offer = (
             dict(self.forwarded),
             dict(self.callable_services),
             dict(self.command_topics),
             dict(self.actions),
             {name: "" for name in self.params},
+            dict(self.definitions),
         )
         if offer != self._advertised:
             self._advertised = offer
             self._hello_due = True
             self._wake.set()
+
+    async def _define(self, types: Iterable[str]) -> None:
+        """Fetch the definitions of ``types`` and of the message types nested in them (once)."""
+        pending = [t for t in types if t]
+        while pending and len(self.definitions) + len(self._undefined) < _MAX_DEFINITIONS:
+            name = pending.pop()
+            try:
+                key = canonical_type(name)
+            except MessageError:
+                continue
+            if key in self.definitions or key in self._undefined:
+                continue
+            try:
+                text = await self.client.definition(name)
+                nested = needed_types(key, text)
+            except NodeDiedError:
+                raise
+            except PyrosError as exc:  # the backend does not know it: no details for it
+                self._undefined.add(key)
+                logger.info("no definition of %s for rosapi message details: %s", key, exc)
+                continue
+            self.definitions[key] = text
+            pending.extend(nested)
 
     async def _start_forwarding(self, name: str, type_name: str | None) -> None:
         """Subscribe ``name`` on the robot and forward what arrives (in order)."""
@@ -665,6 +703,7 @@ class Connector:
                 actions=self.actions,
                 params=self.params,
                 latest=[name for name in self.forwarded if self._latest.matches(name)],
+                definitions=self.definitions,
             )
             if hello["dropped"]:
                 logger.warning("reporting dropped messages to the relay: %s", hello["dropped"])
@@ -794,6 +833,7 @@ class Connector:
             text = f"action {action} is not offered by {self.device} (actions: {shown})"
             self._reply(device_protocol.action_result(id, "rejected", None, text))
             return
+
         def feedback(values: dict[str, Any]) -> None:
             if message["feedback"]:
                 self._reply(device_protocol.action_feedback(id, to_json_data(values)))

@@ -49,7 +49,10 @@ Connector -> relay:
   ``"params": ["/turtlesim:background_r"]`` (parameters operators may read, device-local
   names) and ``"latest": ["/turtle1/pose"]`` (forwarded topics whose latest value a late
   subscriber gets at once: latched or transient-local topics and the connector's ``--latest``
-  globs; other topics are events and are never replayed).
+  globs; other topics are events and are never replayed), and ``"definitions":
+  {"geometry_msgs/Twist": "Vector3 linear\nVector3 angular\n", ...}`` (the ``.msg``/``.srv``/
+  ``.action`` text of the exposed types and of the message types nested in them, for rosapi's
+  message details).
 * ``{"op": "action_feedback", "id": "<relay's goal id>", "feedback": {...}}`` and
   ``{"op": "action_result", "id": ..., "status": "succeeded"|"canceled"|"aborted"|"rejected",
   "result": {...} | null, "msg": "why, when it did not succeed"}``: the progress and the end of
@@ -286,6 +289,7 @@ def hello(
     actions: Mapping[str, str] | None = None,
     params: Sequence[str] = (),
     latest: Sequence[str] = (),
+    definitions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return a ``hello``: the first message after each (re)connect, and on every change.
 
@@ -302,6 +306,7 @@ def hello(
         actions: action servers operators may use, name -> type.
         params: parameters operators may read, device-local names.
         latest: forwarded topics whose latest value is replayed to a late subscriber.
+        definitions: ``pkg/Type`` -> definition text of the exposed and nested types.
     """
     return {
         "op": "hello",
@@ -315,6 +320,7 @@ def hello(
         "actions": dict(actions or {}),
         "params": list(params),
         "latest": list(latest),
+        "definitions": dict(definitions or {}),
         "version": PROTOCOL_VERSION,
     }
 
@@ -597,6 +603,12 @@ class _Checker:
             raise self.fail(f"{self.op}: field {field!r} must be >= {minimum}")
         return value
 
+    def text_map(self, field: str) -> dict[str, str]:
+        value: dict[str, Any] = self.get(field, dict, "an object", {})
+        if not all(isinstance(item, str) for item in value.values()):
+            raise self.fail(f"{self.op}: {field!r} must map type names to definition texts")
+        return dict(value)
+
     def names(self, field: str) -> list[str]:
         value: list[Any] = self.get(field, list, "an array", [])
         if not all(isinstance(item, str) and item.startswith("/") for item in value):
@@ -685,6 +697,7 @@ def decode_from_device(frame: str | bytes) -> dict[str, Any]:
             actions=check.name_map("actions"),
             params=check.names("params"),
             latest=check.names("latest"),
+            definitions=check.text_map("definitions"),
         )
     if op == "action_feedback":
         return action_feedback(check.text("id"), check.get("feedback", dict, "an object"))

@@ -1666,6 +1666,7 @@ class Relay:
             view.services.update({full_name(device, s): k for s, k in record.services.items()})
             view.actions.update({full_name(device, a): k for a, k in record.actions.items()})
             view.params.extend(full_name(device, p) for p in record.params)
+            view.definitions.update(record.definitions)
         return view
 
 

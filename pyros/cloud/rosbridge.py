@@ -39,6 +39,7 @@ from typing import Any
 
 from pyros._names import is_valid
 from pyros.cloud.auth import valid_device_id
+from pyros.cloud.typedefs import typedefs
 from pyros.exceptions import ProtocolError
 
 __all__ = [
@@ -140,6 +141,9 @@ ROSAPI_SERVICES = {
     "/rosapi/search_param": "rosapi_msgs/srv/SearchParam",
     "/rosapi/get_time": "rosapi_msgs/srv/GetTime",
     "/rosapi/get_ros_version": "rosapi_msgs/srv/GetROSVersion",
+    "/rosapi/message_details": "rosapi_msgs/srv/MessageDetails",
+    "/rosapi/service_request_details": "rosapi_msgs/srv/ServiceRequestDetails",
+    "/rosapi/service_response_details": "rosapi_msgs/srv/ServiceResponseDetails",
 }
 """The rosapi services the relay answers itself from its registry (name -> type)."""
 
@@ -569,6 +573,7 @@ class FleetView:
         actions: full action name -> type.
         params: full parameter names (``/robot1/turtlesim:background_r``).
         nodes: node name (``/robot1``) -> :class:`NodeView`.
+        definitions: ``pkg/Type`` -> definition text, from the devices' hellos.
     """
 
     topics: dict[str, str] = field(default_factory=dict)
@@ -576,6 +581,7 @@ class FleetView:
     actions: dict[str, str] = field(default_factory=dict)
     params: list[str] = field(default_factory=list)
     nodes: dict[str, NodeView] = field(default_factory=dict)
+    definitions: dict[str, str] = field(default_factory=dict)
 
 
 def rosapi_response(
@@ -657,6 +663,11 @@ def rosapi_response(
         name = str(args.get("name", ""))
         found = sorted(p for p in view.params if p == name or p.endswith("/" + name.strip("/")))
         return {"global_name": found[0] if found else ""}
+    if service == "/rosapi/message_details":
+        return {"typedefs": typedefs(wanted, view.definitions)}
+    if service in ("/rosapi/service_request_details", "/rosapi/service_response_details"):
+        part = "request" if "request" in service else "response"
+        return {"typedefs": typedefs(wanted, view.definitions, part)}
     if service == "/rosapi/get_ros_version":
         return {"version": 2, "distro": ""}
     if service == "/rosapi/get_time":

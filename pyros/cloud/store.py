@@ -110,6 +110,7 @@ class DeviceRecord:
         params: parameters operators may read, device-local names (hello).
         latest_topics: forwarded topics whose latest value is replayed to a late subscriber
             (hello's ``latest``: latched, transient-local or ``--latest`` topics).
+        definitions: ``pkg/Type`` -> definition text of its types (hello).
         buffered: messages waiting in its connector's buffer (its last ``stats``).
         connector_dropped: messages its connector dropped since it started (its last ``stats``).
         latency: websocket round-trip time to its connector in seconds, None before the first.
@@ -132,6 +133,7 @@ class DeviceRecord:
     actions: dict[str, str] = field(default_factory=dict)
     params: list[str] = field(default_factory=list)
     latest_topics: set[str] = field(default_factory=set)
+    definitions: dict[str, str] = field(default_factory=dict)
     buffered: int = 0
     connector_dropped: int = 0
     latency: float | None = None
@@ -159,6 +161,7 @@ class DeviceRecord:
             "actions": self.actions,
             "params": self.params,
             "latest_topics": sorted(self.latest_topics),
+            "definitions": self.definitions,
             "dropped": self.dropped,
             "received": self.received,
             "buffered": self.buffered,
@@ -176,6 +179,7 @@ class DeviceRecord:
         self.actions = dict(data.get("actions", {}))
         self.params = list(data.get("params", []))
         self.latest_topics = set(data.get("latest_topics", []))
+        self.definitions = dict(data.get("definitions", {}))
         self.dropped = dict(data.get("dropped", {}))
         self.received = int(data.get("received", 0))
         self.buffered = int(data.get("buffered", 0))
@@ -272,6 +276,7 @@ class Registry:
         record.actions = dict(message["actions"])
         record.params = list(message["params"])
         record.latest_topics = set(message["latest"])
+        record.definitions = dict(message["definitions"])
         for topic, count in message["dropped"].items():
             record.dropped[topic] = record.dropped.get(topic, 0) + count
         session: str = message["session"]

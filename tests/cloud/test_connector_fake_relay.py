@@ -119,6 +119,10 @@ def test_hello_then_forwarded_data_in_seq_order_after_the_welcome() -> None:
         hello = await relay.expect("hello")
         assert relay.handshakes[0]["Authorization"] == "Bearer secret"
         assert relay.handshakes[0]["X-Pyros-Device"] == "robot1"
+        definitions = hello.pop("definitions")
+        assert "float32 theta" in definitions["turtlesim/Pose"]
+        assert "Vector3 linear" in definitions["geometry_msgs/Twist"]
+        assert "float64 x" in definitions["geometry_msgs/Vector3"]  # nested types too
         assert hello == {
             "op": "hello",
             "device": "robot1",

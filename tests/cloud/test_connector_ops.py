@@ -115,6 +115,11 @@ def test_params_state_replay_and_no_first_message_lost(relay: RelayProcess) -> N
             )
             return await recv_until(operator, reply_to("service_response", service))
 
+        details = await call("/rosapi/message_details", type="geometry_msgs/msg/Twist")
+        typedefs = details["values"]["typedefs"]
+        assert [t["type"] for t in typedefs] == ["geometry_msgs/Twist", "geometry_msgs/Vector3"]
+        assert typedefs[0]["fieldnames"] == ["linear", "angular"]
+        assert typedefs[1]["fieldtypes"] == ["float64"] * 3
         names = await call("/rosapi/get_param_names")
         assert "/robot1/gain" in names["values"]["names"]
         assert (await call("/rosapi/get_param", name="/robot1/gain"))["values"] == {"value": "2.5"}

@@ -35,6 +35,7 @@ def test_hello_round_trip_fills_defaults() -> None:
         "actions": {},
         "params": [],
         "latest": [],
+        "definitions": {},
         "version": dp.PROTOCOL_VERSION,
     }
     minimal = dp.decode_from_device('{"op": "hello", "device": "r", "session": "s"}')
