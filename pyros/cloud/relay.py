@@ -9,6 +9,8 @@ One asyncio process, one port, routed by URL path (``websockets.asyncio.server``
   ``/turtle1/pose`` is ``/robot1/turtle1/pose``, so one connection sees the whole fleet.
 * ``GET /api/devices``: plain HTTP, a JSON list of the devices the operator token may read
   (each with ``may_command``: whether that token may command it).
+* ``GET /healthz`` (no credentials) and ``GET /metrics`` (Prometheus text, operator token;
+  :mod:`pyros.cloud.metrics`).
 * ``GET /dashboard``: a redirect to the fleet dashboard (``pyros relay --dashboard`` runs it as
   its own process on its own port, see :mod:`pyros.dashboard`), or 404 without one.
 
@@ -23,12 +25,16 @@ per client address (:attr:`Limits.auth_failures` a minute, then HTTP 429). Witho
 only loopback peers are accepted.
 
 What the relay keeps (:mod:`pyros.cloud.store`): every device seen, online or not, its last-seen
-time, topics, services, command globs, and the latest value of each forwarded topic, so a late
-subscriber gets it at once.
+time, topics, services, command globs and topics, actions, parameters, type definitions, its
+connector's stats, and the latest value of each forwarded topic; a late subscriber gets it at
+once only for a state topic (the hello's ``latest``), never an old event. With ``redis`` all of
+it, each session's last accepted seq and the routing to devices on other relays go through Redis
+(:mod:`pyros.cloud.cluster`): several relay processes are one relay.
 
 Flow and limits (:mod:`pyros.cloud.limits`): each connection has one reader task and one writer
-task with a bounded send queue that drops its oldest frames (counted, reported to the peer in a
-``status`` warning at most once per :attr:`Limits.warning_interval`), so a slow operator never
+task with a bounded send queue that drops its oldest frames (counted exactly, reported to the
+peer by the writer in a ``status`` warning at most once per :attr:`Limits.warning_interval`,
+never queued behind the frames it counts), so a slow operator never
 slows a device or another operator. Incoming frames are rate limited per connection (token
 bucket). Bad JSON, unknown ops, wrong field types, binary frames, frames above
 :attr:`Limits.max_message_bytes` and an operator's rate-limited messages get a ``status``
@@ -39,10 +45,12 @@ connector resends everything not acknowledged after it reconnects. Frames above
 peer sends can stop the relay.
 
 Device data flow: a connector's ``publish`` (seq n) is accepted once per session (duplicates after
-a reconnect are dropped), stored as the latest value, sent to every subscribed operator (rosbridge
-``throttle_rate`` and ``queue_length`` applied per operator and topic) and to every device that
-subscribed to it (device-to-device broadcast, never back to its sender), then acknowledged with
-a cumulative ``ack`` at least every :data:`~pyros.cloud.device_protocol.ACK_INTERVAL` seconds or
+a reconnect are dropped; with Redis the seq is stored there before anything is forwarded, so a
+relay restart or a failover never delivers a message twice), stored as the latest value, sent
+to every subscribed operator (rosbridge ``throttle_rate``, ``queue_length``, ``compression``
+and ``fragment_size`` applied per operator and topic) and to every device that subscribed to it
+(device-to-device broadcast, never back to its sender), then acknowledged with a cumulative
+``ack`` at least every :data:`~pyros.cloud.device_protocol.ACK_INTERVAL` seconds or
 :data:`~pyros.cloud.device_protocol.ACK_EVERY` messages.
 
 Commands: an operator's ``publish`` to ``/robot1/<topic>`` needs command rights on ``robot1``
@@ -51,7 +59,11 @@ and a topic that matches the device's ``commands`` globs; ``call_service`` to
 forwarded with a relay-made id and answered to the operator with its own id; a call fails
 (``service_response`` with ``result: false``) after :attr:`Limits.service_timeout` seconds or
 when the device goes offline. Every refused ``call_service`` is answered with a
-``service_response`` so a blocking roslibpy call never hangs.
+``service_response`` so a blocking roslibpy call never hangs. Goals (``send_action_goal``) and
+the rosapi parameter services go to the device the same way (``send_goal``, ``param``); a goal
+has no deadline, is cancelled on the device when its operator leaves, and a refused or lost one
+ends with a failed ``action_result``. Only the device that was asked may answer, and request
+ids are unguessable.
 """
 
 from __future__ import annotations
