@@ -15,8 +15,9 @@ routing rule of its own. What lives in Redis (``<prefix>`` is ``pyros:``):
 * ``<prefix>relays``: a hash, relay id -> the wall-clock second until which it is alive
   (renewed every :data:`HEARTBEAT` seconds; a device whose relay expired is offline).
 
-Pub/sub channels: ``<prefix>data`` carries every accepted message as ``device NUL topic NUL
-frame`` (the rosbridge ``publish`` frame, so no relay re-encodes it); ``<prefix>events`` carries
+Pub/sub channels: ``<prefix>data`` carries every batch of accepted messages as ``relay US
+device US topic US frame RS device US ...`` (ASCII unit and record separators; the frame is the
+rosbridge ``publish`` frame, so no relay re-encodes or decodes it); ``<prefix>events`` carries
 registry changes (``{"type": "record"|"offline", "relay", "device", ...}``);
 ``<prefix>relay:<id>`` carries what one relay asks of another: a frame for a device connected
 there (``to_device``) and a device's answer for the relay whose operator asked (``reply``).
@@ -43,6 +44,11 @@ HEARTBEAT = 1.0
 
 RELAY_TTL = 5.0
 """Seconds after its last renewal a relay (and every device on it) counts as gone."""
+
+
+_FIELD = "\x1f"
+_RECORD = "\x1e"
+"""Separators in a data message: JSON text never holds a raw control character (RFC 8259)."""
 
 
 class ClusterError(PyrosError):
@@ -87,6 +93,8 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self.relays: dict[str, float] = {}
         """Relay id -> alive until (wall-clock seconds), as last read."""
+        self.errors = 0
+        """Redis failures and unreadable cluster messages since the start (``/healthz``)."""
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -163,6 +171,32 @@ class Cluster:
                 log.error("Redis heartbeat failed: %s", exc, extra={"event": "redis_error"})
 
     async def _listen(self) -> None:
+        from redis.exceptions import RedisError
+
+        while True:
+            try:
+                await self._receive()
+            except (RedisError, OSError) as exc:
+                # Redis restarted, or dropped this subscriber (client-output-buffer-limit for
+                # pubsub): what the other relays published meanwhile is lost to this one's
+                # operators. Counted, logged, and the subscription is made again.
+                self.errors += 1
+                log.error(
+                    "Redis subscription lost: %s; subscribing again",
+                    exc,
+                    extra={"event": "redis_error"},
+                )
+                await asyncio.sleep(1.0)
+                try:
+                    await self._pubsub.aclose()
+                    self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                    await self._pubsub.subscribe(
+                        self.key("data"), self.key("events"), self.key("relay", self.relay_id)
+                    )
+                except (RedisError, OSError) as again:
+                    log.error("Redis: %s", again, extra={"event": "redis_error"})
+
+    async def _receive(self) -> None:
         data, events = self.key("data"), self.key("events")
         async for item in self._pubsub.listen():
             channel, payload = item.get("channel"), item.get("data")
@@ -170,9 +204,11 @@ class Cluster:
                 continue
             try:
                 if channel == data:
-                    relay, device, topic, frame = payload.split("\0", 3)
+                    relay, _, records = payload.partition(_FIELD)
                     if relay != self.relay_id:
-                        self._on_data(device, topic, frame)
+                        for record in records.split(_RECORD):
+                            device, topic, frame = record.split(_FIELD, 2)
+                            self._on_data(device, topic, frame)
                     continue
                 message = json.loads(payload)
                 if channel == events:
@@ -181,6 +217,7 @@ class Cluster:
                 else:
                     self._on_message(message)
             except Exception:  # a bad or unexpected message must not stop the cluster link
+                self.errors += 1
                 log.exception("cluster message on %s not handled", channel)
 
     # --- the registry -------------------------------------------------------------------
@@ -230,34 +267,32 @@ class Cluster:
 
     async def persist(
         self,
-        device: str,
-        session: str,
-        seq: int,
-        latest: dict[str, str],
-        frames: list[tuple[str, str]],
+        seqs: dict[tuple[str, str], int],
+        latest: dict[str, dict[str, str]],
+        frames: list[tuple[str, str, str]],
         last_seen: float,
     ) -> None:
-        """Record a batch of accepted messages before anyone gets them, then publish them.
+        """Record a batch of accepted messages, then publish them, in one transaction.
+
+        Nothing of the batch is forwarded by the caller before this returns, so the stored
+        sequence numbers always cover what any operator got.
 
         Args:
-            device: the device id.
-            session: its connector session.
-            seq: the last seq of the batch.
-            latest: topic -> the message as JSON, the newest of each topic in the batch.
-            frames: (topic, operator frame) of every message, in order, for the other relays.
-            last_seen: wall-clock seconds of the last message.
+            seqs: (device, session) -> the last seq of the batch.
+            latest: device -> {topic: the newest message of the batch as JSON}.
+            frames: (device, topic, operator frame) of every message, in order.
+            last_seen: wall-clock seconds.
         """
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self.key("seq", device), session, seq)
-        if latest:
-            pipe.hset(self.key("latest", device), mapping=latest)
-        pipe.hset(self.key("device", device), "last_seen", repr(last_seen))
-        await pipe.execute()
+        for (device, session), seq in seqs.items():
+            pipe.hset(self.key("seq", device), session, seq)
+            pipe.hset(self.key("device", device), "last_seen", repr(last_seen))
+        for device, values in latest.items():
+            pipe.hset(self.key("latest", device), mapping=values)
         if frames:
-            pipe = self._redis.pipeline(transaction=False)
-            for topic, frame in frames:
-                pipe.publish(self.key("data"), f"{self.relay_id}\0{device}\0{topic}\0{frame}")
-            await pipe.execute()
+            records = _RECORD.join(_FIELD.join(item) for item in frames)
+            pipe.publish(self.key("data"), f"{self.relay_id}{_FIELD}{records}")
+        await pipe.execute()
 
     async def event(self, message: dict[str, Any]) -> None:
         """Tell the other relays about a registry change (``type`` and ``device`` set)."""

@@ -309,7 +309,7 @@ class _Outgoing:
 
     def __init__(self, topic: str, msg: Any, text: str | None = None) -> None:
         self.topic = topic
-        self.msg = msg
+        self.msg = msg  # None: decoded from text when an encoding needs it
         self._text = text
         self._cbor: bytes | None = None
         self._png: str | None = None
@@ -322,6 +322,8 @@ class _Outgoing:
 
     def encoded(self, compression: str) -> str | bytes:
         """Return the frame for a subscription's ``compression``."""
+        if self.msg is None and compression != "none":
+            self.msg = json.loads(self.text)["msg"]
         if compression == "cbor":
             if self._cbor is None:
                 self._cbor = rb.encode_cbor(rb.publish(self.topic, self.msg))
@@ -427,8 +429,6 @@ class _Device(_Peer):
         self.bytes_in = relay.metrics.bytes.labels(record.id, "in")
         self.acked = 0
         """The seq the next ack carries: accepted (and, with Redis, stored) messages."""
-        self.batch: list[tuple[str, dict[str, Any], int]] = []
-        self.flushing = False
         self.saved_stats_at = -math.inf
 
     def may_read(self, device: str) -> bool:
@@ -541,6 +541,8 @@ class Relay:
         self._commands: OrderedDict[str, tuple[_Operator, Any, str]] = OrderedDict()
         self._auth_failures: OrderedDict[str, TokenBucket] = OrderedDict()
         self._relayed: dict[str, tuple[str, str]] = {}  # request id -> (origin relay, device)
+        self._batch: list[tuple[_Device, str, dict[str, Any], int]] = []
+        self._flushing = False
         self._background: set[asyncio.Task[None]] = set()
         self.cluster: Cluster | None = None
         """The link to the other relays (``redis``), else None."""
@@ -691,6 +693,7 @@ class Relay:
         if self.cluster is not None:
             health["relay"] = self.cluster.relay_id
             health["relays"] = sum(1 for r in self.cluster.relays if self.cluster.alive(r))
+            health["redis_errors"] = self.cluster.errors
         return health
 
     @staticmethod
@@ -972,10 +975,12 @@ class Relay:
             peer.bytes_in.inc(message["size"])
             if self.cluster is not None:
                 # Stored in Redis first, then forwarded and acked (see _flush).
-                peer.batch.append((topic, message["msg"], message["seq"]))
-                if not peer.flushing:
-                    peer.flushing = True
-                    peer.spawn(self._flush(peer))
+                self._batch.append((peer, topic, message["msg"], message["seq"]))
+                if not self._flushing:
+                    self._flushing = True
+                    task = asyncio.create_task(self._flush(), name="pyros-relay-flush")
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
                 return
             self._deliver(record, topic, message["msg"], None, peer, now)
             peer.acked = message["seq"]
@@ -999,13 +1004,17 @@ class Relay:
         self,
         record: DeviceRecord,
         topic: str,
-        msg: dict[str, Any],
+        msg: dict[str, Any] | None,
         text: str | None,
         sender: _Device | None,
         now: float,
     ) -> str:
         """Give an accepted message to the subscribed operators and devices here and keep it as
-        the latest value; return its operator frame when it was made (else "")."""
+        the latest value; return its operator frame when it was made (else "").
+
+        ``msg`` may be None when ``text`` (its operator frame) is given: it is decoded only if
+        something here needs it.
+        """
         name = full_name(record.id, topic)
         out = _Outgoing(name, msg, text)
         subscribers = self._subscribers.get(name, ())
@@ -1021,6 +1030,8 @@ class Relay:
                 and _any_match(name, other.patterns)
             ):
                 if device_frame is None:
+                    if msg is None:
+                        msg = out.msg if out.msg is not None else json.loads(out.text)["msg"]
                     device_frame = dp.encode(dp.command(name, msg, None, record.topics.get(topic)))
                 other.send(device_frame)
         return out.text if subscribers or text else ""
@@ -1068,44 +1079,47 @@ class Relay:
         peer.said_hello = True
         peer.send(dp.encode(dp.welcome(record.id, resume_after)))
 
-    async def _flush(self, peer: _Device) -> None:
-        """Store a device's accepted messages in Redis, then forward and ack them, in order."""
+    async def _flush(self) -> None:
+        """Store the accepted messages of every device in Redis (one transaction per batch),
+        then forward and ack them, each device's in order."""
         assert self.cluster is not None
-        record = peer.record
-        try:
-            while peer.batch:
-                batch, peer.batch = peer.batch, []
-                now = time.time()
-                latest: dict[str, str] = {}
-                frames: list[tuple[str, str]] = []
-                for topic, msg, _ in batch:
-                    text = rb.encode(rb.publish(full_name(record.id, topic), msg))
-                    frames.append((topic, text))
-                    if topic in record.latest_topics:
-                        latest[topic] = json.dumps(msg)
-                await self.cluster.persist(
-                    record.id, record.session or "", batch[-1][2], latest, frames, now
-                )
-                for (topic, msg, seq), (_, text) in zip(batch, frames, strict=True):
-                    self._deliver(record, topic, msg, text, peer, now)
-                    peer.acked = seq
-                    self._count_for_ack(peer)
-        except Exception as exc:  # Redis failed: unacked, so the connector sends them again
-            log.error("device %s: Redis: %s", record.id, exc, extra={"event": "redis_error"})
-            peer.batch.clear()
-            await peer.close(CLOSE_TRY_AGAIN, "the relay's Redis failed: try again later")
-        finally:
-            peer.flushing = False
+        while self._batch:
+            batch, self._batch = self._batch, []
+            now = time.time()
+            seqs: dict[tuple[str, str], int] = {}
+            latest: dict[str, dict[str, str]] = {}
+            frames: list[tuple[str, str, str]] = []
+            for peer, topic, msg, seq in batch:
+                record = peer.record
+                seqs[(record.id, record.session or "")] = seq
+                text = rb.encode(rb.publish(full_name(record.id, topic), msg))
+                frames.append((record.id, topic, text))
+                if topic in record.latest_topics:
+                    latest.setdefault(record.id, {})[topic] = json.dumps(msg)
+            try:
+                await self.cluster.persist(seqs, latest, frames, now)
+            except Exception as exc:  # Redis failed: unacked, so the connectors resend them
+                log.error("Redis: %s", exc, extra={"event": "redis_error"})
+                for peer in {item[0] for item in [*batch, *self._batch]}:
+                    if peer.record.session is not None:  # back to what Redis holds
+                        peer.record._seqs[peer.record.session] = peer.acked
+                    peer.spawn(peer.close(CLOSE_TRY_AGAIN, "the relay's Redis failed"))
+                self._batch.clear()
+                break
+            for (peer, topic, msg, seq), (_, _, text) in zip(batch, frames, strict=True):
+                self._deliver(peer.record, topic, msg, text, peer, now)
+                peer.acked = seq
+                self._count_for_ack(peer)
+        self._flushing = False
 
     def _cluster_data(self, device: str, topic: str, frame: str) -> None:
         """A message another relay accepted (and stored): deliver it here."""
         record = self.registry.get(device)
         if record is None:
             record = self.registry.devices[device] = DeviceRecord(device)
-        msg = json.loads(frame)["msg"]
         now = time.time()
         record.last_seen = now
-        self._deliver(record, topic, msg, frame, None, now)
+        self._deliver(record, topic, None, frame, None, now)
 
     def _cluster_event(self, event: dict[str, Any]) -> None:
         """Another relay changed a device's registry entry."""
@@ -1309,7 +1323,7 @@ class Relay:
                         dp.encode(
                             dp.command(
                                 full_name(other_id, topic),
-                                latest.msg,
+                                latest.message(),
                                 None,
                                 other.topics.get(topic),
                             )
@@ -1447,7 +1461,9 @@ class Relay:
         latest = record.latest.get(local) if record is not None else None
         if latest is not None and record is not None and local in record.latest_topics:
             subscription.last_sent = peer.loop.time()
-            subscription._send(_Outgoing(topic, latest.msg, latest.frame))
+            subscription._send(
+                _Outgoing(topic, latest.msg, latest.frame)
+            )  # msg None: decoded if needed
 
     def _op_unsubscribe(self, peer: _Operator, grant: Grant, message: dict[str, Any]) -> None:
         subscription = peer.subscriptions.get(message["topic"])

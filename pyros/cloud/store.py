@@ -12,6 +12,7 @@ dropped, see :mod:`pyros.cloud.device_protocol`).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,15 +52,23 @@ class Latest:
     """The last accepted message of one topic.
 
     Attributes:
-        msg: the message (plain JSON data).
+        msg: the message (plain JSON data), or None until :meth:`message` decodes it.
         frame: the rosbridge ``publish`` frame already encoded for operators, or None when
             nobody needed it yet.
         stamp: wall-clock seconds when it was accepted.
     """
 
-    msg: dict[str, Any]
+    msg: dict[str, Any] | None
     frame: str | None
     stamp: float
+
+    def message(self) -> dict[str, Any]:
+        """Return :attr:`msg`, decoding it from :attr:`frame` the first time (a message another
+        relay accepted arrives as its frame only)."""
+        if self.msg is None:
+            assert self.frame is not None, "a Latest holds a message or its frame"
+            self.msg = dict(json.loads(self.frame)["msg"])
+        return self.msg
 
 
 class Meter:
@@ -306,7 +315,12 @@ class Registry:
         return True
 
     def store(
-        self, record: DeviceRecord, topic: str, msg: dict[str, Any], frame: str | None, now: float
+        self,
+        record: DeviceRecord,
+        topic: str,
+        msg: dict[str, Any] | None,
+        frame: str | None,
+        now: float,
     ) -> None:
         """Keep ``msg`` (and its encoded operator frame) as the latest value of ``topic``."""
         record.latest[topic] = Latest(msg, frame, now)

@@ -57,6 +57,9 @@ class RedisServer:
                 str(home),
                 "--logfile",
                 str(self.log),
+                # A relay's subscription carries every device's data: room for bursts.
+                "--client-output-buffer-limit",
+                "pubsub 512mb 256mb 60",
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
