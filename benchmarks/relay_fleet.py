@@ -94,10 +94,12 @@ async def _device(
                         message = dp.decode_from_relay(frame)
                         if message["op"] == "welcome":
                             buffer.welcome(message["resume_after"])
-                            log["welcomes"].append((time.time(), relay))
+                            log["welcomes"].append((time.time(), relay, message["resume_after"]))
                             wake.set()
                         elif message["op"] == "ack":
                             buffer.ack(message["seq"])
+                        elif message["op"] == "status":
+                            log.setdefault("statuses", []).append(message["msg"][:120])
 
                 reader = asyncio.create_task(read())
                 try:
@@ -145,6 +147,8 @@ async def _operator(url: str, devices: int, seconds: float, out: dict[str, Any])
     last: dict[str, int] = {}
     latencies: list[float] = []
     counts = {"received": 0, "duplicates": 0, "reordered": 0, "gaps": 0, "statuses": 0}
+    gap_samples: list[list[Any]] = []
+    timeline: list[tuple[float, float]] = []
     deadline = time.time() + seconds
     try:
         async with connect(url, max_queue=None, max_size=None, open_timeout=30) as ws:
@@ -171,14 +175,31 @@ async def _operator(url: str, devices: int, seconds: float, out: dict[str, Any])
                     continue
                 else:
                     counts["gaps"] += seq - previous - 1
+                    if len(gap_samples) < 10:
+                        gap_samples.append([device, previous, seq, round(now - msg["stamp"], 3)])
                 last[device] = seq
                 counts["received"] += 1
                 if len(latencies) < 2_000_000:
                     latencies.append(now - msg["stamp"])
+                    timeline.append((msg["stamp"], now - msg["stamp"]))
     except (OSError, ConnectionClosed) as exc:
         out["error"] = repr(exc)
     latencies.sort()
     out.update(counts)
+    out["gap_samples"] = gap_samples
+    if timeline:
+        timeline.sort()
+        start, end = timeline[0][0], timeline[-1][0]
+        out["latency_p50_ms_by_tenth"] = []
+        for n in range(10):
+            part = sorted(
+                lat
+                for stamp, lat in timeline
+                if start + n * (end - start) / 10 <= stamp < start + (n + 1) * (end - start) / 10
+            )
+            out["latency_p50_ms_by_tenth"].append(
+                round(1000 * part[len(part) // 2]) if part else None
+            )
     out["last"] = last
     if latencies:
         out["latency_ms"] = {
@@ -354,7 +375,14 @@ def run_stream(
         fleet.stop()
     sent = sum(log["sent"] for log in logs.values())
     dropped = sum(log.get("dropped", 0) for log in logs.values())
+    first = logs.get("dev0000", {})
+    welcomed = sorted(log["welcomes"][0][0] - started for log in logs.values() if log["welcomes"])
     result: dict[str, Any] = {
+        "dev0000_welcomes": first.get("welcomes"),
+        "device_statuses": [m for log in logs.values() for m in log.get("statuses", [])][:5],
+        "first_welcome_s": {"p50": welcomed[len(welcomed) // 2], "max": welcomed[-1]}
+        if welcomed
+        else None,
         "devices": devices,
         "rate_hz": rate,
         "seconds": seconds,
@@ -363,6 +391,9 @@ def run_stream(
         "unacked_at_end": sum(log.get("unacked", 0) for log in logs.values()),
         "samples": samples,
     }
+    for op in op_results:
+        for sample in op.get("gap_samples", []):
+            sample.append(logs.get(sample[0][1:8], {}).get("welcomes"))
     for n, op in enumerate(op_results):
         missing_at_end = (
             sum(logs[t[1:8]]["sent"] - s for t, s in op.get("last", {}).items())
@@ -375,8 +406,8 @@ def run_stream(
     if killed_at is not None:
         moved = []
         for log in logs.values():
-            after = [t for t, relay in log["welcomes"] if t >= killed_at and relay == 1]
-            before = [t for t, relay in log["welcomes"] if t < killed_at and relay == 0]
+            after = [t for t, relay, _ in log["welcomes"] if t >= killed_at and relay == 1]
+            before = [t for t, relay, _ in log["welcomes"] if t < killed_at and relay == 0]
             if before and after:
                 moved.append(after[0] - killed_at)
         moved.sort()

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT = 1.0
 """Seconds between two renewals of a relay's liveness."""
 
+MAX_CONNECTIONS = 32
+"""Redis connections one relay opens at most (one more for its subscription)."""
+
 RELAY_TTL = 5.0
 """Seconds after its last renewal a relay (and every device on it) counts as gone."""
 
@@ -108,7 +111,12 @@ class Cluster:
         from redis.exceptions import RedisError
 
         try:
-            self._redis = redis.Redis.from_url(self.url, decode_responses=True)
+            # A bounded pool that waits for a free connection: hundreds of devices saying hello
+            # at once must queue, not fail with "Too many connections".
+            pool = redis.BlockingConnectionPool.from_url(
+                self.url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=30
+            )
+            self._redis = redis.Redis(connection_pool=pool)
             await self._redis.ping()
             self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             await self._pubsub.subscribe(
@@ -292,6 +300,21 @@ class Cluster:
         if frames:
             records = _RECORD.join(_FIELD.join(item) for item in frames)
             pipe.publish(self.key("data"), f"{self.relay_id}{_FIELD}{records}")
+        await pipe.execute()
+
+    async def save_devices(self, records: dict[str, tuple[dict[str, Any], bool, float]]) -> None:
+        """Store several devices' records (``id -> (record, online, last_seen)``) at once."""
+        pipe = self._redis.pipeline(transaction=False)
+        for device, (record, online, last_seen) in records.items():
+            fields = {
+                "record": json.dumps(record),
+                "online": "1" if online else "0",
+                "relay": self.relay_id,
+                "last_seen": repr(last_seen),
+            }
+            pipe.hset(self.key("device", device), mapping=fields)
+            event = {"type": "record", "relay": self.relay_id, "device": device, **fields}
+            pipe.publish(self.key("events"), json.dumps(event))
         await pipe.execute()
 
     async def event(self, message: dict[str, Any]) -> None:

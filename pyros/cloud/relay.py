@@ -429,7 +429,9 @@ class _Device(_Peer):
         self.bytes_in = relay.metrics.bytes.labels(record.id, "in")
         self.acked = 0
         """The seq the next ack carries: accepted (and, with Redis, stored) messages."""
-        self.saved_stats_at = -math.inf
+        self.refusing = False
+        """Set when Redis failed: later messages would overtake the unstored ones, so none is
+        accepted until the connector reconnects and resends them in order."""
 
     def may_read(self, device: str) -> bool:
         return any(fnmatchcase(device, pattern) for pattern in self.entry.read)
@@ -543,6 +545,7 @@ class Relay:
         self._relayed: dict[str, tuple[str, str]] = {}  # request id -> (origin relay, device)
         self._batch: list[tuple[_Device, str, dict[str, Any], int]] = []
         self._flushing = False
+        self._dirty: set[str] = set()  # local devices whose stats changed since the last save
         self._background: set[asyncio.Task[None]] = set()
         self.cluster: Cluster | None = None
         """The link to the other relays (``redis``), else None."""
@@ -946,11 +949,8 @@ class Relay:
         elif op == "stats":
             record.buffered = message["buffered"]
             record.connector_dropped = message["dropped"]
-            if self.cluster is not None and peer.loop.time() - peer.saved_stats_at >= 1.0:
-                peer.saved_stats_at = peer.loop.time()
-                self._background_task(
-                    self.cluster.save_device(record.id, record.to_stored(), True, now)
-                )
+            if self.cluster is not None:
+                self._dirty.add(record.id)  # stored with the others' once a second
         elif op in ("action_feedback", "action_result", "param_response"):
             if not self._relay_reply(peer, message):
                 self._device_reply(record.id, message, peer.status)
@@ -963,6 +963,8 @@ class Relay:
     def _device_publish(self, peer: _Device, message: dict[str, Any], now: float) -> None:
         record = peer.record
         topic: str = message["topic"]
+        if peer.refusing:
+            return  # Redis failed for this connection: accept nothing until the device is back
         if topic not in record.topics:
             peer.status(
                 "error",
@@ -1101,6 +1103,7 @@ class Relay:
             except Exception as exc:  # Redis failed: unacked, so the connectors resend them
                 log.error("Redis: %s", exc, extra={"event": "redis_error"})
                 for peer in {item[0] for item in [*batch, *self._batch]}:
+                    peer.refusing = True
                     if peer.record.session is not None:  # back to what Redis holds
                         peer.record._seqs[peer.record.session] = peer.acked
                     peer.spawn(peer.close(CLOSE_TRY_AGAIN, "the relay's Redis failed"))
@@ -1206,6 +1209,15 @@ class Relay:
         while True:
             await asyncio.sleep(1.0)
             now = time.time()
+            if self._dirty:
+                dirty, self._dirty = self._dirty, set()
+                records = {
+                    device: (peer.record.to_stored(), True, peer.record.last_seen)
+                    for device in dirty
+                    if (peer := self._devices.get(device)) is not None and peer.said_hello
+                }
+                if records:
+                    self._background_task(self.cluster.save_devices(records))
             for record in list(self.registry.devices.values()):
                 if (
                     record.online
