@@ -43,8 +43,8 @@ EXAMPLES_REQUIRE = ["flask", "gunicorn", "celery", "redis"]
 # for GET /api/devices, Pillow to show sensor_msgs/Image. The relay alone needs none of them.
 DASHBOARD_REQUIRE = ["nicegui>=3.0", "httpx", "pillow"]
 # The relay's optional encodings and scale-out: cbor2 (compression "cbor"), Pillow ("png"),
-# redis-py (pyros relay --redis). Loaded only when used.
-RELAY_REQUIRE = ["cbor2", "pillow", "redis"]
+# redis-py with hiredis, its C parser (pyros relay --redis). Loaded only when used.
+RELAY_REQUIRE = ["cbor2", "pillow", "redis", "hiredis"]
 # selenium drives Debian's chromium (apt: chromium, chromium-driver) in tests/dashboard.
 TEST_REQUIRE = [
     "pytest",

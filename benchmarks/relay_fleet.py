@@ -84,7 +84,11 @@ async def _device(
     while not producer.done() or len(buffer):
         try:
             async with connect(
-                urls[index], additional_headers=headers, open_timeout=20, max_queue=None
+                urls[index],
+                additional_headers=headers,
+                open_timeout=20,
+                max_queue=None,
+                compression=None,  # loopback: deflate would only cost CPU on both sides
             ) as ws:
                 hello = dp.hello(device, session, topics={"/data": "std_msgs/String"})
                 await ws.send(dp.encode(hello))
@@ -151,7 +155,9 @@ async def _operator(url: str, devices: int, seconds: float, out: dict[str, Any])
     timeline: list[tuple[float, float]] = []
     deadline = time.time() + seconds
     try:
-        async with connect(url, max_queue=None, max_size=None, open_timeout=30) as ws:
+        async with connect(
+            url, max_queue=None, max_size=None, open_timeout=30, compression=None
+        ) as ws:
             for i in range(devices):
                 topic = f"/dev{i:04d}/data"
                 await ws.send(json.dumps({"op": "subscribe", "topic": topic, "id": topic}))
@@ -323,18 +329,21 @@ def run_stream(
     fleet = Fleet(home, devices)
     try:
         operator_urls = [u + "/?token=op" for u in fleet.urls()]
-        operators = _spawn(
-            [
-                "--role",
-                "operators",
-                "--urls",
-                *operator_urls,
-                "--devices",
-                str(devices),
-                "--seconds",
-                str(seconds + 25),
-            ]
-        )
+        operators = [  # one process per operator: each reads every device's messages
+            _spawn(
+                [
+                    "--role",
+                    "operators",
+                    "--urls",
+                    url,
+                    "--devices",
+                    str(devices),
+                    "--seconds",
+                    str(seconds + 25),
+                ]
+            )
+            for url in operator_urls
+        ]
         time.sleep(3)  # the operators subscribe first
         per = devices // WORKERS
         workers = [
@@ -370,7 +379,7 @@ def run_stream(
         logs: dict[str, Any] = {}
         for worker in workers:
             logs.update(_collect(worker, seconds + 120))
-        op_results = _collect(operators, seconds + 120)
+        op_results = [_collect(operator, seconds + 120)[0] for operator in operators]
     finally:
         fleet.stop()
     sent = sum(log["sent"] for log in logs.values())

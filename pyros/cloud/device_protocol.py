@@ -199,7 +199,7 @@ TOKEN_QUERY = "token"
 REPLACED_CLOSE_CODE = 4000
 """Websocket close code sent to a device connection replaced by a newer one of the same id."""
 
-ACK_INTERVAL = 0.2
+ACK_INTERVAL = 0.5
 """Seconds: the relay acks at least this often while a device's messages flow."""
 
 ACK_EVERY = 100

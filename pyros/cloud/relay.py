@@ -364,18 +364,19 @@ class _Subscription:
     def offer(self, out: _Outgoing) -> None:
         """Send ``out`` now, or queue it if the throttle says wait (oldest dropped)."""
         if self.throttle <= 0:
-            self._send(out)
+            self.send_now(out)
             return
         now = self.peer.loop.time()
         if self.timer is None and now - self.last_sent >= self.throttle:
             self.last_sent = now
-            self._send(out)
+            self.send_now(out)
             return
         self.buffer.append(out)
         if self.timer is None:
             self.timer = self.peer.loop.call_at(self.last_sent + self.throttle, self._flush)
 
-    def _send(self, out: _Outgoing) -> None:
+    def send_now(self, out: _Outgoing) -> None:
+        """Send ``out`` in this subscription's encoding, as fragments when it is too long."""
         try:
             frame = out.encoded(self.compression)
         except ImportError as exc:
@@ -393,7 +394,7 @@ class _Subscription:
         self.timer = None
         if self.buffer and not self.peer.closed:
             self.last_sent = self.peer.loop.time()
-            self._send(self.buffer.popleft())
+            self.send_now(self.buffer.popleft())
         if self.buffer:
             self.timer = self.peer.loop.call_at(self.last_sent + self.throttle, self._flush)
 
@@ -1051,7 +1052,7 @@ class Relay:
             for topic, msg in stored["latest"].items():
                 record.latest[topic] = Latest(msg, None, record.last_seen)
             for session, seq in stored["seqs"].items():
-                record._seqs[session] = max(record._seqs.get(session, 0), seq)
+                record.remember_seq(session, seq)
 
     def _apply_stored(self, record: DeviceRecord, stored: dict[str, Any]) -> None:
         assert self.cluster is not None
@@ -1105,7 +1106,7 @@ class Relay:
                 for peer in {item[0] for item in [*batch, *self._batch]}:
                     peer.refusing = True
                     if peer.record.session is not None:  # back to what Redis holds
-                        peer.record._seqs[peer.record.session] = peer.acked
+                        peer.record.remember_seq(peer.record.session, peer.acked, force=True)
                     peer.spawn(peer.close(CLOSE_TRY_AGAIN, "the relay's Redis failed"))
                 self._batch.clear()
                 break
@@ -1473,7 +1474,7 @@ class Relay:
         latest = record.latest.get(local) if record is not None else None
         if latest is not None and record is not None and local in record.latest_topics:
             subscription.last_sent = peer.loop.time()
-            subscription._send(
+            subscription.send_now(
                 _Outgoing(topic, latest.msg, latest.frame)
             )  # msg None: decoded if needed
 

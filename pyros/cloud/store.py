@@ -160,6 +160,11 @@ class DeviceRecord:
         key = self.session if session is None else session
         return self._seqs.get(key, 0) if key is not None else 0
 
+    def remember_seq(self, session: str, seq: int, *, force: bool = False) -> None:
+        """Set the last accepted seq of ``session``: raise it (a value stored in Redis), or with
+        ``force`` set it back (the messages after ``seq`` were not stored: they come again)."""
+        self._seqs[session] = seq if force else max(self._seqs.get(session, 0), seq)
+
     def to_stored(self) -> dict[str, Any]:
         """Return what other relays need to know of this device (plain JSON data)."""
         return {

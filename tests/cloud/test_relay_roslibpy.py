@@ -260,6 +260,10 @@ def test_roslibpy_operator_without_read_rights(relay: RelayProcess) -> None:
             await asyncio.to_thread(
                 operator.request, "subscribe", topic="/robot2/chatter", type="std_msgs/String"
             )
+            # A round trip after the subscribes: the relay handles an operator's frames in
+            # order, so both subscriptions are in place before anything is published (chatter
+            # is an event topic: nothing published earlier would be replayed).
+            await asyncio.to_thread(operator.request, "rosapi", what="topics")
             await robot1.send(dp.encode(dp.publish("/chatter", {"data": "secret"}, 1)))
             await robot2.send(dp.encode(dp.publish("/chatter", {"data": "public"}, 1)))
             message = await asyncio.to_thread(operator.next_message)
