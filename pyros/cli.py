@@ -1224,10 +1224,10 @@ def node_info(node_name: str, as_json: bool, **options: Any) -> None:
 @click.option("--domain-id", type=click.IntRange(0, 232))
 @click.option("--url")
 @click.option("--token")
-@click.option("--topics", multiple=True, metavar="GLOB...", help="Topics to expose.")
-@click.option("--services", multiple=True, metavar="GLOB...", help="Services to expose.")
-@click.option("--params", multiple=True, metavar="GLOB...", help="Parameters to expose.")
-@click.option("--actions", multiple=True, metavar="GLOB...", help="Actions to expose.")
+@click.option("--topics", multiple=True, metavar="GLOB...", help="Topics to expose (default *).")
+@click.option("--services", multiple=True, metavar="GLOB...", help="Services (default *).")
+@click.option("--params", multiple=True, metavar="GLOB...", help="Parameters (default *).")
+@click.option("--actions", multiple=True, metavar="GLOB...", help="Actions (default *).")
 @click.option(
     "--idle-timeout",
     type=SECONDS,
@@ -1240,17 +1240,21 @@ def node_start(
     idle_timeout: float | None,
     **options: Any,
 ) -> None:
-    """Start shared node NAME in the background; return once it is ready."""
+    """Start shared node NAME in the background; return once it is ready.
+
+    Like every command, it exposes everything unless --topics/--services/--params/--actions
+    say otherwise.
+    """
     from pyros.shared import start_shared
 
     node_options = NodeOptions.pop(options)
     patterns: dict[str, Any] = {
-        "topics": node_options.topics,
-        "services": node_options.services,
-        "params": node_options.params,
+        "topics": node_options.topics or ("*",),
+        "services": node_options.services or ("*",),
+        "params": node_options.params or ("*",),
     }
-    if node_options.actions:
-        patterns["actions"] = node_options.actions
+    if node_options.actions or _spawn_takes_actions():
+        patterns["actions"] = node_options.actions or ("*",)
     report = start_shared(
         name,
         _choose_backend(node_options),
