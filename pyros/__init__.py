@@ -16,7 +16,8 @@ node process does, and only for the backend it runs.
 
 from __future__ import annotations
 
-from pyros.client import Client, Subscription, connect, spawn
+from pyros._shared import SharedClient, attach
+from pyros.client import Client, Goal, Subscription, connect, spawn
 from pyros.exceptions import (
     ActionError,
     ConnectionLostError,
@@ -31,7 +32,6 @@ from pyros.exceptions import (
     SpawnError,
     TimeoutError,
 )
-from pyros.shared import attach
 
 __all__ = [
     "spawn",
@@ -39,6 +39,8 @@ __all__ = [
     "attach",
     "Client",
     "Subscription",
+    "Goal",
+    "SharedClient",
     "PyrosError",
     "NotExposedError",
     "MessageError",

@@ -154,7 +154,7 @@ def _parse_dict(text: str | None, what: str) -> dict[str, Any] | None:
 def _running_nodes() -> list[tuple[str, str]]:
     """``(name, backend)`` of the nodes running now; empty on any trouble (completion)."""
     try:
-        from pyros.shared import list_nodes
+        from pyros._shared import list_nodes
 
         return [(str(entry["name"]), str(entry.get("backend", ""))) for entry in list_nodes()]
     except Exception:
@@ -1245,7 +1245,7 @@ def node_start(
     Like every command, it exposes everything unless --topics/--services/--params/--actions
     say otherwise.
     """
-    from pyros.shared import start_shared
+    from pyros._shared import start_shared
 
     node_options = NodeOptions.pop(options)
     patterns: dict[str, Any] = {
@@ -1271,7 +1271,7 @@ def node_start(
 @click.option("--timeout", type=SECONDS, default=10.0, show_default=True)
 def node_stop(name: str, timeout: float) -> None:
     """Stop shared node NAME and wait until it has exited."""
-    from pyros.shared import stop_shared
+    from pyros._shared import stop_shared
 
     stop_shared(name, timeout=timeout)
     click.echo(f"stopped {name}")
@@ -1281,7 +1281,7 @@ def node_stop(name: str, timeout: float) -> None:
 @_json_option
 def node_list(as_json: bool) -> None:
     """List the pyros nodes running on this machine: name, pid, backend."""
-    from pyros.shared import list_nodes
+    from pyros._shared import list_nodes
 
     entries = list_nodes()
     if _want_json(as_json):

@@ -57,12 +57,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.frames import CloseCode
 
 import pyros.asyncio
+from pyros._exposure import Exposure
 from pyros.cloud import device_protocol
 from pyros.cloud.connector_buffer import SendBuffer
 from pyros.cloud.device_protocol import DeviceProtocolError
 from pyros.exceptions import NodeDiedError, PyrosError
 from pyros.exceptions import TimeoutError as PyrosTimeoutError
-from pyros.exposure import Exposure
 
 __all__ = [
     "Connector",

@@ -447,7 +447,7 @@ def test_device_to_device_broadcast_through_two_connectors(
     relay: Relay, connectors: list[ConnectorProcess], tmp_path: Path
 ) -> None:
     """robot1 forwards its pose; robot2 listens to it (the robot chat of seed 002)."""
-    from pyros.shared import start_shared, stop_shared
+    from pyros._shared import start_shared, stop_shared
 
     robot1 = start_connector(
         connectors, tmp_path, relay.port, "--backend", "mock", "--topics", "/turtle1/pose"

@@ -116,14 +116,16 @@ def test_node_death_fails_waiting_tasks() -> None:
 def test_connect_and_attach() -> None:
     async def scenario() -> None:
         first = await pyros.asyncio.attach("async_shared", topics=["*"], idle_timeout=None)
-        second = await pyros.asyncio.attach("async_shared")
+        second = await pyros.asyncio.attach("async_shared", topics=["*"])
         assert first.node_pid == second.node_pid and not first.owns_node
+        with pytest.raises(pyros.SpawnError, match="topics patterns"):
+            await pyros.asyncio.attach("async_shared")
         third = await pyros.asyncio.connect("async_shared")
         assert (await third.info())["clients"] >= 1
         for client in (first, second, third):
             await client.close()
 
     run(scenario())
-    from pyros.shared import stop_shared
+    from pyros._shared import stop_shared
 
     stop_shared("async_shared")

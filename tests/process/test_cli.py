@@ -20,7 +20,7 @@ import psutil
 import pytest
 import yaml
 
-from pyros.process import pid_alive
+from pyros._process import pid_alive
 from tests.process.cli_support import pyros_command, run, run_on_terminal, start
 from tests.support import RUNTIME_DIR, limit, wait_until
 

@@ -1,6 +1,6 @@
 """The client API against real node processes running the mock backend.
 
-Every test here starts at least one real ``python -m pyros.node`` process and talks to it over
+Every test here starts at least one real ``python -m pyros._node`` process and talks to it over
 real ZeroMQ sockets; the autouse fixture in tests/conftest.py checks that nothing is left.
 """
 
@@ -18,7 +18,7 @@ import pytest
 import zmq
 
 import pyros
-from pyros.protocol import PROTOCOL_VERSION, encode
+from pyros._protocol import PROTOCOL_VERSION, encode
 from tests.support import RUNTIME_DIR, limit, wait_until
 
 pytestmark = pytest.mark.process
@@ -410,8 +410,8 @@ def test_a_second_node_with_the_same_name_is_refused() -> None:
 
 
 def test_idle_exit_waits_for_an_attach_holding_the_name_lock() -> None:
-    from pyros.process import pid_alive
-    from pyros.shared import name_lock, start_shared
+    from pyros._process import pid_alive
+    from pyros._shared import name_lock, start_shared
 
     report = start_shared("idle_lock", idle_timeout=0.3)
     pid = report["pid"]
@@ -423,7 +423,7 @@ def test_idle_exit_waits_for_an_attach_holding_the_name_lock() -> None:
 
 
 def test_attach_right_at_the_idle_deadline_never_fails() -> None:
-    from pyros.process import pid_alive
+    from pyros._process import pid_alive
 
     pids = set()
     for _ in range(15):
@@ -437,8 +437,8 @@ def test_attach_right_at_the_idle_deadline_never_fails() -> None:
 def test_a_shared_node_whose_directory_vanishes_exits() -> None:
     import shutil
 
-    from pyros.process import pid_alive
-    from pyros.shared import start_shared
+    from pyros._process import pid_alive
+    from pyros._shared import start_shared
 
     report = start_shared("orphan_dir", idle_timeout=None)
     shutil.rmtree(RUNTIME_DIR / "orphan_dir")
@@ -450,7 +450,7 @@ def test_running_the_node_module_prints_no_warning() -> None:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "pyros.node", "--help"],
+        [sys.executable, "-W", "error", "-m", "pyros._node", "--help"],
         capture_output=True,
         text=True,
         timeout=limit(20),
@@ -469,7 +469,7 @@ def test_sockets_of_ended_threads_are_reclaimed(robot: pyros.Client) -> None:
 
 
 def test_a_connected_client_notices_a_killed_shared_node_quickly() -> None:
-    from pyros.shared import start_shared
+    from pyros._shared import start_shared
 
     report = start_shared("killed_shared", idle_timeout=None)
     with pyros.connect("killed_shared") as client:
@@ -480,6 +480,6 @@ def test_a_connected_client_notices_a_killed_shared_node_quickly() -> None:
                 client.info()
                 time.sleep(0.02)
         assert time.monotonic() - killed < limit(1.0)
-    from pyros.runtime import remove_node_directory
+    from pyros._runtime import remove_node_directory
 
     remove_node_directory(RUNTIME_DIR / "killed_shared")

@@ -23,8 +23,8 @@ import pytest
 from ros1_support import REPO_ROOT, Peer, Ros1Master, free_port, limit
 
 import pyros
-from pyros.process import pid_alive
-from pyros.shared import list_nodes, stop_shared
+from pyros._process import pid_alive
+from pyros._shared import list_nodes, stop_shared
 from tests.support import RUNTIME_DIR, wait_until
 
 pytestmark = pytest.mark.slow

@@ -8,12 +8,12 @@ request and response. :mod:`pyros.message_types` parses them into its registry; 
 only text so that it stays cheap to import and easy to read.
 
 The field lists follow the ROS packages of the same names (std_msgs, geometry_msgs,
-sensor_msgs, std_srvs, turtlesim); comments are pyros's own.
+sensor_msgs, std_srvs, turtlesim, test_msgs); comments are pyros's own.
 """
 
 from __future__ import annotations
 
-__all__ = ["MESSAGE_DEFINITIONS", "SERVICE_DEFINITIONS"]
+__all__ = ["MESSAGE_DEFINITIONS", "SERVICE_DEFINITIONS", "ACTION_DEFINITIONS"]
 
 
 def _ints() -> dict[str, str]:
@@ -170,3 +170,24 @@ float32 theta
 """,
 }
 """Service type ``pkg/Type`` -> ``.srv`` text (request, ``---``, response)."""
+
+ACTION_DEFINITIONS: dict[str, str] = {
+    "turtlesim/RotateAbsolute": """\
+# the heading to turn to, radians
+float32 theta
+---
+# the angle turned, radians
+float32 delta
+---
+# what is left to turn, radians
+float32 remaining
+""",
+    "test_msgs/Fibonacci": """\
+int32 order
+---
+int32[] sequence
+---
+int32[] sequence
+""",
+}
+"""Action type ``pkg/Type`` -> ``.action`` text (goal, ``---``, result, ``---``, feedback)."""
