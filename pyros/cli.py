@@ -290,6 +290,20 @@ def _backend_options(
     return {key: value for key, value in given.items() if value is not None}
 
 
+def _log_to_stderr() -> None:
+    """Show the client's warnings (the ``pyros`` logger) as ``pyros: <message>`` lines."""
+    import logging
+
+    logger = logging.getLogger("pyros")
+    if not any(getattr(handler, "_pyros_cli", False) for handler in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("pyros: %(message)s"))
+        handler._pyros_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
 def _choose_backend(options: NodeOptions) -> str:
     if options.backend:
         return options.backend
@@ -319,6 +333,7 @@ def _open_client(
     """
     import pyros
 
+    _log_to_stderr()
     if options.name:
         given = [flag for flag in ("backend", "master_uri", "domain_id", "url", "token")]
         stray = [flag for flag in given if getattr(options, flag) is not None]
@@ -334,8 +349,7 @@ def _open_client(
             "services": options.services or services,
             "params": options.params or params,
         }
-        if options.actions or _spawn_takes_actions():
-            spawn_patterns["actions"] = options.actions or actions
+        spawn_patterns["actions"] = options.actions or actions
         client = pyros.spawn(
             _choose_backend(options),
             ready_timeout=options.ready_timeout,
@@ -344,14 +358,6 @@ def _open_client(
         )
     with client:
         yield client
-
-
-def _spawn_takes_actions() -> bool:
-    import inspect
-
-    import pyros
-
-    return "actions" in inspect.signature(pyros.spawn).parameters
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -545,11 +551,8 @@ def _subscribe_field(
     topic, inner = split_topic(name, list(existing)) if name not in existing else (name, ())
     if inner and path:
         raise click.UsageError(f"give the field either in TOPIC ({name}) or with --field")
+    # A topic that does not exist yet gets a warning from the client (on the pyros logger).
     subscription = client.subscribe(topic, queue_size=10_000)
-    if topic not in existing:
-        close = difflib.get_close_matches(topic, list(existing), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        _warn(f"topic {topic} does not exist yet: waiting for it{hint}")
     return subscription, inner or path
 
 
@@ -963,10 +966,7 @@ def _publish(
     type_name: str | None,
     qos: dict[str, Any] | None,
 ) -> None:
-    if qos is None:
-        client.publish(topic, data, type=type_name)
-    else:
-        client.publish(topic, data, type=type_name, qos=qos)  # type: ignore[call-arg,unused-ignore]
+    client.publish(topic, data, type=type_name, qos=qos)
 
 
 # ---- services --------------------------------------------------------------------------------
@@ -1252,9 +1252,8 @@ def node_start(
         "topics": node_options.topics or ("*",),
         "services": node_options.services or ("*",),
         "params": node_options.params or ("*",),
+        "actions": node_options.actions or ("*",),
     }
-    if node_options.actions or _spawn_takes_actions():
-        patterns["actions"] = node_options.actions or ("*",)
     report = start_shared(
         name,
         _choose_backend(node_options),

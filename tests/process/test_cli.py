@@ -152,7 +152,7 @@ def test_echo_yaml_and_timeout() -> None:
 
 def test_echo_warns_about_a_topic_that_does_not_exist() -> None:
     result = run("echo", "/turtle1/poze", "--timeout", "0.3")
-    assert "topic /turtle1/poze does not exist yet" in result.stderr
+    assert "pyros: topic /turtle1/poze does not exist yet" in result.stderr
     assert "did you mean /turtle1/pose" in result.stderr
     assert result.returncode == 1
 
