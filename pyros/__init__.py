@@ -16,8 +16,9 @@ node process does, and only for the backend it runs.
 
 from __future__ import annotations
 
-from pyros._shared import SharedClient, attach
-from pyros.client import Client, Goal, Subscription, connect, spawn
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pyros.exceptions import (
     ActionError,
     ConnectionLostError,
@@ -56,3 +57,33 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from pyros._shared import SharedClient, attach
+    from pyros.client import Client, Goal, Subscription, connect, spawn
+
+# The client side (zmq, msgpack, psutil, threads) loads on first use of one of these names, so
+# that importing a submodule such as pyros.cli or the node process's pyros._node does not pay
+# for it (PEP 562). ``from pyros import spawn`` and ``pyros.spawn`` work as before.
+_LAZY = {
+    "spawn": "pyros.client",
+    "connect": "pyros.client",
+    "Client": "pyros.client",
+    "Subscription": "pyros.client",
+    "Goal": "pyros.client",
+    "attach": "pyros._shared",
+    "SharedClient": "pyros._shared",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyros' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

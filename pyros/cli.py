@@ -325,11 +325,17 @@ def _open_client(
     services: tuple[str, ...] = ("*",),
     params: tuple[str, ...] = ("*",),
     actions: tuple[str, ...] = ("*",),
+    queries_only: bool = False,
 ) -> Iterator[pyros.Client]:
     """Spawn a node from the command's options, or connect to ``--name``; close it after.
 
-    The keyword arguments are the patterns a spawned node exposes when the command line gives
-    none.
+    Args:
+        options: the command's node options.
+        topics: patterns a spawned node exposes when the command line gives none; the
+            same for ``services``, ``params`` and ``actions``.
+        queries_only: the command only asks about the graph and parameters: a spawned ros1
+            node then joins the graph only if it must (``lazy``: no rospy at all for
+            ``pyros topics``), which makes one-shot queries as quick as rostopic's.
     """
     import pyros
 
@@ -350,11 +356,15 @@ def _open_client(
             "params": options.params or params,
         }
         spawn_patterns["actions"] = options.actions or actions
+        backend = _choose_backend(options)
+        backend_options = options.backend_options()
+        if queries_only and backend == "ros1":
+            backend_options["lazy"] = True
         client = pyros.spawn(
-            _choose_backend(options),
+            backend,
             ready_timeout=options.ready_timeout,
             **spawn_patterns,
-            **options.backend_options(),
+            **backend_options,
         )
     with client:
         yield client
@@ -512,7 +522,7 @@ def _print_version(ctx: click.Context, value: bool) -> None:
 @_json_option
 def topics(as_json: bool, **options: Any) -> None:
     """List topics and their types (rostopic list -v, ros2 topic list -t)."""
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         _print_names(client.topics(), ("TOPIC", "TYPE"), as_json)
 
 
@@ -521,7 +531,7 @@ def topics(as_json: bool, **options: Any) -> None:
 @_json_option
 def services(as_json: bool, **options: Any) -> None:
     """List services and their types (rosservice list, ros2 service list -t)."""
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         _print_names(client.services(), ("SERVICE", "TYPE"), as_json)
 
 
@@ -530,7 +540,7 @@ def services(as_json: bool, **options: Any) -> None:
 @_json_option
 def nodes(as_json: bool, **options: Any) -> None:
     """List the nodes in the ROS graph, not only pyros's (rosnode list, ros2 node list)."""
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         _print_names(sorted(client.nodes()), ("NODE",), as_json)
 
 
@@ -1017,7 +1027,7 @@ def _kind_of(client: pyros.Client, name: str) -> tuple[str, str | None]:
 def info(target: str, as_json: bool, **options: Any) -> None:
     """Describe NAME, a topic, service, action or node: its type, publishers, subscribers,
     servers... (rostopic info, rosservice info, rosnode info)."""
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         kind, _ = _kind_of(client, target)
         describe = {
             "topic": client.topic_info,
@@ -1033,7 +1043,7 @@ def info(target: str, as_json: bool, **options: Any) -> None:
 @_node_options
 def type_command(target: str, **options: Any) -> None:
     """Print the type of topic, service or action NAME (rostopic type)."""
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         kind, type_name = _kind_of(client, target)
         if type_name is None:
             raise NotExposedError(f"{target} is a {kind}, which has no type")
@@ -1066,7 +1076,7 @@ def param_list(namespace: str, as_json: bool, **options: Any) -> None:
     """List the parameters that are set (under NAMESPACE)."""
     from pyros._cli.params import under
 
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         names = [name for name in client.params() if under(name, namespace)]
         _print_names(sorted(names), ("PARAMETER",), as_json)
 
@@ -1076,7 +1086,7 @@ def param_list(namespace: str, as_json: bool, **options: Any) -> None:
 @_node_options
 def param_get(param_name: str, **options: Any) -> None:
     """Print parameter NAME as JSON (a namespace as an object)."""
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         click.echo(to_json(client.get_param(param_name)))
 
 
@@ -1087,7 +1097,7 @@ def param_get(param_name: str, **options: Any) -> None:
 def param_set(param_name: str, value: str, **options: Any) -> None:
     """Set parameter NAME to VALUE (JSON or YAML: 1.5, true, '{p: 1.5}', hello)."""
     data = _parse(value, "VALUE")
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         client.set_param(param_name, data)
 
 
@@ -1096,7 +1106,7 @@ def param_set(param_name: str, value: str, **options: Any) -> None:
 @_node_options
 def param_delete(param_name: str, **options: Any) -> None:
     """Delete parameter NAME (or a whole namespace)."""
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         client.delete_param(param_name)
 
 
@@ -1109,7 +1119,7 @@ def param_dump(file: Any, namespace: str, **options: Any) -> None:
     rosparam dump (ROS 1) or ros2 param dump (ROS 2)."""
     from pyros._cli.params import nest, under
 
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         values = {
             name: client.get_param(name) for name in client.params() if under(name, namespace)
         }
@@ -1134,7 +1144,7 @@ def param_load(file: Any, namespace: str, **options: Any) -> None:
         raise click.BadParameter(
             " ".join(str(exc).split()), param_hint=f"FILE {file.name}"
         ) from exc
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         for name, value in values.items():
             client.set_param(name, value)
 
@@ -1152,7 +1162,7 @@ def action() -> None:
 @_json_option
 def action_list(as_json: bool, **options: Any) -> None:
     """List actions and their types."""
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         _print_names(client.actions(), ("ACTION", "TYPE"), as_json)
 
 
@@ -1162,7 +1172,7 @@ def action_list(as_json: bool, **options: Any) -> None:
 @_json_option
 def action_info(action_name: str, as_json: bool, **options: Any) -> None:
     """Describe ACTION: its type, servers and clients."""
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         _print_document({"action": action_name, **client.action_info(action_name)}, as_json)
 
 
@@ -1213,7 +1223,7 @@ def node() -> None:
 @_json_option
 def node_info(node_name: str, as_json: bool, **options: Any) -> None:
     """Describe graph node NODE: what it publishes, subscribes to and serves (rosnode info)."""
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
         _print_document({"node": node_name, **client.node_info(node_name)}, as_json)
 
 

@@ -103,6 +103,11 @@ class Ros1Backend(Backend):
             ``/pyros_abc123`` (under ``$ROS_NAMESPACE`` if that is set).
         master_uri: the master's XML-RPC URI, ``"http://127.0.0.1:11311"``; default: the
             ``ROS_MASTER_URI`` environment variable, else ``http://localhost:11311/``.
+        lazy: join the graph (import rospy, ``rospy.init_node``) only when a publish, a
+            subscription or a service call first needs it. Graph and parameter queries use
+            the master's XML-RPC API directly, as ``rostopic list`` does, so a node that only
+            answers them starts and stops about 0.3 s sooner and never appears in the graph.
+            The ``pyros`` command sets it for its one-shot queries.
 
     Attributes:
         master_uri: the master in use once :meth:`start` returned, else None.
@@ -113,10 +118,15 @@ class Ros1Backend(Backend):
 
     name = "ros1"
 
-    def __init__(self, node_name: str, *, master_uri: str | None = None) -> None:
+    def __init__(
+        self, node_name: str, *, master_uri: str | None = None, lazy: bool = False
+    ) -> None:
         super().__init__(node_name)
         if master_uri is not None and not isinstance(master_uri, str):
             raise TypeError(f"master_uri must be a str, got {type(master_uri).__name__}")
+        if not isinstance(lazy, bool):
+            raise TypeError(f"lazy must be a bool, got {type(lazy).__name__}")
+        self._lazy = lazy
         self._master_uri_option = master_uri
         self.master_uri: str | None = None
         self._caller_id = ""
@@ -187,16 +197,30 @@ class Ros1Backend(Backend):
             raise SpawnError(f"{uri} (from {source}) is not a ROS master: {exc}") from exc
         os.environ["ROS_MASTER_URI"] = uri
         self._refuse_live_namesake(probe)
-        self._init_rospy()
+        if self._lazy:
+            self._caller_id = _full_name(self.node_name)
+            self._master = MasterClient(uri, self._caller_id)
+        else:
+            self._init_rospy()
         self._started = True
         self.master_uri = uri
+
+    def _require_node(self) -> MasterClient:
+        """Like :meth:`_require_started`, and join the graph first if ``lazy`` deferred it."""
+        master = self._require_started()
+        if self._rospy is None:
+            with self._lock:
+                if self._rospy is None:
+                    self._init_rospy()
+            assert self._master is not None
+            master = self._master
+        return master
 
     def _refuse_live_namesake(self, probe: MasterClient) -> None:
         """Raise SpawnError if a live node already has our name (the master would kill it)."""
         from pyros_ros.ros1.master import MasterClient, MasterError, MasterUnreachableError
 
-        namespace = os.environ.get("ROS_NAMESPACE", "/").strip("/")
-        full_name = f"/{namespace}/{self.node_name}" if namespace else f"/{self.node_name}"
+        full_name = _full_name(self.node_name)
         try:
             node_uri = probe.call("lookupNode", full_name)
         except MasterError:
@@ -258,8 +282,8 @@ class Ros1Backend(Backend):
             if self._stopped:
                 return
             self._stopped = True
-            if not self._started:
-                return
+            if not self._started or self._rospy is None:
+                return  # never started, or lazy and never joined: nothing registered
             rospy = self._rospy
             for subscriber in self._subscribers.values():
                 subscriber.unregister()
@@ -429,7 +453,7 @@ class Ros1Backend(Backend):
                 or the topic already has another type here or in the graph.
             PyrosError: the backend is not running.
         """
-        self._require_started()
+        self._require_node()
         conversion = self._conversion
         cls = conversion.message_class(type)
         entry = self._publishers.get(topic)
@@ -467,7 +491,7 @@ class Ros1Backend(Backend):
                         f"topic {topic} is published here as {entry.cls._type}, not {cls._type}"
                     )
                 return entry
-            self._require_started()
+            self._require_node()
             self._check_graph_type(topic, cls)
             entry = _Publisher(
                 self._rospy.Publisher(
@@ -501,7 +525,7 @@ class Ros1Backend(Backend):
             MessageError: unknown type, or the topic has another type in the graph.
             PyrosError: the backend is not running.
         """
-        self._require_started()
+        self._require_node()
         to_dict = self._conversion.to_dict
         cls = self._conversion.message_class(type)
 
@@ -509,7 +533,7 @@ class Ros1Backend(Backend):
             callback(to_dict(msg))
 
         with self._lock:
-            self._require_started()
+            self._require_node()
             self._check_graph_type(topic, cls)
             self.unsubscribe(topic)
             self._subscribers[topic] = self._rospy.Subscriber(
@@ -550,7 +574,7 @@ class Ros1Backend(Backend):
             ServiceError: the handler raised, or the server went away while answering.
             TimeoutError: no answer within ``timeout`` seconds.
         """
-        self._require_started()
+        self._require_node()
         assert self._services is not None
         conversion = self._conversion
         srv_cls = conversion.service_class(type)
@@ -589,3 +613,9 @@ class Ros1Backend(Backend):
                 f"parameter {name}: ROS 1 cannot store {value!r:.60}: {exc}"
             ) from exc
         self._master_call("setParam", name, value)
+
+
+def _full_name(node_name: str) -> str:
+    """The node's absolute graph name: ``/<ROS_NAMESPACE>/<node_name>``."""
+    namespace = os.environ.get("ROS_NAMESPACE", "/").strip("/")
+    return f"/{namespace}/{node_name}" if namespace else f"/{node_name}"
