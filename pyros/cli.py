@@ -203,7 +203,7 @@ def _complete_backend(ctx: click.Context, param: click.Parameter, incomplete: st
 
 
 @dataclass
-class NodeOptions:
+class _NodeOptions:
     """What the common options say about the node a command uses."""
 
     name: str | None = None
@@ -219,7 +219,7 @@ class NodeOptions:
     ready_timeout: float = 10.0
 
     @classmethod
-    def pop(cls, options: dict[str, Any]) -> NodeOptions:
+    def pop(cls, options: dict[str, Any]) -> _NodeOptions:
         """Take the common options out of a command's keyword arguments."""
         fields = cls.__dataclass_fields__
         return cls(**{key: options.pop(key) for key in list(options) if key in fields})
@@ -304,7 +304,7 @@ def _log_to_stderr() -> None:
         logger.propagate = False
 
 
-def _choose_backend(options: NodeOptions) -> str:
+def _choose_backend(options: _NodeOptions) -> str:
     if options.backend:
         return options.backend
     backend, why = default_backend(
@@ -319,7 +319,7 @@ def _choose_backend(options: NodeOptions) -> str:
 
 @contextmanager
 def _open_client(
-    options: NodeOptions,
+    options: _NodeOptions,
     *,
     topics: tuple[str, ...] = ("*",),
     services: tuple[str, ...] = ("*",),
@@ -522,7 +522,7 @@ def _print_version(ctx: click.Context, value: bool) -> None:
 @_json_option
 def topics(as_json: bool, **options: Any) -> None:
     """List topics and their types (rostopic list -v, ros2 topic list -t)."""
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         _print_names(client.topics(), ("TOPIC", "TYPE"), as_json)
 
 
@@ -531,7 +531,7 @@ def topics(as_json: bool, **options: Any) -> None:
 @_json_option
 def services(as_json: bool, **options: Any) -> None:
     """List services and their types (rosservice list, ros2 service list -t)."""
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         _print_names(client.services(), ("SERVICE", "TYPE"), as_json)
 
 
@@ -540,7 +540,7 @@ def services(as_json: bool, **options: Any) -> None:
 @_json_option
 def nodes(as_json: bool, **options: Any) -> None:
     """List the nodes in the ROS graph, not only pyros's (rosnode list, ros2 node list)."""
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         _print_names(sorted(client.nodes()), ("NODE",), as_json)
 
 
@@ -612,7 +612,7 @@ def echo(
     message_filter = _compile_filter(filter_text)
     if once:
         count = 1
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(_NodeOptions.pop(options)) as client:
         subscription, path = _subscribe_field(client, topic, field)
         with subscription:
             printed = 0
@@ -757,7 +757,7 @@ def hz(
                 f"max {_fmt(figures['max_s'])} s, std dev {_fmt(figures['std_dev_s'])} s"
             )
 
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(_NodeOptions.pop(options)) as client:
         _measure(
             client,
             topic,
@@ -832,7 +832,7 @@ def bw(
                 f"{_bytes(figures['mean_bytes'])}"
             )
 
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(_NodeOptions.pop(options)) as client:
         _measure(
             client,
             topic,
@@ -898,7 +898,7 @@ def delay(
                 f"std dev {_fmt(figures['std_dev_s'])} s"
             )
 
-    with _open_client(NodeOptions.pop(options)) as client:
+    with _open_client(_NodeOptions.pop(options)) as client:
         _measure(client, topic, message_filter, count, duration, add, report, summary)
 
 
@@ -945,7 +945,7 @@ def pub(
         raise click.UsageError("-n/--count needs --rate")
     data = _parse_dict(message, "MESSAGE")
     assert data is not None
-    node = NodeOptions.pop(options)
+    node = _NodeOptions.pop(options)
     with _open_client(node, topics=(topic,)) as client:
         owned = client.owns_node
         backend = str(client.info().get("backend", "")) if owned else ""
@@ -990,7 +990,7 @@ def _publish(
 def call(service: str, request: str | None, timeout: float, **options: Any) -> None:
     """Call SERVICE with REQUEST (JSON or YAML, default empty) and print the response."""
     data = _parse_dict(request, "REQUEST")
-    with _open_client(NodeOptions.pop(options), services=(service,)) as client:
+    with _open_client(_NodeOptions.pop(options), services=(service,)) as client:
         click.echo(to_json(client.call(service, data, timeout=timeout)))
 
 
@@ -1027,7 +1027,7 @@ def _kind_of(client: pyros.Client, name: str) -> tuple[str, str | None]:
 def info(target: str, as_json: bool, **options: Any) -> None:
     """Describe NAME, a topic, service, action or node: its type, publishers, subscribers,
     servers... (rostopic info, rosservice info, rosnode info)."""
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         kind, _ = _kind_of(client, target)
         describe = {
             "topic": client.topic_info,
@@ -1043,7 +1043,7 @@ def info(target: str, as_json: bool, **options: Any) -> None:
 @_node_options
 def type_command(target: str, **options: Any) -> None:
     """Print the type of topic, service or action NAME (rostopic type)."""
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         kind, type_name = _kind_of(client, target)
         if type_name is None:
             raise NotExposedError(f"{target} is a {kind}, which has no type")
@@ -1056,7 +1056,7 @@ def type_command(target: str, **options: Any) -> None:
 def show(type_name: str, **options: Any) -> None:
     """Print the definition of message, service or action TYPE (ros2 interface show, rosmsg
     show), e.g. geometry_msgs/Twist or std_srvs/srv/SetBool."""
-    with _open_client(NodeOptions.pop(options), topics=(), services=(), params=()) as client:
+    with _open_client(_NodeOptions.pop(options), topics=(), services=(), params=()) as client:
         click.echo(client.definition(type_name).rstrip("\n"))
 
 
@@ -1076,7 +1076,7 @@ def param_list(namespace: str, as_json: bool, **options: Any) -> None:
     """List the parameters that are set (under NAMESPACE)."""
     from pyros._cli.params import under
 
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         names = [name for name in client.params() if under(name, namespace)]
         _print_names(sorted(names), ("PARAMETER",), as_json)
 
@@ -1086,7 +1086,7 @@ def param_list(namespace: str, as_json: bool, **options: Any) -> None:
 @_node_options
 def param_get(param_name: str, **options: Any) -> None:
     """Print parameter NAME as JSON (a namespace as an object)."""
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         click.echo(to_json(client.get_param(param_name)))
 
 
@@ -1097,7 +1097,7 @@ def param_get(param_name: str, **options: Any) -> None:
 def param_set(param_name: str, value: str, **options: Any) -> None:
     """Set parameter NAME to VALUE (JSON or YAML: 1.5, true, '{p: 1.5}', hello)."""
     data = _parse(value, "VALUE")
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         client.set_param(param_name, data)
 
 
@@ -1106,7 +1106,7 @@ def param_set(param_name: str, value: str, **options: Any) -> None:
 @_node_options
 def param_delete(param_name: str, **options: Any) -> None:
     """Delete parameter NAME (or a whole namespace)."""
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         client.delete_param(param_name)
 
 
@@ -1119,7 +1119,7 @@ def param_dump(file: Any, namespace: str, **options: Any) -> None:
     rosparam dump (ROS 1) or ros2 param dump (ROS 2)."""
     from pyros._cli.params import nest, under
 
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         values = {
             name: client.get_param(name) for name in client.params() if under(name, namespace)
         }
@@ -1144,7 +1144,7 @@ def param_load(file: Any, namespace: str, **options: Any) -> None:
         raise click.BadParameter(
             " ".join(str(exc).split()), param_hint=f"FILE {file.name}"
         ) from exc
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         for name, value in values.items():
             client.set_param(name, value)
 
@@ -1162,7 +1162,7 @@ def action() -> None:
 @_json_option
 def action_list(as_json: bool, **options: Any) -> None:
     """List actions and their types."""
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         _print_names(client.actions(), ("ACTION", "TYPE"), as_json)
 
 
@@ -1172,7 +1172,7 @@ def action_list(as_json: bool, **options: Any) -> None:
 @_json_option
 def action_info(action_name: str, as_json: bool, **options: Any) -> None:
     """Describe ACTION: its type, servers and clients."""
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         _print_document({"action": action_name, **client.action_info(action_name)}, as_json)
 
 
@@ -1196,7 +1196,7 @@ def action_send(
     def print_feedback(message: dict[str, Any]) -> None:
         click.echo(to_json({"feedback": message}))
 
-    with _open_client(NodeOptions.pop(options), actions=(action_name,)) as client:
+    with _open_client(_NodeOptions.pop(options), actions=(action_name,)) as client:
         handle = client.start_goal(action_name, data, feedback=print_feedback if feedback else None)
         try:
             result = handle.result(timeout=timeout)
@@ -1223,7 +1223,7 @@ def node() -> None:
 @_json_option
 def node_info(node_name: str, as_json: bool, **options: Any) -> None:
     """Describe graph node NODE: what it publishes, subscribes to and serves (rosnode info)."""
-    with _open_client(NodeOptions.pop(options), queries_only=True) as client:
+    with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         _print_document({"node": node_name, **client.node_info(node_name)}, as_json)
 
 
@@ -1257,7 +1257,7 @@ def node_start(
     """
     from pyros._shared import start_shared
 
-    node_options = NodeOptions.pop(options)
+    node_options = _NodeOptions.pop(options)
     patterns: dict[str, Any] = {
         "topics": node_options.topics or ("*",),
         "services": node_options.services or ("*",),
