@@ -20,7 +20,14 @@ It holds what a ROS master and a few nodes would:
   ``/set_flag``                   std_srvs/SetBool            keeps a flag, says old and new
   ``/trigger``                    std_srvs/Trigger            counts its calls
   ``/fail``                       std_srvs/Trigger            always fails: to test errors
+  ``/slow``                       std_srvs/Trigger            answers after 1 s: to test timeouts
   ==============================  ==========================  ================================
+
+* **actions**: ``/turtle1/rotate_absolute`` (turtlesim/action/RotateAbsolute, turtle on: turns
+  the turtle to ``theta`` with feedback ``remaining``, result ``delta``; a new goal preempts the
+  running one) and ``/fibonacci`` (test_msgs/action/Fibonacci: ``order`` in, the sequence as it
+  grows as feedback every 10 ms, the sequence as result; a negative order is rejected, one
+  above 46 aborted). :meth:`MockBackend.add_action` adds more.
 
   :meth:`MockBackend.add_service` adds more (tests use it for slow or custom services).
 * a **parameter server** with ROS semantics (rosmaster's): names are absolute, setting a dict
@@ -43,6 +50,7 @@ from __future__ import annotations
 import collections
 import math
 import re
+import sys
 import threading
 import time
 import uuid
@@ -68,6 +76,9 @@ from pyros.exceptions import (
     TimeoutError,
 )
 from pyros.message_types import INT_RANGES, REGISTRY, canonical_type, check_param_value
+
+if sys.version_info < (3, 11):  # pragma: no cover - the backport on Python 3.10
+    from exceptiongroup import ExceptionGroup
 
 __all__ = [
     "MockBackend",
@@ -105,6 +116,9 @@ ROTATE_SPEED = 2.0
 
 ROTATE_TOLERANCE = 0.01
 """Radians from the goal heading at which a rotation counts as done."""
+
+SLOW_SERVICE = 1.0
+"""Seconds the mock's ``/slow`` service takes to answer: to test timeouts."""
 
 FIBONACCI_STEP = 0.01
 """Seconds between two feedback messages of the mock's ``/fibonacci`` action."""
@@ -386,6 +400,7 @@ class MockBackend(Backend):
                 "/set_flag": _Service("std_srvs/SetBool", self._set_flag),
                 "/trigger": _Service("std_srvs/Trigger", self._trigger),
                 "/fail": _Service("std_srvs/Trigger", _fail),
+                "/slow": _Service("std_srvs/Trigger", _slow),
             }
             self._actions = {
                 "/fibonacci": _Action("test_msgs/action/Fibonacci", _fibonacci, _check_order),
@@ -1026,6 +1041,11 @@ class MockBackend(Backend):
 
 def _fail(request: dict[str, Any]) -> dict[str, Any]:
     raise RuntimeError("/fail always fails; it is there to test error handling")
+
+
+def _slow(request: dict[str, Any]) -> dict[str, Any]:
+    time.sleep(SLOW_SERVICE)
+    return {"success": True, "message": f"answered after {SLOW_SERVICE} s"}
 
 
 def _accept_any(goal: dict[str, Any]) -> None:
