@@ -57,7 +57,7 @@ __all__ = [
     "ForkError",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"
 
 if _TYPE_CHECKING:
     from pyros._shared import SharedClient, attach
