@@ -1275,6 +1275,54 @@ def node_start(
     click.echo(f"started {report['name']} (pid {report['pid']}, {report['graph_name']})")
 
 
+@node.command("run")
+@click.argument("name", type=NODE_NAME)
+@click.option("--backend", metavar="NAME", shell_complete=_complete_backend)
+@click.option("--master-uri", metavar="URI")
+@click.option("--domain-id", type=click.IntRange(0, 232))
+@click.option("--url")
+@click.option("--token")
+@click.option("--topics", multiple=True, metavar="GLOB...", help="Topics to expose (default *).")
+@click.option("--services", multiple=True, metavar="GLOB...", help="Services (default *).")
+@click.option("--params", multiple=True, metavar="GLOB...", help="Parameters (default *).")
+@click.option("--actions", multiple=True, metavar="GLOB...", help="Actions (default *).")
+@click.option("--ready-timeout", type=SECONDS, default=10.0, show_default=True)
+def node_run(name: str, **options: Any) -> None:
+    """Run shared node NAME in the foreground until Ctrl-C or SIGTERM, then stop it.
+
+    For supervisors that keep a process in the foreground (roslaunch, systemd, Docker);
+    other processes attach to it by name as to one made by node start.
+    """
+    import signal
+
+    from pyros._process import pid_alive
+    from pyros._shared import start_shared, stop_shared
+
+    def stop_on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    node_options = _NodeOptions.pop(options)
+    report = start_shared(
+        name,
+        _choose_backend(node_options),
+        topics=node_options.topics or ("*",),
+        services=node_options.services or ("*",),
+        params=node_options.params or ("*",),
+        actions=node_options.actions or ("*",),
+        ready_timeout=node_options.ready_timeout,
+        **node_options.backend_options(),
+    )
+    click.echo(f"running {report['name']} (pid {report['pid']}, {report['graph_name']})")
+    try:
+        while pid_alive(report["pid"]):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop_shared(name)
+        raise
+    raise PyrosError(f"shared node {name} exited")
+
+
 @node.command("stop")
 @click.argument("name", type=NODE_NAME)
 @click.option("--timeout", type=SECONDS, default=10.0, show_default=True)
@@ -1330,6 +1378,29 @@ def node_status(name: str) -> None:
 
     with pyros.connect(name) as client:
         click.echo(json.dumps(client.info(), indent=2, sort_keys=True))
+
+
+def _require_websockets(command: str) -> None:
+    """Stop with a clear message when websockets is missing or older than the relay and
+    connector need (Debian 12's python3-websockets is 10.4): never a bare import error."""
+    try:
+        import websockets
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"pyros {command} needs websockets >= 14, which is not installed: "
+            "python3 -m pip install 'websockets>=14'"
+        ) from exc
+    version = getattr(websockets, "__version__", "0")
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        major = 0
+    if major < 14:
+        raise click.ClickException(
+            f"pyros {command} needs websockets >= 14, this Python has {version} "
+            f"({websockets.__file__}): python3 -m pip install --user 'websockets>=14' "
+            "(Debian 12's python3-websockets is 10.4)"
+        )
 
 
 class _ManyValuesCommand(click.Command):
@@ -1447,6 +1518,7 @@ def connector(
     import asyncio
     import logging
 
+    _require_websockets("connector")
     from pyros.cloud.connector import parse_rate, run_connector, run_until_signal
 
     try:
@@ -1703,6 +1775,7 @@ def relay_command(
     """
     import logging
 
+    _require_websockets("relay")
     from pyros.cloud.auth import Tokens
     from pyros.cloud.limits import Limits
     from pyros.cloud.relay import run, tls_context
