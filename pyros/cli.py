@@ -1234,10 +1234,12 @@ def node_info(node_name: str, as_json: bool, **options: Any) -> None:
 @click.option("--domain-id", type=click.IntRange(0, 232))
 @click.option("--url")
 @click.option("--token")
-@click.option("--topics", multiple=True, metavar="GLOB...", help="Topics to expose (default *).")
-@click.option("--services", multiple=True, metavar="GLOB...", help="Services (default *).")
-@click.option("--params", multiple=True, metavar="GLOB...", help="Parameters (default *).")
-@click.option("--actions", multiple=True, metavar="GLOB...", help="Actions (default *).")
+@click.option("--topics", multiple=True, metavar="GLOB...", help="Topics to expose (default: all).")
+@click.option(
+    "--services", multiple=True, metavar="GLOB...", help="Services to expose (default: all)."
+)
+@click.option("--params", multiple=True, metavar="GLOB...", help="Parameters (default: all).")
+@click.option("--actions", multiple=True, metavar="GLOB...", help="Actions (default: all).")
 @click.option(
     "--idle-timeout",
     type=SECONDS,
@@ -1282,10 +1284,12 @@ def node_start(
 @click.option("--domain-id", type=click.IntRange(0, 232))
 @click.option("--url")
 @click.option("--token")
-@click.option("--topics", multiple=True, metavar="GLOB...", help="Topics to expose (default *).")
-@click.option("--services", multiple=True, metavar="GLOB...", help="Services (default *).")
-@click.option("--params", multiple=True, metavar="GLOB...", help="Parameters (default *).")
-@click.option("--actions", multiple=True, metavar="GLOB...", help="Actions (default *).")
+@click.option("--topics", multiple=True, metavar="GLOB...", help="Topics to expose (default: all).")
+@click.option(
+    "--services", multiple=True, metavar="GLOB...", help="Services to expose (default: all)."
+)
+@click.option("--params", multiple=True, metavar="GLOB...", help="Parameters (default: all).")
+@click.option("--actions", multiple=True, metavar="GLOB...", help="Actions (default: all).")
 @click.option("--ready-timeout", type=SECONDS, default=10.0, show_default=True)
 def node_run(name: str, **options: Any) -> None:
     """Run shared node NAME in the foreground until Ctrl-C or SIGTERM, then stop it.
