@@ -232,6 +232,10 @@ class Node:
             self._shutdown()
         return self._stop_reason or "stopped"
 
+    def event(self, event: dict[str, Any]) -> None:
+        """Send a backend event to every client (from any thread)."""
+        self.outbox.put(("event", dict(event)))
+
     def stop(self, reason: str) -> None:
         """Ask the loop to stop (from any thread or a signal handler)."""
         if self._stop_reason is None:
@@ -553,6 +557,7 @@ class Node:
             published_topics=sorted(self._published),
             dropped=sum(self._dropped.values()),
             uptime=time.time() - self.started,
+            connection=self.backend.connection_info(),
         )
         return info
 
@@ -592,10 +597,10 @@ class Node:
         args = request.args
         topic = self.topics.check(args["topic"])
         type_name = args["type"] or self._topic_type(topic)
-        if type_name is None:
+        if not type_name:
             raise MessageError(
-                f"topic {topic!r} does not exist yet, so its type is unknown: "
-                "pass type='pkg/Type' to create it"
+                f"the type of topic {topic!r} is unknown (it does not exist yet, or the graph "
+                "cannot be listed): pass type='pkg/Type'"
             )
         _type_name(type_name)
         with self._lock:
@@ -612,7 +617,7 @@ class Node:
         timeout = args["timeout"] if args["timeout"] is not None else 5.0
         type_name = args["type"] or self._service_types.get(service)
         if type_name is None:
-            type_name = self._refresh_services().get(service)
+            type_name = self._lookup(self._refresh_services, service)
         if type_name is None:
             raise NotExposedError(f"service {service!r} does not exist in the graph")
         return self.backend.call(service, type_name, args["request"], timeout)
@@ -643,7 +648,25 @@ class Node:
         return actions
 
     def _topic_type(self, topic: str) -> str | None:
-        return self._topic_types.get(topic) or self._refresh_topics().get(topic)
+        known = self._topic_types.get(topic)
+        if known:
+            return known
+        try:
+            return self._refresh_topics().get(topic)
+        except PyrosError:
+            if self.backend.resolves_types:  # it cannot list, but finds the type itself
+                return ""
+            raise
+
+    def _lookup(self, refresh: Callable[[], dict[str, str]], name: str) -> str | None:
+        """Return ``name``'s type from a fresh listing, or ``""`` for a backend that finds
+        types itself when the listing is not possible."""
+        try:
+            return refresh().get(name)
+        except PyrosError:
+            if self.backend.resolves_types:
+                return ""
+            raise
 
     # --- subscriptions and goals ------------------------------------------------------------
 
@@ -760,7 +783,7 @@ class Node:
         action = self.actions.check(args["action"])
         type_name = args["type"] or self._action_types.get(action)
         if type_name is None:
-            type_name = self._refresh_actions().get(action)
+            type_name = self._lookup(self._refresh_actions, action)
         if type_name is None:
             raise NotExposedError(f"action {action!r} has no server in the graph")
         goal = _Goal(action)
@@ -904,10 +927,15 @@ def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
             backend = backend_class(config.graph_name, **config.options)
         except TypeError as exc:
             raise SpawnError(f"bad options for backend {config.backend!r}: {exc}") from exc
+        early_events: list[dict[str, Any]] = []
+        backend.events = early_events.append  # until the node's sockets exist
         backend.start()
         if stopping.is_set():  # the spawner went away while we started
             raise SpawnError("stopped by a signal during start-up")
         node = Node(config, backend, directory)
+        backend.events = node.event
+        for event in early_events:
+            node.event(event)
     except Exception as exc:
         if backend is not None:
             backend.stop()
