@@ -290,6 +290,58 @@ def _backend_options(
     return {key: value for key, value in given.items() if value is not None}
 
 
+def _spawn(
+    backend: str,
+    ready_timeout: float,
+    patterns: dict[str, tuple[str, ...]],
+    backend_options: dict[str, Any],
+) -> pyros.Client:
+    """``pyros.spawn(backend, ...)``, with the node's start-up overlapping this process's import
+    of the client side (zmq, the client core): the node boots on the other core meanwhile,
+    which takes about 40 ms off every one-shot command."""
+    from pyros._process import NodeConfig, NodeProcess, new_name
+    from pyros._runtime import node_directory
+
+    config = NodeConfig(
+        name=new_name(),
+        backend=backend,
+        options=dict(backend_options),
+        topics=list(patterns["topics"]),
+        services=list(patterns["services"]),
+        params=list(patterns["params"]),
+        actions=list(patterns["actions"]),
+        owner_pid=os.getpid(),
+    )
+    node_directory(config.name)
+    outcome: dict[str, Any] = {}
+
+    def start() -> None:
+        try:
+            outcome["process"] = NodeProcess.start(config.to_dict(), ready_timeout=ready_timeout)
+        except BaseException as exc:  # handed to the main thread below
+            outcome["error"] = exc
+
+    starter = threading.Thread(target=start, name="pyros-spawn", daemon=True)
+    starter.start()
+    try:
+        import pyros.client
+
+        starter.join()
+    except BaseException:
+        starter.join()  # Ctrl-C here: let the start finish, then stop what it started
+        if "process" in outcome:
+            outcome["process"].stop()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    process = outcome["process"]
+    try:
+        return pyros.client.Client(process.report, process=process)
+    except BaseException:
+        process.stop()
+        raise
+
+
 def _log_to_stderr() -> None:
     """Show the client's warnings (the ``pyros`` logger) as ``pyros: <message>`` lines."""
     import logging
@@ -360,12 +412,7 @@ def _open_client(
         backend_options = options.backend_options()
         if queries_only and backend == "ros1":
             backend_options["lazy"] = True
-        client = pyros.spawn(
-            backend,
-            ready_timeout=options.ready_timeout,
-            **spawn_patterns,
-            **backend_options,
-        )
+        client = _spawn(backend, options.ready_timeout, spawn_patterns, backend_options)
     with client:
         yield client
 
