@@ -143,7 +143,7 @@ setup(
         "test": TEST_REQUIRE,
         "dev": [*TEST_REQUIRE, *DASHBOARD_REQUIRE, "ruff", "mypy", "tox"],
     },
-    entry_points={"console_scripts": ["pyros = pyros.cli:main"]},
+    entry_points={"console_scripts": ["pyros = pyros._cli.entry:main"]},
     classifiers=[
         "Development Status :: 3 - Alpha",
         "Intended Audience :: Developers",

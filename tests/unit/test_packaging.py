@@ -48,7 +48,7 @@ def test_metadata_is_complete(setup_kwargs: dict[str, Any]) -> None:
     classifiers = setup_kwargs["classifiers"]
     assert any(c.startswith("Development Status ::") for c in classifiers)
     assert any(c.startswith("License ::") for c in classifiers)
-    assert setup_kwargs["entry_points"]["console_scripts"] == ["pyros = pyros.cli:main"]
+    assert setup_kwargs["entry_points"]["console_scripts"] == ["pyros = pyros._cli.entry:main"]
     assert "pyyaml" in setup_kwargs["install_requires"]
 
 
