@@ -1431,13 +1431,17 @@ def node_status(name: str) -> None:
         click.echo(json.dumps(client.info(), indent=2, sort_keys=True))
 
 
+class _DependencyError(click.ClickException):
+    """A library the command needs is missing or too old (printed as ``DependencyError``)."""
+
+
 def _require_websockets(command: str) -> None:
     """Stop with a clear message when websockets is missing or older than the relay and
     connector need (Debian 12's python3-websockets is 10.4): never a bare import error."""
     try:
         import websockets
     except ModuleNotFoundError as exc:
-        raise click.ClickException(
+        raise _DependencyError(
             f"pyros {command} needs websockets >= 14, which is not installed: "
             "python3 -m pip install 'websockets>=14'"
         ) from exc
@@ -1447,7 +1451,7 @@ def _require_websockets(command: str) -> None:
     except ValueError:
         major = 0
     if major < 14:
-        raise click.ClickException(
+        raise _DependencyError(
             f"pyros {command} needs websockets >= 14, this Python has {version} "
             f"({websockets.__file__}): python3 -m pip install --user 'websockets>=14' "
             "(Debian 12's python3-websockets is 10.4)"
@@ -1918,7 +1922,8 @@ def main(argv: list[str] | None = None) -> int:
         _print_error_line(f"error: usage: {message} (see '{command} --help')")
         return 2
     except click.ClickException as exc:
-        _print_error_line(f"error: {' '.join(exc.format_message().split())}")
+        name = "Error" if type(exc) is click.ClickException else type(exc).__name__.lstrip("_")
+        _print_error_line(f"error: {name}: {' '.join(exc.format_message().split())}")
         return exc.exit_code
     except click.exceptions.Abort:
         return 130

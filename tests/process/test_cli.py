@@ -404,6 +404,7 @@ def test_node_info(shared: str) -> None:
         ("topics", "--domain-id", "-1"),
         ("topics", "--name", "a b"),
         ("hz", "/x", "--window", "1"),
+        ("topics", "--name", "some_node", "--backend", "mock"),
         ("nosuchcommand",),
         ("echo",),
     ],
@@ -532,3 +533,20 @@ def test_demo_drives_the_turtle_and_exits_zero() -> None:
     xs = [float(line.split("x=")[1].split()[0]) for line in lines]
     ys = [float(line.split("y=")[1].split()[0]) for line in lines]
     assert max(xs) - min(xs) > 0.5 and max(ys) - min(ys) > 0.5, "the turtle did not move"
+
+
+def test_relay_and_connector_explain_an_old_websockets(tmp_path: Path) -> None:
+    """Debian 12's python3-websockets is 10.4: a clear error and the pip step, no traceback."""
+    fake = tmp_path / "websockets"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('__version__ = "10.4"\n')
+    for args in (("relay", "--port", "0"), ("connector", "--relay", "ws://127.0.0.1:9",
+                                             "--device", "r1", "--token", "t")):  # fmt: skip
+        result = run(*args, env={"PYTHONPATH": str(tmp_path)})
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.splitlines() == [
+            line for line in result.stderr.splitlines() if line.startswith("error: ")
+        ]
+        assert "error: DependencyError: pyros" in result.stderr
+        assert "websockets >= 14, this Python has 10.4" in result.stderr
+        assert "pip install" in result.stderr
