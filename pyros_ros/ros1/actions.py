@@ -203,6 +203,12 @@ class Ros1Goal(BackendGoal):
         else:
             self._on_done(payload)
 
+    def _abandon(self) -> None:
+        """End the goal without telling anyone (:meth:`GoalSender.send` raised instead)."""
+        with self._lock:
+            if not self._ended:
+                self._end_quietly()
+
     def _end_quietly(self) -> None:
         """Mark the goal ended and let go of actionlib's handle (lock held)."""
         self._ended = True
@@ -284,19 +290,20 @@ class GoalSender:
         if not client.wait_for_server(rospy.Duration(max(timeout, 0.001))):
             raise TimeoutError(f"no action server of {action} answered within {timeout:g} s")
         tracker = Ros1Goal(action, client, self._to_dict, on_feedback, on_done, self._forget)
-        with self._lock:
-            self._running.add(tracker)
         handle = client.send_goal(goal, tracker.on_transition, tracker.on_feedback)
         tracker.id = str(handle.comm_state_machine.action_goal.goal_id.id)
         with tracker._lock:
             if not tracker._ended:
                 tracker._handle = handle
         if not tracker._wait_answer(deadline):
-            tracker._emit("done", None)  # ends it quietly: nobody listens any more
-            handle.cancel()
+            tracker._abandon()
+            handle.cancel()  # it may have arrived: the server must not run it for nobody
             raise TimeoutError(f"the action server of {action} did not answer within {timeout:g} s")
         if tracker._rejection is not None:
             raise ActionError(_why("rejected", tracker._rejection), "rejected")
+        with tracker._lock, self._lock:  # the lock order of Ros1Goal._end_quietly
+            if not tracker._ended:
+                self._running.add(tracker)  # from now on the watchdog looks after it
         self._ensure_watchdog()
         tracker._release()
         return tracker

@@ -22,6 +22,7 @@ import builtins
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -114,6 +115,20 @@ class _Publisher:
         self.publisher = publisher
         self.cls = cls
         self.ready = threading.Event()
+
+
+_CONNECTION_INFO = re.compile(r"\w+ connection on port \d+ to \[(.*):(\d+) on socket -?\d+\]")
+"""A connection in a node's ``getBusInfo``, as rospy and roscpp write it and ``rosnode``'s
+``CONNECTION_PATTERN`` reads it: ``TCPROS connection on port 41374 to [127.0.0.1:40623 on
+socket 6]`` (the peer's address and port)."""
+
+
+def _local_port(connection: Any) -> int:
+    """The local TCP port of a rospy connection, 0 if its socket is gone."""
+    try:
+        return int(connection.socket.getsockname()[1])
+    except (AttributeError, OSError, IndexError, TypeError):
+        return 0
 
 
 def _connections(publisher: Any) -> list[Any]:
@@ -574,29 +589,72 @@ class Ros1Backend(Backend):
         """Wait (at most :data:`SUBSCRIBER_WAIT` s) until ``subscriber`` is connected.
 
         Connected means: every publishing node the master lists has completed the TCPROS
-        handshake with the subscriber (its header, with its ``callerid``, was read), and, when
-        this node publishes the topic itself, its publisher has added the new connection (the
-        publisher side adds it only after writing its header, so a message published in
-        between would miss it).
+        handshake with the subscriber (its header, with its ``callerid``, was read), and each
+        publisher has added the connection to the ones it publishes to. The publisher side
+        adds it only after writing its header, so a message published in between would miss
+        it: this node's own publisher is checked directly, another node's through its
+        ``getBusInfo`` (Slave API, http://wiki.ros.org/ROS/Slave_API), which lists each
+        connection with the subscriber's port.
         """
         deadline = time.monotonic() + SUBSCRIBER_WAIT
         publishers = set(self._state().publishers.get(topic, []))
-        while time.monotonic() < deadline:
-            connected = {
-                getattr(connection, "callerid_pub", None)
+        confirmed: set[tuple[str, int]] = set()
+        while True:
+            live = [
+                connection
                 for connection in subscriber.impl.connections
-                if not connection.done and connection.socket is not None
-            }
-            ready = publishers <= connected
+                if not connection.done
+                and connection.socket is not None
+                and getattr(connection, "callerid_pub", None) in publishers
+            ]
+            ready = {connection.callerid_pub for connection in live} >= publishers
             if ready and own is not None:
                 ready = any(
                     connection.endpoint_id == self._caller_id
                     for connection in own.publisher.impl.connections
                     if not any(connection is old for old in own_before)
                 )
-            if ready:
+            for connection in live if ready else []:
+                if connection.callerid_pub == self._caller_id:
+                    continue
+                key = (str(connection.endpoint_id), _local_port(connection))
+                if key in confirmed:
+                    continue
+                if self._publisher_lists(key[0], topic, key[1], deadline):
+                    confirmed.add(key)
+                else:
+                    ready = False
+            if ready or time.monotonic() >= deadline:
                 return
             time.sleep(0.002)
+
+    def _publisher_lists(self, node_uri: str, topic: str, port: int, deadline: float) -> bool:
+        """Whether the publisher at ``node_uri`` lists our connection from ``port`` on ``topic``.
+
+        True also when it cannot tell (no ``getBusInfo``, an unknown format, no port): the
+        handshake is all there is to go on then.
+        """
+        from pyros_ros.ros1.master import MasterClient, MasterError, MasterUnreachableError
+
+        if port <= 0:
+            return True
+        timeout = min(max(deadline - time.monotonic(), 0.01), 0.2)
+        try:
+            bus = MasterClient(node_uri, self._caller_id, timeout).call("getBusInfo")
+        except (MasterError, MasterUnreachableError):
+            return True
+        mine = [
+            entry
+            for entry in bus
+            if isinstance(entry, list)
+            and len(entry) >= 7
+            and entry[4] == topic
+            and entry[1] == self._caller_id
+        ]
+        infos = [_CONNECTION_INFO.fullmatch(str(entry[6])) for entry in mine]
+        if not all(infos):
+            return True
+        return any(info is not None and int(info.group(2)) == port for info in infos)
 
     def unsubscribe(self, topic: str) -> None:
         """Unregister the subscriber of ``topic``, if any. Idempotent."""
