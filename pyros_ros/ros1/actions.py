@@ -44,6 +44,8 @@ __all__ = [
     "CONNECTION_GRACE",
     "PENDING_GRACE",
     "WATCH_INTERVAL",
+    "FEEDBACK_GRACE",
+    "FEEDBACK_RECENT",
 ]
 
 STATUS_TIMEOUT = 5.0
@@ -61,6 +63,13 @@ before :meth:`GoalSender.send` returns it as accepted."""
 WATCH_INTERVAL = 0.05
 """Seconds between two looks of the watchdog at the running goals."""
 
+FEEDBACK_GRACE = 0.02
+"""Seconds a goal's end waits for feedback still on its way, when feedback came lately."""
+
+FEEDBACK_RECENT = 1.0
+"""Feedback within this many seconds before the result makes the end wait
+:data:`FEEDBACK_GRACE` (a goal with no recent feedback ends at once)."""
+
 _FINAL_STATUS = {
     GoalStatus.SUCCEEDED: "succeeded",
     GoalStatus.PREEMPTED: "canceled",
@@ -74,15 +83,31 @@ _UNANSWERED = (CommState.WAITING_FOR_GOAL_ACK, CommState.PENDING)
 
 
 class _ActionClient(actionlib.ActionClient):  # type: ignore[misc]
-    """An actionlib client that also remembers when its server last sent a status."""
+    """An actionlib client that remembers when its server last sent a status, and gives each
+    goal's feedback to its :class:`Ros1Goal` itself.
+
+    actionlib drops feedback that arrives after the goal's result; ROS 1 does not order
+    messages across topics, so the last feedback can arrive just after the result even when the
+    server sent it before. Here feedback reaches the goal until the goal has ended (see
+    :data:`FEEDBACK_GRACE`).
+    """
 
     def __init__(self, namespace: str, spec: Any) -> None:
         self.last_status_at = 0.0  # before super(): its subscribers may call back at once
+        self.goals_lock = threading.Lock()
+        self.goals: dict[str, Ros1Goal] = {}
         super().__init__(namespace, spec)
 
     def _status_cb(self, msg: Any) -> None:
         self.last_status_at = time.monotonic()
         super()._status_cb(msg)
+
+    def _feedback_cb(self, msg: Any) -> None:
+        # Waits while GoalSender.send registers a goal it just sent (it holds goals_lock).
+        with self.goals_lock:
+            goal = self.goals.get(msg.status.goal_id.id)
+        if goal is not None:
+            goal.on_feedback(msg.feedback)
 
     def server_id(self) -> str:
         """The node name of the server whose status arrived last ("" before any)."""
@@ -132,15 +157,18 @@ class Ros1Goal(BackendGoal):
         self._answered = threading.Event()
         self._pending_seen = threading.Event()
         self._released = False
+        self._finishing = False  # the outcome is known; feedback may still come in
         self._ended = False
         self._rejection: str | None = None
         self._held: list[tuple[str, Any]] = []
+        self._last_feedback_at = 0.0
         self.disconnected_since: float | None = None
 
-    # --- called by actionlib's threads (with its goal mutex held) -------------------------
+    # --- called by actionlib's threads -------------------------------------------------------
 
     def on_transition(self, handle: Any) -> None:
-        """actionlib's ``transition_cb``: note the answer; end the goal when it is DONE."""
+        """actionlib's ``transition_cb`` (its goal mutex held): note the answer; finish the
+        goal when it is DONE."""
         state = handle.get_comm_state()
         if state == CommState.PENDING:
             self._pending_seen.set()
@@ -154,66 +182,84 @@ class Ros1Goal(BackendGoal):
             with self._lock:
                 if not self._released:
                     self._rejection = text
-                    self._end_quietly()
+                    self._end()
                     return
-            self._emit("done", GoalOutcome("aborted", None, _why("rejected after it was", text)))
+            self._finish(GoalOutcome("aborted", None, _why("rejected after it was", text)))
             return
         result = handle.get_result()
-        outcome = GoalOutcome(
-            _FINAL_STATUS.get(status, "aborted"),
-            None if result is None else self._to_dict(result),
-            _why("lost" if status == GoalStatus.LOST else "", text)
-            if status != GoalStatus.SUCCEEDED
-            else text,
+        message = text
+        if status != GoalStatus.SUCCEEDED:
+            message = _why("lost" if status == GoalStatus.LOST else "", text)
+        status_name = _FINAL_STATUS.get(status, "aborted")
+        self._finish(
+            GoalOutcome(status_name, None if result is None else self._to_dict(result), message)
         )
-        self._emit("done", outcome)
 
-    def on_feedback(self, handle: Any, feedback: Any) -> None:
-        """actionlib's ``feedback_cb``: pass the feedback on as a dict."""
-        self._emit("feedback", self._to_dict(feedback))
+    def on_feedback(self, feedback: Any) -> None:
+        """One feedback message of this goal (from :class:`_ActionClient`)."""
+        payload = self._to_dict(feedback)
+        with self._lock:
+            if self._ended:
+                return
+            self._last_feedback_at = time.monotonic()
+            self._pass("feedback", payload)
 
     # --- the rest ----------------------------------------------------------------------------
 
     def cancel(self) -> None:
         """Send actionlib's cancel for this goal; a no-op once it ended. Idempotent."""
         with self._lock:
-            handle = None if self._ended else self._handle
+            handle = None if self._finishing or self._ended else self._handle
         if handle is not None:
             # Outside our lock: actionlib calls on_transition with its own mutex held.
             handle.cancel()
 
     def lose(self, why: str) -> None:
         """End the goal ``aborted`` because its server went away (watchdog)."""
-        self._emit("done", GoalOutcome("aborted", None, why))
+        self._finish(GoalOutcome("aborted", None, why))
 
-    def _emit(self, kind: str, payload: Any) -> None:
+    def _finish(self, outcome: GoalOutcome) -> None:
+        """The goal's outcome is known: deliver it, after :data:`FEEDBACK_GRACE` seconds if
+        feedback came in lately (feedback sent before the result may still be on its way)."""
+        with self._lock:
+            if self._finishing or self._ended:
+                return
+            self._finishing = True
+            recent = time.monotonic() - self._last_feedback_at < FEEDBACK_RECENT
+        if not recent:
+            self._done(outcome)
+            return
+        timer = threading.Timer(FEEDBACK_GRACE, self._done, (outcome,))
+        timer.daemon = True
+        timer.start()
+
+    def _done(self, outcome: GoalOutcome) -> None:
         with self._lock:
             if self._ended:
                 return
-            if kind == "done":
-                self._end_quietly()
-            if not self._released:
-                self._held.append((kind, payload))
-                return
-            self._deliver(kind, payload)
+            self._end()
+            self._pass("done", outcome)
 
-    def _deliver(self, kind: str, payload: Any) -> None:
-        if kind == "feedback":
+    def _pass(self, kind: str, payload: Any) -> None:
+        """Deliver now, or hold until :meth:`GoalSender.send` returned (lock held)."""
+        if not self._released:
+            self._held.append((kind, payload))
+        elif kind == "feedback":
             self._on_feedback(payload)
         else:
             self._on_done(payload)
+
+    def _end(self) -> None:
+        """Mark the goal ended and let go of actionlib's handle (lock held)."""
+        self._ended = True
+        self._handle = None
+        self._on_end(self)
 
     def _abandon(self) -> None:
         """End the goal without telling anyone (:meth:`GoalSender.send` raised instead)."""
         with self._lock:
             if not self._ended:
-                self._end_quietly()
-
-    def _end_quietly(self) -> None:
-        """Mark the goal ended and let go of actionlib's handle (lock held)."""
-        self._ended = True
-        self._handle = None
-        self._on_end(self)
+                self._end()
 
     def _wait_answer(self, deadline: float) -> bool:
         """Wait until the server accepted or rejected the goal; False on timeout."""
@@ -232,12 +278,12 @@ class Ros1Goal(BackendGoal):
                 return False
 
     def _release(self) -> None:
-        """Deliver what arrived while :meth:`GoalSender.send` was deciding, then the rest."""
+        """Deliver what arrived while :meth:`GoalSender.send` was deciding; then pass on."""
         with self._lock:
             self._released = True
             held, self._held = self._held, []
             for kind, payload in held:
-                self._deliver(kind, payload)
+                self._pass(kind, payload)
 
 
 def _why(what: str, text: str) -> str:
@@ -290,8 +336,10 @@ class GoalSender:
         if not client.wait_for_server(rospy.Duration(max(timeout, 0.001))):
             raise TimeoutError(f"no action server of {action} answered within {timeout:g} s")
         tracker = Ros1Goal(action, client, self._to_dict, on_feedback, on_done, self._forget)
-        handle = client.send_goal(goal, tracker.on_transition, tracker.on_feedback)
-        tracker.id = str(handle.comm_state_machine.action_goal.goal_id.id)
+        with client.goals_lock:  # feedback of the new goal waits until it is registered
+            handle = client.send_goal(goal, tracker.on_transition)
+            tracker.id = str(handle.comm_state_machine.action_goal.goal_id.id)
+            client.goals[tracker.id] = tracker
         with tracker._lock:
             if not tracker._ended:
                 tracker._handle = handle
@@ -301,7 +349,7 @@ class GoalSender:
             raise TimeoutError(f"the action server of {action} did not answer within {timeout:g} s")
         if tracker._rejection is not None:
             raise ActionError(_why("rejected", tracker._rejection), "rejected")
-        with tracker._lock, self._lock:  # the lock order of Ros1Goal._end_quietly
+        with tracker._lock, self._lock:  # the lock order of Ros1Goal._end
             if not tracker._ended:
                 self._running.add(tracker)  # from now on the watchdog looks after it
         self._ensure_watchdog()
@@ -318,8 +366,11 @@ class GoalSender:
             return client
 
     def _forget(self, goal: Ros1Goal) -> None:
+        """A goal ended (called with its lock held; never the other way round)."""
         with self._lock:
             self._running.discard(goal)
+        with goal.client.goals_lock:
+            goal.client.goals.pop(goal.id, None)
 
     def _ensure_watchdog(self) -> None:
         with self._lock:

@@ -511,7 +511,8 @@ class Ros1Backend(Backend):
             raise PyrosError(f"cannot publish on {topic}: {exc}") from exc
 
     def _check_graph_type(self, topic: str, cls: Any) -> None:
-        existing = dict(self._master_call("getTopicTypes")).get(topic)
+        """Refuse a type that differs from the topic's in the graph (if anyone uses it)."""
+        existing = self.topics().get(topic)
         if existing not in (None, "*", cls._type):
             raise MessageError(
                 f"topic {topic} has type {existing} in the ROS graph, not {cls._type}"

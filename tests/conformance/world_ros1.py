@@ -21,6 +21,7 @@ Where ROS 1 differs from the mock (and says so here, the one place):
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Callable
@@ -50,7 +51,11 @@ _PEERS: list[tuple[str, list[str]]] = [
 _ACTION_SERVER = ("fibonacci_server", ["--name", "/fibonacci", "--node-name", "conformance_fib"])
 """Replaced under the same node name, so the master replaces the killed one's registrations."""
 
-_ENVIRONMENT = ("ROS_MASTER_URI", "ROS_IP", "ROS_HOSTNAME", "ROS_HOME", "ROS_LOG_DIR")
+_ENVIRONMENT = ("ROS_IP", "ROS_HOSTNAME", "ROS_HOME", "ROS_LOG_DIR")
+"""What the suite's pyros nodes inherit while the world runs (``pyros.spawn`` passes this
+process's environment on): loopback only, a private ROS_HOME. The master's URI goes in the
+``master_uri`` option instead, so that nothing else in the test run takes this process for a
+ROS 1 one."""
 
 
 def _available() -> str | None:
@@ -75,9 +80,8 @@ class _Ros1Graph:
         self.standby: Peer | None = None
         self._count = 0
         self._saved = {key: os.environ.get(key) for key in _ENVIRONMENT}
-        # The pyros nodes the suite spawns inherit this: loopback only, a private ROS_HOME.
         os.environ.pop("ROS_HOSTNAME", None)
-        for key in ("ROS_MASTER_URI", "ROS_IP", "ROS_HOME", "ROS_LOG_DIR"):
+        for key in ("ROS_IP", "ROS_HOME", "ROS_LOG_DIR"):
             os.environ[key] = self.master.env[key]
 
     def start_peer(self, script: str, args: list[str], stdin: bool = False) -> Peer:
@@ -125,6 +129,7 @@ class _Ros1Graph:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _start() -> Callable[[], None]:

@@ -184,6 +184,9 @@ def test_topics_leaves_out_topics_whose_nodes_left(
     topics = backend.request("topics")
     assert "/short_lived" not in topics and "/heard_once" not in topics
     assert topics["/rosout"] == "rosgraph_msgs/Log"
+    # A topic nobody uses any more may come back with another type.
+    backend.request("publish", "/short_lived", "std_msgs/Int32", {"data": 1})
+    assert backend.request("topics")["/short_lived"] == "std_msgs/Int32"
 
 
 def test_one_shot_publish_reaches_an_existing_listener(ros1_peer, ros1_backend) -> None:
