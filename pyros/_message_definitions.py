@@ -25,6 +25,24 @@ def _ints() -> dict[str, str]:
     return found
 
 
+def _multi_arrays() -> dict[str, str]:
+    """The std_msgs arrays with a layout: ``std_msgs/Float64MultiArray`` and the rest."""
+    elements = {
+        "Byte": "byte",
+        "Float32": "float32",
+        "Float64": "float64",
+        **{f"Int{bits}": f"int{bits}" for bits in (8, 16, 32, 64)},
+        **{f"UInt{bits}": f"uint{bits}" for bits in (8, 16, 32, 64)},
+    }
+    found = {
+        f"std_msgs/{name}MultiArray": f"MultiArrayLayout layout\n{element}[] data\n"
+        for name, element in elements.items()
+    }
+    found["std_msgs/MultiArrayLayout"] = "MultiArrayDimension[] dim\nuint32 data_offset\n"
+    found["std_msgs/MultiArrayDimension"] = "string label\nuint32 size\nuint32 stride\n"
+    return found
+
+
 MESSAGE_DEFINITIONS: dict[str, str] = {
     # std_msgs: one-field wrappers around the primitive types.
     "std_msgs/Bool": "bool data\n",
@@ -37,6 +55,7 @@ MESSAGE_DEFINITIONS: dict[str, str] = {
     "std_msgs/Duration": "duration data\n",
     "std_msgs/Empty": "# no fields\n",
     **_ints(),
+    **_multi_arrays(),
     "std_msgs/ColorRGBA": """\
 # a colour, each component in 0..1
 float32 r
@@ -100,6 +119,13 @@ Header header
 Twist twist
 """,
     # sensor_msgs
+    "sensor_msgs/CompressedImage": """\
+# a compressed picture: format is "jpeg" or "png" (image_transport's compressed plugin may add
+# the source encoding, e.g. "rgb8; jpeg compressed bgr8"); data holds the encoded file
+Header header
+string format
+uint8[] data
+""",
     "sensor_msgs/Image": """\
 # an uncompressed image; data holds height rows of step bytes each
 Header header

@@ -110,6 +110,9 @@ HELLO_GRACE = 1.0
 STREAM_HWM = 10_000
 """Messages queued per subscription before the node drops (ZMQ_SNDHWM; counted per token)."""
 
+INLINE_LIMIT = 64 * 1024
+"""Bytes above which a request is never answered on the main loop (a big publish)."""
+
 _DEFERRED = object()
 
 
@@ -409,7 +412,7 @@ class Node:
             identity, frame = frames
             decoded = self.protocol.receive_request(frame)
             if isinstance(decoded, Request):
-                self._handle(identity, decoded)
+                self._handle(identity, decoded, len(frame))
             else:
                 request_id, reply = decoded
                 self._send(identity, reply, request_id)
@@ -420,10 +423,18 @@ class Node:
 
     # --- requests -------------------------------------------------------------------------
 
-    def _handle(self, identity: bytes, request: Request) -> None:
-        """Run a request inline, or hand it to a worker; never raises."""
+    def _handle(self, identity: bytes, request: Request, size: int = 0) -> None:
+        """Run a request inline, or hand it to a worker; never raises.
+
+        Args:
+            identity: the client's ROUTER identity.
+            request: the checked request.
+            size: the request frame's size in bytes; big publishes go to the backend worker
+                so that they never hold up the main loop.
+        """
         try:
-            inline = self._inline(request)
+            big = size > INLINE_LIMIT and request.op == "publish"
+            inline: Any = _DEFERRED if big else self._inline(request)
         except PyrosError as exc:
             self._send(identity, self.protocol.fail(request.id, exc), request.id)
             return

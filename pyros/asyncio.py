@@ -571,6 +571,7 @@ class _Stream:
         socket.setsockopt(zmq.SUBSCRIBE, MESSAGE_PREFIX + token)
         socket.connect(client._core.endpoints["stream"])
         self.socket: zmq.asyncio.Socket | None = socket
+        self._reader: zmq.Socket[bytes] = zmq.Socket.shadow(socket.underlying)
         self._reading = asyncio.Lock()
         self._changed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -578,12 +579,15 @@ class _Stream:
 
     def drain(self) -> list[Any]:
         """Read what the socket holds into the core, without blocking."""
-        socket = self.socket
         got: list[Any] = []
-        if socket is None:
+        if self.socket is None:
             return got
-        while int(socket.get(zmq.EVENTS)) & zmq.POLLIN:
-            frames = socket.recv_multipart(zmq.NOBLOCK).result()
+        reader = self._reader  # the same socket, read synchronously: it never blocks here
+        while True:
+            try:
+                frames = reader.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
             item = parse_stream(frames)
             if isinstance(item, StreamItem):
                 result = self.core.receive(item)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import collections
 import math
 import re
+import sys
 import threading
 import time
 import uuid
@@ -75,6 +76,9 @@ from pyros.exceptions import (
     TimeoutError,
 )
 from pyros.message_types import INT_RANGES, REGISTRY, canonical_type, check_param_value
+
+if sys.version_info < (3, 11):  # pragma: no cover - the backport on Python 3.10
+    from exceptiongroup import ExceptionGroup
 
 __all__ = [
     "MockBackend",
