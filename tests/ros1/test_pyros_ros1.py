@@ -223,7 +223,8 @@ def test_actions_and_graph_information_through_pyros(
         feedback: list[dict] = []
         result = robot.send_goal("/fibonacci", {"goal": 5}, feedback=feedback.append)
         assert result == {"result": 6}
-        assert [message["feedback"] for message in feedback] == [3, 4, 5, 6]
+        values = [message["feedback"] for message in feedback]
+        assert values in ([3, 4, 5, 6], [3, 4, 5])  # ROS 1 does not order feedback and result
         goal = robot.start_goal("/fibonacci", {"goal": 40})
         time.sleep(0.05)
         goal.cancel()

@@ -17,6 +17,13 @@ from ros1_support import BackendDriver, Peer, Ros1Master, limit
 from pyros.exceptions import ActionError, MessageError, NotExposedError, TimeoutError
 
 
+def in_order(feedback: list[dict], last: int) -> bool:
+    """Whether the feedback values are 3, 4, ... ``last``; the very last may be missing (ROS 1
+    does not order feedback and result, see pyros_ros.ros1.actions.FEEDBACK_GRACE)."""
+    values = [message["feedback"] for message in feedback]
+    return values in (list(range(3, last + 1)), list(range(3, last)))
+
+
 def send(backend: BackendDriver, order: int, action: str = "/fibonacci", **kwargs) -> int:
     """Send a goal of ``order``; return the driver's reference to it."""
     type_name = kwargs.pop("type", "actionlib/Test")
@@ -92,7 +99,7 @@ def test_a_goal_sends_feedback_in_order_then_its_result(ros1_peer, ros1_backend)
     server = ros1_peer("fibonacci_server")
     backend = ros1_backend()
     feedback, outcome = backend.goal_outcome(send(backend, 10))
-    assert [message["feedback"] for message in feedback] == list(range(3, 12))
+    assert in_order(feedback, 11)
     assert outcome == {"status": "succeeded", "result": {"result": 11}, "message": "11 numbers"}
     for spelling in ("actionlib/action/Test", "actionlib/TestAction", ""):  # "" = the graph's
         assert backend.goal_outcome(send(backend, 2, type=spelling))[1]["status"] == "succeeded"
@@ -108,7 +115,7 @@ def test_rejected_aborted_and_canceled_goals(ros1_peer, ros1_backend) -> None:
 
     feedback, outcome = backend.goal_outcome(send(backend, 47))
     assert outcome["status"] == "aborted" and "overflows int32" in outcome["message"]
-    assert outcome["result"] == {"result": 47} and len(feedback) == 45
+    assert outcome["result"] == {"result": 47} and in_order(feedback, 47)
 
     ref = send(backend, 40)
     time.sleep(0.05)
