@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pyros._core import Ops, patterns
+from pyros._core import Ops
 from pyros._process import NodeConfig, NodeProcess, pid_alive, terminate_pid, wait_pid_gone
 from pyros._runtime import (
     check_node_name,
@@ -49,33 +49,13 @@ __all__ = [
 ]
 
 
-def shared_config(
-    name: str,
-    backend: str = "mock",
-    *,
-    topics: Iterable[str] = (),
-    services: Iterable[str] = (),
-    params: Iterable[str] = (),
-    actions: Iterable[str] = (),
-    idle_timeout: float | None = None,
-    **backend_options: Any,
-) -> NodeConfig:
+def shared_config(name: str, backend: str = "mock", **options: Any) -> NodeConfig:
     """Return the configuration of shared node ``name`` (see :func:`start_shared`).
 
     Raises:
         ValueError: ``name`` is not a valid node name.
     """
-    return NodeConfig(
-        name=check_node_name(name),
-        backend=backend,
-        options=dict(backend_options),
-        topics=patterns(topics, "topics"),
-        services=patterns(services, "services"),
-        params=patterns(params, "params"),
-        actions=patterns(actions, "actions"),
-        owner_pid=None,
-        idle_timeout=idle_timeout,
-    )
+    return NodeConfig.make(check_node_name(name), backend, owner_pid=None, **options)
 
 
 def start_shared(
