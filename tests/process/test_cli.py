@@ -550,3 +550,23 @@ def test_relay_and_connector_explain_an_old_websockets(tmp_path: Path) -> None:
         assert "error: DependencyError: pyros" in result.stderr
         assert "websockets >= 14, this Python has 10.4" in result.stderr
         assert "pip install" in result.stderr
+
+
+def test_node_run_keeps_a_shared_node_in_the_foreground() -> None:
+    """For roslaunch, systemd and Docker: the node lives as long as the command."""
+    name = f"cli_run_{uuid.uuid4().hex[:6]}"
+    proc = start("node", "run", name, "--backend", "mock")
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith(f"running {name} (pid "), line
+        node_pid = int(line.split("pid ")[1].split(",")[0])
+        used = run("param", "set", "/cli/run", "1", "--name", name)
+        assert used.returncode == 0, used.stderr
+        assert json.loads(run("param", "get", "/cli/run", "--name", name).stdout) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=limit(15))
+    assert proc.returncode == 130
+    assert wait_until(lambda: not pid_alive(node_pid), limit(5))
+    assert not (RUNTIME_DIR / name).exists()

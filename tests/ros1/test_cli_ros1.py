@@ -225,3 +225,24 @@ def test_ctrl_c_exits_130_on_ros1(ros1_master: Ros1Master, command: tuple[str, .
         limit(10),
         "the node to unregister",
     )
+
+
+def test_shared_node_on_ros1(ros1_master: Ros1Master) -> None:
+    cli = _cli(ros1_master)
+    started = cli("node", "start", "cli_ros1_shared", "--topics", "/cli_*", "--params", "*")
+    assert started.returncode == 0, started.stderr
+    try:
+        assert "/pyros_cli_ros1_shared" in ros1_master.node_names()
+        assert cli("param", "set", "/cli_shared", "7", "--name", "cli_ros1_shared").returncode == 0
+        assert ros1_master.call("getParam", "/cli_shared") == 7
+        listed = json.loads(cli("node", "list").stdout)
+        assert any(entry["name"] == "cli_ros1_shared" and entry["backend"] == "ros1"
+                   for entry in listed)  # fmt: skip
+    finally:
+        stopped = cli("node", "stop", "cli_ros1_shared")
+    assert stopped.returncode == 0, stopped.stderr
+    ros1_master.wait_for(
+        lambda: "/pyros_cli_ros1_shared" not in ros1_master.node_names(),
+        limit(10),
+        "the shared node to unregister",
+    )
