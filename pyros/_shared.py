@@ -111,7 +111,7 @@ def attach(
 
     Args:
         name: the shared node's name.
-        backend, topics, services, params, actions, **backend_options: what the node runs
+        backend, topics, services, params, actions, ``**backend_options``: what the node runs
             and exposes; a running node must have been started with exactly these.
         idle_timeout: seconds without clients before a node started here exits (default
             60 s, so a node outlives a worker being replaced); None keeps it running.
@@ -252,7 +252,7 @@ class SharedClient:
 
     Args:
         name: the shared node's name.
-        backend, **options: as :func:`attach` (patterns, ``idle_timeout``, backend options).
+        backend, ``**options``: as :func:`attach` (patterns, ``idle_timeout``, backend options).
     """
 
     def __init__(self, name: str, backend: str = "mock", **options: Any) -> None:
