@@ -332,3 +332,36 @@ def test_backend_options_name_their_backend() -> None:
     assert default_backend({"PYROS_BACKEND": "mock"}, master_uri=True)[0] == "ros1"
     assert default_backend({}, domain_id=True)[0] == "ros2"
     assert default_backend({}, url=True)[0] == "rosbridge"
+
+
+# --- command-line values ---------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=30), st.floats().map(repr), st.integers().map(str)))
+def test_numbers_on_the_command_line_are_in_range_or_usage_errors(text: str) -> None:
+    import click
+
+    from pyros.cli import COUNT, RATE, SECONDS
+
+    for kind, low, high in ((RATE, 0.001, 1e6), (SECONDS, 0.0, 1e6)):
+        try:
+            value = kind.convert(text, None, None)
+        except click.BadParameter:
+            continue
+        assert math.isfinite(value) and low <= value <= high
+        assert value > 0
+    try:
+        count = COUNT.convert(text, None, None)
+    except click.BadParameter:
+        return
+    assert 1 <= count <= 10**12
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_messages_on_the_command_line_parse_or_give_value_errors(text: str) -> None:
+    try:
+        parse_data(text)
+    except ValueError:
+        pass
