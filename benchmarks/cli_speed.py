@@ -5,6 +5,11 @@ orchestrator and timed from ``subprocess.run`` to its return (process start to e
 user waits for), alternately so that background load hits both alike. The stages show where
 pyros's time goes: a bare interpreter, the import of :mod:`pyros.cli`, ``pyros --help`` (the
 command with no node), and a node's spawn, one query and close measured inside one process.
+
+pyros runs as users install it: from a wheel of this checkout, unpacked into a scratch venv
+whose dependencies come from this environment. A development checkout's editable install
+(``pip install -e``) adds an import hook that costs about 10 ms in every process, twice per
+command (the command and its node); users' installs have no such hook.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +41,45 @@ print(t1 - t0, t2 - t1, t3 - t2)
 """
 
 
-def _pyros_command() -> list[str]:
-    script = Path(sys.executable).parent / "pyros"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "pyros"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _wheel_venv(folder: Path) -> Path:
+    """Make a venv in ``folder`` with pyros from a wheel of this checkout; return its python.
+
+    The venv has no pip: the wheel (pure Python) is unpacked into its site-packages and the
+    console script written as pip writes it. Dependencies are found in this interpreter's
+    site-packages, added as a plain path (so its ``.pth`` files, this checkout's editable
+    hook among them, are not run).
+    """
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120
+    )
+    python = folder / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    wheels = folder / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    with zipfile.ZipFile(next(wheels.glob("*.whl"))) as wheel:
+        wheel.extractall(site)
+    (site / "pyros_bench_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    script = folder / "bin" / "pyros"
+    script.write_text(
+        f"#!{python}\nimport sys\nfrom pyros._cli.entry import main\nsys.exit(main())\n"
+    )
+    script.chmod(0o755)
+    return python
 
 
 def _timed(command: list[str], env: dict[str, str]) -> float:
@@ -63,7 +107,14 @@ def measure(env: dict[str, str], samples: int) -> dict[str, Any]:
     rostopic = shutil.which("rostopic")
     if rostopic is None:
         return {"skipped": "rostopic is not installed (apt-get install python3-rostopic)"}
-    pyros_topics = [*_pyros_command(), "topics", "--backend", "ros1", "--json"]
+    with tempfile.TemporaryDirectory(prefix="pyros-bench-wheel-") as scratch:
+        python = _wheel_venv(Path(scratch) / "venv")
+        return _measure(env, samples, rostopic, str(python))
+
+
+def _measure(env: dict[str, str], samples: int, rostopic: str, python: str) -> dict[str, Any]:
+    pyros = str(Path(python).parent / "pyros")
+    pyros_topics = [pyros, "topics", "--backend", "ros1", "--json"]
     ours: list[float] = []
     theirs: list[float] = []
     _timed(pyros_topics, env)  # warm the page cache for both
@@ -71,13 +122,13 @@ def measure(env: dict[str, str], samples: int) -> dict[str, Any]:
     for _ in range(samples):
         ours.append(_timed(pyros_topics, env))
         theirs.append(_timed([rostopic, "list"], env))
-    bare = [_timed([sys.executable, "-c", "pass"], env) for _ in range(samples)]
-    imports = [_timed([sys.executable, "-c", "import pyros.cli"], env) for _ in range(samples)]
-    helps = [_timed([*_pyros_command(), "--help"], env) for _ in range(samples)]
+    bare = [_timed([python, "-c", "pass"], env) for _ in range(samples)]
+    imports = [_timed([python, "-c", "import pyros.cli"], env) for _ in range(samples)]
+    helps = [_timed([pyros, "--help"], env) for _ in range(samples)]
     spawn, query, close = [], [], []
     for _ in range(samples):
         out = subprocess.run(
-            [sys.executable, "-c", _SPAWN_STAGES],
+            [python, "-c", _SPAWN_STAGES],
             env=env,
             capture_output=True,
             text=True,
@@ -90,6 +141,7 @@ def measure(env: dict[str, str], samples: int) -> dict[str, Any]:
     ours_summary = report.latency_summary(ours)
     theirs_summary = report.latency_summary(theirs)
     return {
+        "installed": "from a wheel of this checkout",
         "samples": samples,
         "pyros topics": ours_summary,
         "rostopic list": theirs_summary,
