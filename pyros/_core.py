@@ -171,10 +171,20 @@ class Ops:
 
     @staticmethod
     def call(service: str, request: Any, timeout: float | None) -> Op:
-        """Call ``service``; the reply waits :data:`CALL_MARGIN` beyond the call's timeout."""
+        """Call ``service``; the reply waits :data:`CALL_MARGIN` beyond the call's timeout.
+
+        A timeout of None (or longer than :data:`~pyros._protocol.MAX_TIMEOUT`) waits for
+        ever: the node is told the longest timeout it takes.
+
+        Raises:
+            ValueError: ``timeout`` is not a number of seconds >= 0.
+        """
         timeout = check_wait(timeout)
+        if timeout == 0:
+            raise ValueError("a service call needs a timeout above 0 s (None waits forever)")
         wait = None if timeout is None else timeout + CALL_MARGIN
-        return Op("call", {"service": service, "request": request, "timeout": timeout}, wait)
+        sent = MAX_TIMEOUT if timeout is None else timeout
+        return Op("call", {"service": service, "request": request, "timeout": sent}, wait)
 
     @staticmethod
     def get_param(name: str) -> Op:

@@ -19,13 +19,16 @@ What goes through which layer:
 from __future__ import annotations
 
 import builtins
+import collections
 import json
 import logging
 import os
 import re
+import select
 import tempfile
 import threading
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from pyros.backends.base import (
@@ -88,7 +91,12 @@ SERVICE_PROBE_RETRY = 5.0
 """Seconds before discovery asks again a server that did not answer a type probe."""
 
 _PUBLISHER_QUEUE = 100
-"""rospy publisher queue length: messages waiting for a slow subscriber connection."""
+"""Messages a topic's sender thread keeps for a slow subscriber before dropping the oldest."""
+
+INLINE_PUBLISH_BYTES = 4096
+"""Largest message (estimated) written straight to the subscribers' sockets by the caller."""
+
+_LOG = logging.getLogger("pyros.ros1")
 
 _ROSPY_LOGGERS = ("rospy", "rosout", "xmlrpc", "rosgraph")
 """Loggers of rospy and rosgraph, set to WARNING: their INFO lines are per-connection chatter."""
@@ -107,14 +115,122 @@ logger alone and lets rospy's warnings propagate to it.
 
 
 class _Publisher:
-    """A rospy publisher, its message class, and whether its first subscribers are in."""
+    """A rospy publisher, its message class, and whether its first subscribers are in.
 
-    __slots__ = ("publisher", "cls", "ready")
+    The rospy publisher is synchronous (``queue_size=None``): a small message goes from the
+    caller's thread straight into the subscribers' sockets when they all have room, with no
+    thread hand-off (rospy's queued publisher costs one, plus a ``time.sleep(0)``). Anything
+    else (a big message, a subscriber that does not read, messages already waiting) goes to
+    this topic's own sender thread, in order, so that a stuck subscriber blocks only its topic,
+    never the node. The sender keeps at most :data:`_PUBLISHER_QUEUE` messages and drops the
+    oldest, as rospy's queue does.
+    """
 
     def __init__(self, publisher: Any, cls: Any) -> None:
         self.publisher = publisher
         self.cls = cls
         self.ready = threading.Event()
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._waiting: collections.deque[Any] = collections.deque()
+        self._sending = False
+        self._wake = threading.Condition(self._lock)
+        self._sender: threading.Thread | None = None
+        self._closed = False
+
+    def publish(self, msg: Any, size: int) -> None:
+        """Write ``msg`` now if that cannot block, else hand it to the sender thread.
+
+        Args:
+            msg: the rospy message.
+            size: its estimated serialized size in bytes.
+        """
+        with self._lock:
+            inline = not self._waiting and not self._sending and self._has_room(size)
+            if not inline:
+                if len(self._waiting) >= _PUBLISHER_QUEUE:
+                    self._waiting.popleft()
+                    self.dropped += 1
+                self._waiting.append(msg)
+                self._start_sender()
+                self._wake.notify()
+                return
+        self.publisher.publish(msg)
+
+    def _has_room(self, size: int) -> bool:
+        if size > INLINE_PUBLISH_BYTES:
+            return False
+        sockets = []
+        for connection in list(self.publisher.impl.connections):
+            sock = getattr(connection, "socket", None)
+            if sock is None:
+                return False  # not a plain TCPROS connection: do not guess
+            sockets.append(sock)
+        if not sockets:
+            return True
+        try:
+            _, writable, _ = select.select([], sockets, [], 0)
+        except (OSError, ValueError):  # a connection closing meanwhile
+            return False
+        # Writable means a third of the send buffer is free (Linux), over 5 KiB even for
+        # the smallest TCP buffer: a message this small is written at once.
+        return len(writable) == len(sockets)
+
+    def _start_sender(self) -> None:
+        if self._sender is None:
+            self._sender = threading.Thread(
+                target=self._send_waiting,
+                name=f"pyros-ros1-publish-{self.publisher.name}",
+                daemon=True,
+            )
+            self._sender.start()
+
+    def _send_waiting(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                msg = self._waiting.popleft()
+                self._sending = True
+            try:
+                self.publisher.publish(msg)
+            except Exception:  # the publisher was unregistered, or serialisation failed
+                logging.getLogger("pyros.ros1").exception(
+                    "publish on %s failed", self.publisher.name
+                )
+            finally:
+                with self._lock:
+                    self._sending = False
+
+    def close(self) -> None:
+        """Stop the sender thread (waiting messages are dropped) and unregister."""
+        with self._lock:
+            self._closed = True
+            self._wake.notify()
+        self.publisher.unregister()
+
+
+def _synchronous_publisher(rospy: Any, topic: str, cls: Any, latch: bool) -> Any:
+    """A rospy publisher without rospy's queue (``_Publisher`` queues where it must)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)  # rospy's nudge towards queue_size
+        return rospy.Publisher(topic, cls, queue_size=None, tcp_nodelay=True, latch=latch)
+
+
+def _estimated_size(value: Any) -> int:
+    """A cheap upper-bound guess of a message's serialized size in bytes (ROS 1 wire format:
+    4-byte lengths before strings and arrays, 8 bytes at most per number)."""
+    if isinstance(value, (bytes, bytearray, str)):
+        return 4 + len(value)
+    if isinstance(value, dict):
+        return sum(_estimated_size(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return 4
+        return 4 + len(value) * _estimated_size(value[0]) * 2  # elements may differ
+    return 8
 
 
 _CONNECTION_INFO = re.compile(r"\w+ connection on port \d+ to \[(.*):(\d+) on socket -?\d+\]")
@@ -341,7 +457,7 @@ class Ros1Backend(Backend):
             for subscriber in self._subscribers.values():
                 subscriber.unregister()
             for entry in self._publishers.values():
-                entry.publisher.unregister()
+                entry.close()
             self._subscribers.clear()
             self._publishers.clear()
             if self._goals is not None:
@@ -528,7 +644,7 @@ class Ros1Backend(Backend):
         if not entry.ready.is_set():
             entry.ready.wait(SUBSCRIBER_WAIT)
         try:
-            entry.publisher.publish(msg)
+            entry.publish(msg, _estimated_size(message))
         except self._rospy.ROSSerializationException as exc:
             raise MessageError(f"message for {topic} cannot be serialized: {exc}") from exc
         except self._rospy.ROSException as exc:
@@ -555,9 +671,7 @@ class Ros1Backend(Backend):
             self._require_node()
             self._check_graph_type(topic, cls)
             entry = _Publisher(
-                self._rospy.Publisher(
-                    topic, cls, queue_size=_PUBLISHER_QUEUE, tcp_nodelay=True, latch=latch
-                ),
+                _synchronous_publisher(self._rospy, topic, cls, latch),
                 cls,
             )
             self._publishers[topic] = entry
