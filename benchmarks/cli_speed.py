@@ -83,12 +83,23 @@ def _wheel_venv(folder: Path) -> Path:
 
 
 def _timed(command: list[str], env: dict[str, str]) -> float:
+    return _timed_both(command, env)[1]
+
+
+def _timed_both(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Seconds from start to the first line of output (the answer) and to the exit."""
     started = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {result.returncode}: {result.stderr}")
-    return elapsed
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    answered = time.perf_counter() - started
+    _, err = proc.communicate(timeout=60)
+    exited = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}: {err.decode()}")
+    return answered, exited
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -119,9 +130,15 @@ def _measure(env: dict[str, str], samples: int, rostopic: str, python: str) -> d
     theirs: list[float] = []
     _timed(pyros_topics, env)  # warm the page cache for both
     _timed([rostopic, "list"], env)
+    ours_answer: list[float] = []
+    theirs_answer: list[float] = []
     for _ in range(samples):
-        ours.append(_timed(pyros_topics, env))
-        theirs.append(_timed([rostopic, "list"], env))
+        answered, exited = _timed_both(pyros_topics, env)
+        ours_answer.append(answered)
+        ours.append(exited)
+        answered, exited = _timed_both([rostopic, "list"], env)
+        theirs_answer.append(answered)
+        theirs.append(exited)
     bare = [_timed([python, "-c", "pass"], env) for _ in range(samples)]
     imports = [_timed([python, "-c", "import pyros.cli"], env) for _ in range(samples)]
     helps = [_timed([pyros, "--help"], env) for _ in range(samples)]
@@ -146,6 +163,10 @@ def _measure(env: dict[str, str], samples: int, rostopic: str, python: str) -> d
         "pyros topics": ours_summary,
         "rostopic list": theirs_summary,
         "ratio_median": ours_summary["median_ms"] / theirs_summary["median_ms"],
+        "answer_ms": {
+            "pyros topics": _median_ms(ours_answer),
+            "rostopic list": _median_ms(theirs_answer),
+        },
         "stages_ms": {
             "python -c pass": _median_ms(bare),
             "python -c 'import pyros.cli'": _median_ms(imports),

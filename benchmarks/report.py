@@ -257,9 +257,15 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {label} | {_ms(entry['median_ms'])} | {_ms(entry['p90_ms'])} | "
                     f"{_ms(entry['max_ms'])} | {entry['n']} |"
                 )
+            answer = cli.get("answer_ms") or {}
             lines += [
                 "",
-                f"Ratio of medians: {cli['ratio_median']:.2f}x. Where pyros's time goes "
+                f"Ratio of medians: {cli['ratio_median']:.2f}x (start to exit). Start to the "
+                f"first line of output (the answer): pyros {_ms(answer.get('pyros topics'))} ms, "
+                f"rostopic {_ms(answer.get('rostopic list'))} ms; pyros then stops its node. "
+                "Installed: " + str(cli.get("installed", "-")) + ".",
+                "",
+                "Where pyros's time goes "
                 "(medians, ms): "
                 + ", ".join(f"{k} {_ms(v)}" for k, v in cli["stages_ms"].items())
                 + ".",
