@@ -23,7 +23,6 @@ shared node: ``--name``, else ``PYROS_NODE``, else the only shared node running)
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -39,13 +38,13 @@ import click
 from click.shell_completion import CompletionItem
 
 from pyros._cli.environment import default_backend
-from pyros._cli.expressions import FieldError, Filter, FilterError, get_field
 from pyros._cli.output import parse_data, table, to_json, to_yaml
 from pyros.exceptions import MessageError, NotExposedError, PyrosError
 from pyros.exceptions import TimeoutError as pyros_timeout
 
 if TYPE_CHECKING:
     import pyros
+    from pyros._cli.expressions import Filter
 
 __all__ = ["main", "cli"]
 
@@ -598,7 +597,7 @@ def _subscribe_field(
     client: pyros.Client, name: str, field: str | None
 ) -> tuple[pyros.Subscription, tuple[str | int, ...]]:
     """Subscribe to ``TOPIC[/field]``; warn when the topic does not exist (yet)."""
-    from pyros._cli.expressions import parse_path, split_topic
+    from pyros._cli.expressions import FieldError, parse_path, split_topic
 
     try:
         path = parse_path(field) if field else ()
@@ -616,6 +615,8 @@ def _subscribe_field(
 def _compile_filter(text: str | None) -> Filter | None:
     if text is None:
         return None
+    from pyros._cli.expressions import Filter, FilterError
+
     try:
         return Filter(text)
     except FilterError as exc:
@@ -625,6 +626,8 @@ def _compile_filter(text: str | None) -> Filter | None:
 def _passes(message_filter: Filter | None, message: dict[str, Any]) -> bool:
     if message_filter is None:
         return True
+    from pyros._cli.expressions import FilterError
+
     try:
         return message_filter(message)
     except FilterError as exc:
@@ -656,6 +659,8 @@ def echo(
     **options: Any,
 ) -> None:
     """Print the messages of TOPIC (or TOPIC/field/sub), one JSON object per line."""
+    from pyros._cli.expressions import FieldError, get_field
+
     message_filter = _compile_filter(filter_text)
     if once:
         count = 1
@@ -1046,6 +1051,8 @@ def call(service: str, request: str | None, timeout: float, **options: Any) -> N
 
 def _kind_of(client: pyros.Client, name: str) -> tuple[str, str | None]:
     """Is ``name`` a topic, service, action or node? ``(kind, type)``; raises if none."""
+    import difflib
+
     topics = client.topics()
     if name in topics:
         return "topic", topics[name]
