@@ -984,7 +984,7 @@ def pub(
     linger: float | None,
     **options: Any,
 ) -> None:
-    """Publish MESSAGE (JSON or YAML, e.g. 'data: hi') on TOPIC, once or at --rate Hz.
+    """Publish MESSAGE (JSON or YAML such as 'data: hi') on TOPIC, once or at --rate Hz.
 
     A one-shot publish from a node the command spawns stays up --linger seconds so that
     subscribers (which connect to a new publisher only after it appears) receive it, as
