@@ -177,7 +177,7 @@ def test_params_persist_in_the_master(ros1_master: Ros1Master, tmp_path: Path) -
 
 
 def test_action_list_info_send(ros1_master: Ros1Master, ros1_peer: Callable[..., Peer]) -> None:
-    server = ros1_peer("test_action_server", "--name", "/cli_test_action")
+    server = ros1_peer("cli_action_server", "--name", "/cli_test_action")
     cli = _cli(ros1_master)
     listed = cli("action", "list")
     assert listed.returncode == 0, listed.stderr

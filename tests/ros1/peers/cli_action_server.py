@@ -14,7 +14,7 @@ def main() -> None:
     parser = _peer.parser(__doc__)
     parser.add_argument("--name", default="/cli_test_action")
     args = parser.parse_args()
-    rospy = _peer.start_node("test_action_server", args.node_name)
+    rospy = _peer.start_node("cli_action_server", args.node_name)
     import actionlib
     from actionlib.msg import TestAction, TestFeedback, TestResult
 
