@@ -311,9 +311,11 @@ def test_gunicorn_workers_share_one_ros_node(
     victim = sorted(before)[0]
     os.kill(victim, signal.SIGKILL)
     assert wait_until(
-        lambda: len(server.workers()) == WORKERS
-        and victim not in server.workers()
-        and server.workers() - before,
+        lambda: (
+            len(server.workers()) == WORKERS
+            and victim not in server.workers()
+            and server.workers() - before
+        ),
         limit(15),
     ), f"gunicorn did not replace worker {victim}:\n{server.log_tail()}"
     replacement = min(server.workers() - before)
