@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyros._runtime import node_directory, read_node_file
+from pyros._runtime import node_directory, read_node_file, remove_node_directory
 from pyros.exceptions import NodeDiedError, PyrosError, SpawnError, TimeoutError, from_wire
 
 __all__ = [
@@ -322,13 +322,13 @@ class NodeProcess:
             except BrokenPipeError:
                 pass  # the node died at once; reading the ready pipe says so
             line = _read_line(read_fd, ready_timeout)
-        except BaseException:
-            _kill(popen)
+        except BaseException:  # Ctrl-C while the node starts: let it leave the graph cleanly
+            _end(popen, config.get("name"))
             raise
         finally:
             os.close(read_fd)
         if line is None:
-            _kill(popen)
+            _end(popen, config.get("name"))
             raise TimeoutError(f"the node was not ready within {ready_timeout:.1f} s")
         if not line:
             code = popen.wait(timeout=5)
@@ -439,6 +439,28 @@ def _read_line(fd: int, timeout: float) -> str | None:
             return data.decode(errors="replace")
         data += chunk
     return data.split(b"\n", 1)[0].decode(errors="replace")
+
+
+STOP_GRACE = 3.0
+"""Seconds a node that is told to stop during its start-up gets to unregister from the
+ROS graph before it is killed."""
+
+
+def _end(popen: subprocess.Popen[bytes], name: object) -> None:
+    """Stop a node that never became ready: SIGTERM (it then leaves the ROS graph and removes
+    its directory), SIGKILL after :data:`STOP_GRACE` seconds, and remove what it left."""
+    if popen.poll() is None:
+        try:
+            popen.send_signal(signal.SIGTERM)
+            popen.wait(timeout=STOP_GRACE)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    _kill(popen)
+    if isinstance(name, str):
+        try:
+            remove_node_directory(node_directory(name))
+        except (ValueError, PyrosError):
+            pass
 
 
 def _kill(popen: subprocess.Popen[bytes]) -> None:
