@@ -1509,7 +1509,10 @@ class _ManyValuesCommand(click.Command):
 @click.option(
     "--listen",
     multiple=True,
-    help="Glob of other devices' topics (/robot2/chat, /*/chat) to publish on this robot.",
+    help=(
+        "Glob of other devices' topics to publish on this robot, such as /robot2/chat; "
+        "a star in place of the device takes every device's."
+    ),
 )
 @click.option(
     "--rate", "rates", multiple=True, metavar="TOPIC=HZ", help="Forward TOPIC (a glob) at most HZ."
