@@ -50,7 +50,7 @@ Connector -> relay:
   names) and ``"latest": ["/turtle1/pose"]`` (forwarded topics whose latest value a late
   subscriber gets at once: latched or transient-local topics and the connector's ``--latest``
   globs; other topics are events and are never replayed), and ``"definitions":
-  {"geometry_msgs/Twist": "Vector3 linear\nVector3 angular\n", ...}`` (the ``.msg``/``.srv``/
+  {"geometry_msgs/Twist": "Vector3 linear\\nVector3 angular\\n", ...}`` (the ``.msg``/``.srv``/
   ``.action`` text of the exposed types and of the message types nested in them, for rosapi's
   message details).
 * ``{"op": "action_feedback", "id": "<relay's goal id>", "feedback": {...}}`` and
