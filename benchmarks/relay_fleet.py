@@ -384,10 +384,8 @@ def run_stream(
         fleet.stop()
     sent = sum(log["sent"] for log in logs.values())
     dropped = sum(log.get("dropped", 0) for log in logs.values())
-    first = logs.get("dev0000", {})
     welcomed = sorted(log["welcomes"][0][0] - started for log in logs.values() if log["welcomes"])
     result: dict[str, Any] = {
-        "dev0000_welcomes": first.get("welcomes"),
         "device_statuses": [m for log in logs.values() for m in log.get("statuses", [])][:5],
         "first_welcome_s": {"p50": welcomed[len(welcomed) // 2], "max": welcomed[-1]}
         if welcomed
