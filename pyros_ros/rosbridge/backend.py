@@ -537,6 +537,10 @@ class RosbridgeBackend(Backend):
     ) -> dict[str, Any]:
         """Call a service with ``call_service`` (rosbridge 3.2.8) and its ``timeout``.
 
+        ``type`` is sent along (a rosbridge-server-rs extension) so that a server the bridge has
+        not discovered yet is waited for; with ``type=""`` the server looks the type up and a
+        service it does not know fails at once with ``NotExposedError``.
+
         Raises:
             NotExposedError: the server says the service does not exist.
             ServiceError: the call failed (the server's text).
@@ -550,13 +554,17 @@ class RosbridgeBackend(Backend):
     ) -> dict[str, Any]:
         conn = self._connection()
         ident = conn.next_id("call")
-        message = {
+        message: dict[str, Any] = {
             "op": "call_service",
             "id": ident,
             "service": service,
             "args": request,
             "timeout": timeout,
         }
+        if type:
+            # rosbridge-server-rs then waits up to ``timeout`` for a server that it has not
+            # seen yet instead of failing at once; other servers ignore the field.
+            message["type"] = type
         future = conn.request(message)
         reply = _wait(future, timeout + 0.5, conn, ident, f"service {service}")
         if reply.get("op") == "status":
@@ -566,7 +574,10 @@ class RosbridgeBackend(Backend):
             text = values if isinstance(values, str) else json.dumps(values)
             low = text.lower()
             if "timeout" in low or "timed out" in low:
-                raise TimeoutError(f"service {service} did not answer within {timeout:g} s: {text}")
+                raise TimeoutError(
+                    f"service {service} did not answer within {timeout:g} s (is it offered?): "
+                    f"{text}"
+                )
             if "absent from ros graph" in low or "does not exist" in low or "no such" in low:
                 raise NotExposedError(f"service {service} does not exist: {text}")
             raise ServiceError(f"service {service} failed: {text}")

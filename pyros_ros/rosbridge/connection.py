@@ -152,6 +152,8 @@ class Connection:
                 pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(3.0)
+        if not self._loop.is_running() and not self._loop.is_closed():
+            self._loop.close()
         self._fail_pending(ConnectionLostError(f"connection to {self.url} closed"))
 
     @property
@@ -390,7 +392,10 @@ class Connection:
     async def _shutdown(self) -> None:
         with self._lock:
             self._open = False
-        if self._main is not None:
-            self._main.cancel()
         if self._ws is not None:
             await self._ws.close()
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -27,7 +27,7 @@ import time
 
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -77,8 +77,11 @@ def main() -> int:
         response.message = "slow done"
         return response
 
-    node.create_service(SetBool, "/set_flag", set_flag, callback_group=group)
-    node.create_service(Trigger, "/slow", slow, callback_group=group)
+    # Each service in its own group: a sleeping /slow never holds up /set_flag.
+    node.create_service(
+        SetBool, "/set_flag", set_flag, callback_group=MutuallyExclusiveCallbackGroup()
+    )
+    node.create_service(Trigger, "/slow", slow, callback_group=ReentrantCallbackGroup())
 
     def on_goal(goal: Fibonacci.Goal) -> GoalResponse:
         return GoalResponse.REJECT if goal.order < 0 else GoalResponse.ACCEPT
@@ -123,7 +126,7 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-    executor = MultiThreadedExecutor(4)
+    executor = MultiThreadedExecutor(8)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
