@@ -369,7 +369,12 @@ class RosbridgeBackend(Backend):
             level, text = str(message.get("level")), str(message.get("msg"))
             ident = message.get("id")
             if ident is not None and level == "error":
-                self._refused[str(ident)] = text
+                with self._lock:
+                    goal = self._goals.pop(str(ident), None)
+                if goal is not None:  # the server refused the goal itself (unknown action...)
+                    goal.finish(GoalOutcome("rejected", None, f"the server refused it: {text}"))
+                else:
+                    self._refused[str(ident)] = text
             if level in ("error", "warning"):
                 self._errors.append(f"{level}: {text}" + (f" (id {ident})" if ident else ""))
             listener = self._listener
