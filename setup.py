@@ -39,7 +39,7 @@ def _long_description() -> str:
 
 # The examples/ apps; the tests run them for real (gunicorn workers, a Celery prefork pool).
 EXAMPLES_REQUIRE = ["flask", "gunicorn", "celery", "redis"]
-TEST_REQUIRE = ["pytest", "pytest-timeout", "hypothesis", "roslibpy", *EXAMPLES_REQUIRE]
+TEST_REQUIRE = ["pytest", "pytest-timeout", "hypothesis", "roslibpy", "cbor2", *EXAMPLES_REQUIRE]
 
 setup(
     name="pyros",
@@ -63,6 +63,9 @@ setup(
         # rospkg (-> distro), catkin_pkg (-> python-dateutil, docutils, pyparsing), yaml,
         # and defusedxml (rosmaster.util). netifaces stays Debian's C extension.
         "ros1": ["rospkg", "catkin_pkg", "pyyaml", "defusedxml"],
+        # The rosbridge backend: websockets (a core dependency) plus CBOR frames, which carry
+        # uint8[] as bytes (rosbridge protocol 3.1.3).
+        "rosbridge": ["cbor2"],
         "examples": EXAMPLES_REQUIRE,
         "bench": ["matplotlib", "roslibpy"],  # benchmarks/: plots; the roslibpy contender
         "test": TEST_REQUIRE,
