@@ -179,6 +179,10 @@ class RosbridgeBackend(Backend):
         ready_timeout: seconds :meth:`start` waits for the websocket handshake.
         compression: ``"cbor"`` (default: ask for CBOR frames where the server offers them,
             so ``uint8[]`` arrives as ``bytes``) or ``"none"`` (JSON only).
+        topic_types: ``{topic: type}`` that :meth:`topics` answers when the server has no
+            rosapi (rosbridge-server-rs ``--no-rosapi``), so that the node can subscribe to
+            them by name; None (default) makes listing without rosapi an error.
+        service_types: the same for :meth:`services`.
 
     Raises:
         TypeError: an option has the wrong type or value.
@@ -195,6 +199,8 @@ class RosbridgeBackend(Backend):
         cafile: str | None = None,
         ready_timeout: float = 10.0,
         compression: str = "cbor",
+        topic_types: dict[str, str] | None = None,
+        service_types: dict[str, str] | None = None,
     ) -> None:
         super().__init__(node_name)
         if not isinstance(url, str) or urlsplit(url).scheme not in ("ws", "wss"):
@@ -205,6 +211,14 @@ class RosbridgeBackend(Backend):
             raise TypeError("cafile must be a path (str)")
         if compression not in ("cbor", "none"):
             raise TypeError(f"compression must be 'cbor' or 'none', not {compression!r}")
+        for option, value in (("topic_types", topic_types), ("service_types", service_types)):
+            if value is not None and not (
+                isinstance(value, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+            ):
+                raise TypeError(f"{option} must be a dict of name -> type name strings")
+        self._declared_topics = topic_types
+        self._declared_services = service_types
         self.url = url
         self._token = token
         self._cafile = cafile
@@ -608,10 +622,17 @@ class RosbridgeBackend(Backend):
     def topics(self) -> dict[str, str]:
         """Return every topic with its type, from ``/rosapi/topics``.
 
+        Without rosapi, the ``topic_types`` option is the answer when it was given.
+
         Raises:
-            RosapiUnavailableError: the server has no rosapi.
+            RosapiUnavailableError: the server has no rosapi (and no ``topic_types``).
         """
-        reply = self._rosapi("topics", {}, "list topics")
+        try:
+            reply = self._rosapi("topics", {}, "list topics")
+        except RosapiUnavailableError:
+            if self._declared_topics is None:
+                raise
+            return dict(self._declared_topics)
         names, types = reply.get("topics") or [], reply.get("types") or []
         if len(types) != len(names):  # old rosapi: names only
             return {name: self._topic_type(name) for name in names}
@@ -626,10 +647,17 @@ class RosbridgeBackend(Backend):
         """Return every service with its type (``/rosapi/services``, then one pipelined
         ``/rosapi/service_type`` per service).
 
+        Without rosapi, the ``service_types`` option is the answer when it was given.
+
         Raises:
-            RosapiUnavailableError: the server has no rosapi.
+            RosapiUnavailableError: the server has no rosapi (and no ``service_types``).
         """
-        names = self._rosapi("services", {}, "list services").get("services") or []
+        try:
+            names = self._rosapi("services", {}, "list services").get("services") or []
+        except RosapiUnavailableError:
+            if self._declared_services is None:
+                raise
+            return dict(self._declared_services)
         conn = self._connection()
         futures = []
         for name in names:

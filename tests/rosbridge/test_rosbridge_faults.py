@@ -194,3 +194,28 @@ def test_garbage_and_status_errors_are_pyros_errors_and_the_node_serves_on(
             bridge.call("/x", "std_srvs/Trigger", {}, 2.0)
     finally:
         bridge.stop()
+
+
+def test_declared_types_let_a_spawned_node_work_without_rosapi(server: RosbridgeServer) -> None:
+    with pyros.spawn(
+        "rosbridge",
+        url=server.url,
+        topics=["/out", "/in", "/chatter"],
+        services=["/set_flag"],
+        topic_types={"/out": "std_msgs/msg/String", "/chatter": "std_msgs/msg/String"},
+        service_types={"/set_flag": "std_srvs/srv/SetBool"},
+    ) as client:
+        assert client.topics() == {"/out": "std_msgs/msg/String", "/chatter": "std_msgs/msg/String"}
+        assert client.call("/set_flag", {"data": True}, timeout=limit(10))["success"] is True
+        with client.subscribe("/chatter") as chatter:
+            assert chatter.get(timeout=limit(10))["data"].startswith("hello")
+        with client.subscribe("/out") as out:
+            deadline = time.monotonic() + limit(20)
+            while time.monotonic() < deadline:
+                client.publish("/in", {"data": "through the node"}, type="std_msgs/String")
+                try:
+                    if out.get(timeout=0.2)["data"] == "through the node":
+                        return
+                except pyros.TimeoutError:
+                    continue
+        raise AssertionError("no echo through the node")
