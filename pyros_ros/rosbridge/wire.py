@@ -118,7 +118,11 @@ def encode_cbor(message: Mapping[str, Any]) -> bytes:
         raise MessageError(f"message cannot be sent as CBOR: {exc}") from exc
 
 
-def _tag_hook(decoder: Any, tag: Any) -> Any:
+def _tag_hook(first: Any, second: Any) -> Any:
+    # cbor2 >= 6 calls tag_hook(tag, immutable); cbor2 5 called tag_hook(decoder, tag).
+    import cbor2
+
+    tag = first if isinstance(first, cbor2.CBORTag) else second
     spec = _TYPED_ARRAYS.get(tag.tag)
     if spec is None:
         if tag.tag in (64, 68) and isinstance(tag.value, bytes):
