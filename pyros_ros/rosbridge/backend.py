@@ -482,7 +482,10 @@ class RosbridgeBackend(Backend):
                     topic, type, qos, conn.next_id("advertise"), conn.next_id("publish")
                 )
                 conn.send(self._advertise_frame(ad))
-            conn.send(self._publish_frame(ad, message))
+            # The first message goes as JSON: rosbridge-server-rs 0.1.6 stops answering a
+            # connection that sent a CBOR publish for a topic it refused to advertise.
+            envelope = {"op": "publish", "id": ad.publish_id, "topic": topic, "msg": message}
+            conn.send(wire.encode_json(envelope))
             self._barrier()
             refused = self._take_refusal(ad.id)
             if refused is not None:
