@@ -16,8 +16,8 @@ node process does, and only for the backend it runs.
 
 from __future__ import annotations
 
-from pyros._shared import attach
-from pyros.client import Client, Subscription, connect, spawn
+from pyros._shared import SharedClient, attach
+from pyros.client import Client, Goal, Subscription, connect, spawn
 from pyros.exceptions import (
     ActionError,
     ConnectionLostError,
@@ -39,6 +39,8 @@ __all__ = [
     "attach",
     "Client",
     "Subscription",
+    "Goal",
+    "SharedClient",
     "PyrosError",
     "NotExposedError",
     "MessageError",

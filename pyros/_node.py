@@ -1,38 +1,44 @@
-"""The node process: one backend, a ROUTER for requests and an XPUB for streams.
+"""The node process: one backend, a ROUTER for requests, an XPUB for streams.
 
-Run as ``python -m pyros._node --ready-fd N`` with the configuration (a :class:`NodeConfig` as
-JSON) on stdin; :mod:`pyros._process` does that. Threads in a node:
+Run as ``python -m pyros._node --ready-fd N`` with the configuration (a
+:class:`~pyros._process.NodeConfig` as JSON) on stdin; :mod:`pyros._process` does that.
+Threads in a node:
 
-* the main loop owns the ZeroMQ sockets: it decodes requests, answers the quick ones itself
-  (publishing on a topic it already publishes on, unsubscribing, ``info``), sends heartbeats,
-  fans topic messages out to subscribers and watches its owner;
+* the main loop owns the ROUTER and XPUB sockets: it decodes and checks requests, answers the
+  quick ones itself (publishing on a topic it already publishes on, unsubscribing, ``info``),
+  fans topic messages, feedback and results out to subscribers and watches its owner;
+* a heartbeat thread sends a heartbeat every 0.2 s on a PUB socket of its own, so a main loop
+  busy with one heavy request never makes the node look dead;
 * one backend worker runs the other requests in arrival order (topic and parameter queries,
-  first publishes, subscriptions), so a slow ROS master never delays a heartbeat;
-* a pool runs service calls, which may take long, side by side;
+  first publishes, subscriptions), so a slow ROS master never delays the main loop;
+* a pool runs service calls and goals, which may take long, side by side;
 * a discovery thread polls the backend while some subscription waits for its topic to appear.
+
+Every request gets a reply: malformed ones an error naming what is wrong, failing ones the
+error the backend raised; nothing a client sends can stop the node.
 
 The node stops on a ``shutdown`` request, SIGTERM or SIGINT, when its owner process dies, when
 its runtime directory is removed (no client could reach it any more), or (shared nodes) after
-``idle_timeout`` seconds without clients. Stopping always runs
-``backend.stop()`` (which unregisters everything from the ROS graph) and removes the node's
-socket files and directory.
+``idle_timeout`` seconds without clients. Stopping always runs ``backend.stop()`` (which
+unregisters everything from the ROS graph) and removes the node's socket files and directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import fcntl
 import json
+import logging
 import os
+import resource
 import signal
 import sys
 import threading
 import time
-import traceback
-import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,9 +49,14 @@ from pyros import backends
 from pyros._exposure import Exposure
 from pyros._names import resolve
 from pyros._outbox import Outbox
+from pyros._process import NodeConfig
 from pyros._protocol import (
     CLIENT_PREFIX,
     HEARTBEAT_INTERVAL,
+    KIND_ERROR,
+    KIND_FEEDBACK,
+    KIND_MESSAGE,
+    KIND_RESULT,
     MESSAGE_PREFIX,
     PROTOCOL_VERSION,
     NodeProtocol,
@@ -53,15 +64,18 @@ from pyros._protocol import (
     Subscribed,
     Unsubscribed,
     encode,
+    short,
 )
 from pyros._runtime import (
     NODE_FILE,
+    NODE_FILES,
+    check_node_name,
+    lock_path,
     node_directory,
     read_node_file,
     remove_node_directory,
-    runtime_root,
 )
-from pyros.backends.base import Backend
+from pyros.backends.base import Backend, BackendGoal, GoalOutcome
 from pyros.exceptions import (
     MessageError,
     NotExposedError,
@@ -71,7 +85,9 @@ from pyros.exceptions import (
 )
 from pyros.message_types import canonical_type
 
-__all__ = ["NodeConfig", "Node", "serve", "main", "new_name"]
+__all__ = ["Node", "serve", "main"]
+
+LOG = logging.getLogger("pyros.node")
 
 OWNER_CHECK_INTERVAL = 0.2
 """Seconds between two checks that the owner process still lives."""
@@ -80,68 +96,34 @@ DISCOVERY_INTERVAL = 0.1
 """Seconds between two graph polls while a subscription waits for its topic to appear."""
 
 SUBSCRIBE_CONFIRM_TIMEOUT = 2.0
-"""Seconds a subscribe request waits for the client's SUB socket to reach the XPUB."""
+"""Seconds a subscribe or send_goal request waits for the client's SUB socket to listen."""
 
 STOP_TIMEOUT = 5.0
 """Seconds ``backend.stop()`` may take before the node exits anyway."""
 
 CALL_WORKERS = 16
-"""Service calls that may run at once."""
+"""Service calls and goals that may be sent at once."""
 
 HELLO_GRACE = 1.0
 """Seconds a client that said hello counts as present before its SUB socket is seen."""
 
 STREAM_HWM = 10_000
-"""Messages queued per subscriber before ZeroMQ drops (ZMQ_SNDHWM)."""
+"""Messages queued per subscription before the node drops (ZMQ_SNDHWM; counted per token)."""
+
+INLINE_LIMIT = 64 * 1024
+"""Bytes above which a request is never answered on the main loop (a big publish)."""
+
+_DEFERRED = object()
 
 
 @dataclass
-class NodeConfig:
-    """What a node process is told to do, sent as JSON on its stdin.
+class _Goal:
+    """A goal the node follows for a client's token."""
 
-    Attributes:
-        name: the node's name; it registers in the graph as ``/pyros_<name>`` and its sockets
-            live in ``<runtime root>/<name>/``. Letters, digits and ``_``.
-        backend: backend name (``mock``, ``ros1``...).
-        options: backend options (``master_uri``...).
-        topics, services, params: glob patterns of what is exposed.
-        owner_pid: exit when this process dies (None for a shared node).
-        idle_timeout: seconds without any client after which the node exits; None never.
-    """
-
-    name: str
-    backend: str = "mock"
-    options: dict[str, Any] = field(default_factory=dict)
-    topics: list[str] = field(default_factory=list)
-    services: list[str] = field(default_factory=list)
-    params: list[str] = field(default_factory=list)
-    owner_pid: int | None = None
-    idle_timeout: float | None = None
-
-    @property
-    def graph_name(self) -> str:
-        """The node's name in the ROS graph, without the leading slash."""
-        return f"pyros_{self.name}"
-
-    @classmethod
-    def from_json(cls, text: str) -> NodeConfig:
-        """Parse a configuration.
-
-        Raises:
-            SpawnError: not a JSON object with the fields above.
-        """
-        try:
-            data = json.loads(text)
-            return cls(**data)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise SpawnError(f"bad node configuration: {exc}") from exc
-
-    def to_json(self) -> str:
-        """Serialize for :meth:`from_json`."""
-        return json.dumps(asdict(self))
-
-
-Job = Callable[[], Any]
+    action: str
+    handle: BackendGoal | None = None
+    done: bool = False
+    cancel_asked: bool = False
 
 
 class Node:
@@ -160,6 +142,7 @@ class Node:
         self.topics = Exposure(config.topics, "topic")
         self.services = Exposure(config.services, "service")
         self.params = Exposure(config.params, "parameter")
+        self.actions = Exposure(config.actions, "action")
         self.protocol = NodeProtocol()
         self.outbox: Outbox[tuple[Any, ...]] = Outbox()
         self.started = time.time()
@@ -170,24 +153,34 @@ class Node:
         self.xpub = self.context.socket(zmq.XPUB)
         self.xpub.linger = 0
         self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.xpub.setsockopt(zmq.XPUB_NODROP, 1)  # a full pipe says so: drops are counted
         self.xpub.sndhwm = STREAM_HWM
         self.request_endpoint = f"ipc://{directory / 'request.sock'}"
         self.stream_endpoint = f"ipc://{directory / 'stream.sock'}"
+        self.heartbeat_endpoint = f"ipc://{directory / 'heartbeat.sock'}"
         self.router.bind(self.request_endpoint)
         self.xpub.bind(self.stream_endpoint)
+        # The XPUB is shared: backend threads send topic messages, feedback and results on it
+        # themselves (no hand-off to the main loop), under this lock; the main loop polls its
+        # ZMQ_FD, never the socket, and reads control frames under the lock too.
+        self._xpub_lock = threading.Lock()
+        self._xpub_fd = int(self.xpub.getsockopt(zmq.FD))
+        self._xpub_closed = False
 
         self._serial = ThreadPoolExecutor(1, thread_name_prefix="pyros-backend")
         self._calls = ThreadPoolExecutor(CALL_WORKERS, thread_name_prefix="pyros-call")
 
-        # Subscriptions. Guarded by _lock: the backend worker changes them, the main loop reads.
+        # Guarded by _lock: workers change them, the main loop reads.
         self._lock = threading.Lock()
         self._token_topic: dict[bytes, str] = {}
         self._topic_tokens: dict[str, frozenset[bytes]] = {}
         self._backend_subscribed: dict[str, str] = {}
-        self._pending_topics: set[str] = set()
+        self._pending_topics: dict[str, Any] = {}  # topic -> QoS asked for
+        self._goals: dict[bytes, _Goal] = {}
         # Main-loop state.
         self._listening: set[bytes] = set()
         self._awaiting: dict[bytes, tuple[bytes, Request, float]] = {}
+        self._dropped: dict[bytes, int] = {}
         self._clients: set[bytes] = set()
         self._idle_since: float | None = time.monotonic()
         self._last_hello = -HELLO_GRACE
@@ -195,7 +188,9 @@ class Node:
         self._published: dict[str, str] = {}
         self._topic_types: dict[str, str] = {}
         self._service_types: dict[str, str] = {}
+        self._action_types: dict[str, str] = {}
         self._stop_reason: str | None = None
+        self._stopping = threading.Event()
         self._discovery_wake = threading.Event()
         self._owner = psutil.Process(config.owner_pid) if config.owner_pid else None
 
@@ -208,22 +203,38 @@ class Node:
             "graph_name": "/" + self.config.graph_name,
             "pid": os.getpid(),
             "backend": self.config.backend,
+            "options": self.config.public_options(),
+            "patterns": self.config.patterns(),
             "protocol": PROTOCOL_VERSION,
-            "endpoints": {"request": self.request_endpoint, "stream": self.stream_endpoint},
+            "endpoints": {
+                "request": self.request_endpoint,
+                "stream": self.stream_endpoint,
+                "heartbeat": self.heartbeat_endpoint,
+            },
             "shared": self.config.owner_pid is None,
             "started": self.started,
         }
 
     def run(self) -> str:
         """Serve until asked to stop; return why it stopped. Always cleans up."""
-        discovery = threading.Thread(target=self._discover, name="pyros-discovery", daemon=True)
-        discovery.start()
+        threads = [
+            threading.Thread(target=self._discover, name="pyros-discovery", daemon=True),
+            threading.Thread(target=self._heartbeats, name="pyros-heartbeat", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
         try:
             self._loop()
         finally:
+            self._stopping.set()
             self._discovery_wake.set()
+            threads[1].join(2.0)
             self._shutdown()
         return self._stop_reason or "stopped"
+
+    def event(self, event: dict[str, Any]) -> None:
+        """Send a backend event to every client (from any thread)."""
+        self.outbox.put(("event", dict(event)))
 
     def stop(self, reason: str) -> None:
         """Ask the loop to stop (from any thread or a signal handler)."""
@@ -231,28 +242,39 @@ class Node:
             self._stop_reason = reason
         self.outbox.put(("wake",))
 
+    def _heartbeats(self) -> None:
+        """Send heartbeats from this thread, whatever the main loop is doing."""
+        socket = self.context.socket(zmq.PUB)
+        socket.linger = 0
+        socket.sndhwm = 100
+        socket.bind(self.heartbeat_endpoint)
+        try:
+            while not self._stopping.is_set():
+                info = {"name": self.config.name, "pid": os.getpid(), "clients": len(self._clients)}
+                try:
+                    socket.send_multipart(self.protocol.heartbeat(info), zmq.NOBLOCK)
+                except zmq.Again:
+                    pass
+                self._stopping.wait(HEARTBEAT_INTERVAL)
+        finally:
+            socket.close(linger=0)
+
     def _loop(self) -> None:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
-        poller.register(self.xpub, zmq.POLLIN)
+        poller.register(self._xpub_fd, zmq.POLLIN)
         poller.register(self.outbox.fd, zmq.POLLIN)
-        next_heartbeat = 0.0
         next_owner_check = time.monotonic() + OWNER_CHECK_INTERVAL
         while self._stop_reason is None:
             now = time.monotonic()
-            wake_at = min(next_heartbeat, next_owner_check, self._next_deadline(now))
+            wake_at = min(next_owner_check, self._next_deadline(now))
             ready = dict(poller.poll(max(0, int((wake_at - now) * 1000) + 1)))
             if self.outbox.fd in ready:
                 self._drain_outbox()
-            if self.xpub in ready:
-                self._drain_control()
+            self._drain_control()  # ZMQ_FD is edge-triggered: look every time
             if self.router in ready:
                 self._drain_requests()
             now = time.monotonic()
-            if now >= next_heartbeat:
-                info = {"name": self.config.name, "pid": os.getpid(), "clients": len(self._clients)}
-                self.xpub.send_multipart(self.protocol.heartbeat(info))
-                next_heartbeat = now + HEARTBEAT_INTERVAL
             if now >= next_owner_check:
                 next_owner_check = now + OWNER_CHECK_INTERVAL
                 if self._owner is not None and not self._owner_alive():
@@ -291,7 +313,7 @@ class Node:
                 self._idle_since = now
 
     def _take_name_lock(self) -> bool:
-        lock = open(runtime_root() / f"{self.config.name}.lock", "a+b")  # noqa: SIM115
+        lock = open(lock_path(self.config.name), "a+b")  # noqa: SIM115
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -307,37 +329,63 @@ class Node:
         stopper.start()
         stopper.join(STOP_TIMEOUT)
         if stopper.is_alive():
-            print(
-                f"pyros node {self.config.name}: backend.stop() took over {STOP_TIMEOUT} s",
-                file=sys.stderr,
-            )
+            LOG.error("node %s: backend.stop() took over %s s", self.config.name, STOP_TIMEOUT)
         for item in self.outbox.drain():  # replies finished meanwhile (e.g. to "shutdown")
             if item[0] == "reply":
                 self.router.send_multipart([item[1], item[2]])
         self.router.close(linger=200)
-        self.xpub.close()
+        with self._xpub_lock:
+            self._xpub_closed = True
+            self.xpub.close()
         self.context.term()
         self.outbox.close()
         remove_node_directory(self.directory)
+        if self._name_lock is not None and self.config.idle_timeout is not None:
+            lock_path(self.config.name).unlink(missing_ok=True)  # we hold it: nobody waits
 
     # --- sockets --------------------------------------------------------------------------
+
+    def send_stream(self, tokens: Iterable[bytes], kind: bytes, body: bytes) -> None:
+        """Send ``body`` to each of ``tokens`` on the XPUB, from any thread.
+
+        A token whose client's queue is full (ZMQ_SNDHWM) loses the message, and the count
+        goes out with its next one. If sending let control frames arrive unseen by the main
+        loop (ZMQ_FD is edge-triggered), the main loop is woken to read them.
+        """
+        with self._xpub_lock:
+            if self._xpub_closed:
+                return
+            for token in tokens:
+                dropped = self._dropped.get(token, 0)
+                try:
+                    self.xpub.send_multipart(
+                        self.protocol.stream_frames(token, kind, body, dropped), zmq.NOBLOCK
+                    )
+                except zmq.Again:
+                    self._dropped[token] = dropped + 1
+            pending = int(self.xpub.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+        if pending and threading.current_thread() is not threading.main_thread():
+            self.outbox.put(("wake",))
 
     def _drain_outbox(self) -> None:
         for item in self.outbox.drain():
             kind = item[0]
-            if kind == "msg":
-                _, topic, body = item
-                for token in self._topic_tokens.get(topic, ()):
-                    self.xpub.send_multipart(self.protocol.message_frames(token, body))
-            elif kind == "reply":
+            if kind == "reply":
                 self.router.send_multipart([item[1], item[2]])
+            elif kind == "token":
+                _, token, stream_kind, body = item
+                self.send_stream((token,), stream_kind, body)
+            elif kind == "event":
+                with self._xpub_lock:
+                    if not self._xpub_closed:
+                        self.xpub.send_multipart(self.protocol.event(item[1]))
 
     def _drain_control(self) -> None:
-        while True:
-            try:
-                frame = self.xpub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        frames = []
+        with self._xpub_lock:
+            while int(self.xpub.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                frames.append(self.xpub.recv(zmq.NOBLOCK))
+        for frame in frames:
             event = self.protocol.receive_control(frame)
             if isinstance(event, Subscribed):
                 self._on_subscribed(event.prefix)
@@ -353,7 +401,7 @@ class Node:
             awaiting = self._awaiting.pop(token, None)
             if awaiting is not None:
                 identity, request, _ = awaiting
-                self._attach(identity, request, token)
+                self._start_stream(identity, request, token)
 
     def _on_unsubscribed(self, prefix: bytes) -> None:
         if prefix.startswith(CLIENT_PREFIX):
@@ -362,8 +410,12 @@ class Node:
             token = prefix[len(MESSAGE_PREFIX) :]
             self._listening.discard(token)
             self._awaiting.pop(token, None)
+            with self._xpub_lock:
+                self._dropped.pop(token, None)
             if token in self._token_topic:
-                self._serial.submit(self._detach, token)
+                self._submit(self._serial, self._detach, token)
+            elif token in self._goals:  # the client went away: stop its goal
+                self._submit(self._calls, self._forget_goal, token)
 
     def _expire_awaiting(self, now: float) -> None:
         for token, (identity, request, deadline) in list(self._awaiting.items()):
@@ -373,7 +425,7 @@ class Node:
                 self._send(identity, self.protocol.fail(request.id, error), request.id)
 
     def _drain_requests(self) -> None:
-        for _ in range(1000):  # then let heartbeats and messages through
+        for _ in range(1000):  # then let messages through
             try:
                 frames = self.router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -383,7 +435,7 @@ class Node:
             identity, frame = frames
             decoded = self.protocol.receive_request(frame)
             if isinstance(decoded, Request):
-                self._handle(identity, decoded)
+                self._handle(identity, decoded, len(frame))
             else:
                 request_id, reply = decoded
                 self._send(identity, reply, request_id)
@@ -394,10 +446,18 @@ class Node:
 
     # --- requests -------------------------------------------------------------------------
 
-    def _handle(self, identity: bytes, request: Request) -> None:
-        """Run a request inline, or hand it to a worker; never raises."""
+    def _handle(self, identity: bytes, request: Request, size: int = 0) -> None:
+        """Run a request inline, or hand it to a worker; never raises.
+
+        Args:
+            identity: the client's ROUTER identity.
+            request: the checked request.
+            size: the request frame's size in bytes; big publishes go to the backend worker
+                so that they never hold up the main loop.
+        """
         try:
-            inline = self._inline(request)
+            big = size > INLINE_LIMIT and request.op == "publish"
+            inline: Any = _DEFERRED if big else self._inline(request)
         except PyrosError as exc:
             self._send(identity, self.protocol.fail(request.id, exc), request.id)
             return
@@ -407,40 +467,42 @@ class Node:
         if inline is not _DEFERRED:
             self._send(identity, self._encode_reply(request.id, inline[0]), request.id)
             return
-        if request.op == "subscribe":
-            token = _token(request.args.get("token"))
+        if request.op in ("subscribe", "send_goal"):
+            token = request.args["token"]
             if token in self._listening:
-                self._attach(identity, request, token)
+                self._start_stream(identity, request, token)
             else:
                 deadline = time.monotonic() + SUBSCRIBE_CONFIRM_TIMEOUT
                 self._awaiting[token] = (identity, request, deadline)
             return
-        executor = self._calls if request.op == "call" else self._serial
-        executor.submit(self._run_job, identity, request, getattr(self, "_op_" + request.op))
+        executor = self._calls if request.op in ("call", "cancel_goal") else self._serial
+        self._submit(executor, self._run_job, identity, request, getattr(self, "_op_" + request.op))
 
     def _inline(self, request: Request) -> Any:
         """Answer quick requests here; return ``(result,)`` or ``_DEFERRED``."""
         args = request.args
         op = request.op
         if op == "publish":
-            topic = self.topics.check(args.get("topic"))
-            message = _message_dict(args.get("message"), "message")
-            wanted = _type_name(args.get("type"))
+            topic = self.topics.check(args["topic"])
+            wanted = _type_name(args["type"])
             known = self._published.get(topic)
-            if known is not None and wanted in (None, known):
-                self.backend.publish(topic, known, message)
+            if known is not None and wanted in (None, canonical_type(known)):
+                self.backend.publish(topic, known, args["message"], args["qos"])
                 return (None,)
             return _DEFERRED
-        if op == "subscribe":
-            self.topics.check(args.get("topic"))
-            token = _token(args.get("token"))
-            if token in self._token_topic or token in self._awaiting:
-                raise ProtocolError(f"subscription token {token!r} is already in use")
+        if op in ("subscribe", "send_goal"):
+            if op == "subscribe":
+                self.topics.check(args["topic"])
+            else:
+                self.actions.check(args["action"])
+            token = args["token"]
+            if token in self._token_topic or token in self._awaiting or token in self._goals:
+                raise ProtocolError(f"stream token {short(token)} is already in use")
             return _DEFERRED
         if op == "unsubscribe":
-            token = _token(args.get("token"))
+            token = args["token"]
             if token in self._token_topic:
-                self._serial.submit(self._detach, token)
+                self._submit(self._serial, self._detach, token)
             return (None,)
         if op == "hello":
             self._last_hello = time.monotonic()  # counts as a client until its SUB arrives
@@ -451,6 +513,16 @@ class Node:
             self.stop("shutdown requested by a client")
             return (None,)
         return _DEFERRED
+
+    def _submit(
+        self, executor: ThreadPoolExecutor, function: Callable[..., Any], *args: Any
+    ) -> None:
+        """Run ``function(*args)`` on ``executor``; an exception it raises is logged."""
+        try:
+            future = executor.submit(function, *args)
+        except RuntimeError:  # shutting down
+            return
+        future.add_done_callback(_log_failure)
 
     def _run_job(self, identity: bytes, request: Request, job: Callable[[Request], Any]) -> None:
         """Run a request on a worker thread and queue its reply."""
@@ -474,19 +546,18 @@ class Node:
             subscribed = sorted(self._backend_subscribed)
             pending = sorted(self._pending_topics)
             subscriptions = len(self._token_topic)
+            goals = len(self._goals)
         info = self.describe()
         info.update(
             clients=len(self._clients),
             subscriptions=subscriptions,
+            goals=goals,
             subscribed_topics=subscribed,
             waiting_topics=pending,
             published_topics=sorted(self._published),
-            patterns={
-                "topics": list(self.topics.patterns),
-                "services": list(self.services.patterns),
-                "params": list(self.params.patterns),
-            },
+            dropped=sum(self._dropped.values()),
             uptime=time.time() - self.started,
+            connection=self.backend.connection_info(),
         )
         return info
 
@@ -498,47 +569,68 @@ class Node:
     def _op_services(self, request: Request) -> dict[str, str]:
         return self.services.filter(self._refresh_services())
 
+    def _op_actions(self, request: Request) -> dict[str, str]:
+        return self.actions.filter(self._refresh_actions())
+
     def _op_params(self, request: Request) -> list[str]:
         return self.params.filter_list(self.backend.params())
 
+    def _op_nodes(self, request: Request) -> list[str]:
+        return sorted(self.backend.nodes())
+
+    def _op_topic_info(self, request: Request) -> dict[str, Any]:
+        return self.backend.topic_info(self.topics.check(request.args["topic"]))
+
+    def _op_service_info(self, request: Request) -> dict[str, Any]:
+        return self.backend.service_info(self.services.check(request.args["service"]))
+
+    def _op_action_info(self, request: Request) -> dict[str, Any]:
+        return self.backend.action_info(self.actions.check(request.args["action"]))
+
+    def _op_node_info(self, request: Request) -> dict[str, Any]:
+        return self.backend.node_info(resolve(request.args["node"], "node"))
+
+    def _op_definition(self, request: Request) -> str:
+        return self.backend.definition(request.args["type"])
+
     def _op_publish(self, request: Request) -> None:
         args = request.args
-        topic = self.topics.check(args.get("topic"))
-        message = _message_dict(args.get("message"), "message")
-        type_name = _type_name(args.get("type")) or self._topic_type(topic)
-        if type_name is None:
+        topic = self.topics.check(args["topic"])
+        type_name = args["type"] or self._topic_type(topic)
+        if not type_name:
             raise MessageError(
-                f"topic {topic!r} does not exist yet, so its type is unknown: "
-                "pass type='pkg/Type' to create it"
+                f"the type of topic {topic!r} is unknown (it does not exist yet, or the graph "
+                "cannot be listed): pass type='pkg/Type'"
             )
+        _type_name(type_name)
         with self._lock:
             waiting = topic in self._pending_topics
+            qos = self._pending_topics.get(topic)
         if waiting:  # a client waits for this topic: subscribe before its first message
-            self._backend_subscribe(topic, type_name, None)
-        self.backend.publish(topic, type_name, message)
+            self._backend_subscribe(topic, type_name, qos, None)
+        self.backend.publish(topic, type_name, args["message"], args["qos"])
         self._published[topic] = type_name
 
     def _op_call(self, request: Request) -> Any:
         args = request.args
-        service = self.services.check(args.get("service"))
-        payload = args.get("request")
-        payload = {} if payload is None else _message_dict(payload, "request")
-        timeout = args.get("timeout", 5.0)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise MessageError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        type_name = self._service_types.get(service)
+        service = self.services.check(args["service"])
+        timeout = args["timeout"] if args["timeout"] is not None else 5.0
+        type_name = args["type"] or self._service_types.get(service)
         if type_name is None:
-            type_name = self._refresh_services().get(service)
+            type_name = self._lookup(self._refresh_services, service)
         if type_name is None:
             raise NotExposedError(f"service {service!r} does not exist in the graph")
-        return self.backend.call(service, type_name, payload, float(timeout))
+        return self.backend.call(service, type_name, args["request"], timeout)
 
     def _op_get_param(self, request: Request) -> Any:
-        return self.backend.get_param(self.params.check(request.args.get("name")))
+        return self.backend.get_param(self.params.check(request.args["name"]))
 
     def _op_set_param(self, request: Request) -> None:
-        name = self.params.check(request.args.get("name"))
-        self.backend.set_param(name, request.args.get("value"))
+        name = self.params.check(request.args["name"])
+        self.backend.set_param(name, request.args["value"])
+
+    def _op_delete_param(self, request: Request) -> None:
+        self.backend.delete_param(self.params.check(request.args["name"]))
 
     def _refresh_topics(self) -> dict[str, str]:
         topics = self.backend.topics()
@@ -550,44 +642,77 @@ class Node:
         self._service_types = dict(services)
         return services
 
+    def _refresh_actions(self) -> dict[str, str]:
+        actions = self.backend.actions()
+        self._action_types = dict(actions)
+        return actions
+
     def _topic_type(self, topic: str) -> str | None:
-        return self._topic_types.get(topic) or self._refresh_topics().get(topic)
+        known = self._topic_types.get(topic)
+        if known:
+            return known
+        try:
+            return self._refresh_topics().get(topic)
+        except PyrosError:
+            if self.backend.resolves_types:  # it cannot list, but finds the type itself
+                return ""
+            raise
 
-    # --- subscriptions --------------------------------------------------------------------
+    def _lookup(self, refresh: Callable[[], dict[str, str]], name: str) -> str | None:
+        """Return ``name``'s type from a fresh listing, or ``""`` for a backend that finds
+        types itself when the listing is not possible."""
+        try:
+            return refresh().get(name)
+        except PyrosError:
+            if self.backend.resolves_types:
+                return ""
+            raise
 
-    def _attach(self, identity: bytes, request: Request, token: bytes) -> None:
-        """The client listens for ``token``: subscribe on the backend worker, then reply."""
-        self._serial.submit(self._run_job, identity, request, lambda r: self._subscribe(r, token))
+    # --- subscriptions and goals ------------------------------------------------------------
+
+    def _start_stream(self, identity: bytes, request: Request, token: bytes) -> None:
+        """The client listens for ``token``: subscribe or send the goal, then reply."""
+        if request.op == "subscribe":
+            job = self._subscribe
+            executor = self._serial
+        else:
+            job = self._send_goal
+            executor = self._calls
+        self._submit(executor, self._run_job, identity, request, lambda r: job(r, token))
 
     def _subscribe(self, request: Request, token: bytes) -> dict[str, Any]:
-        topic = self.topics.check(request.args.get("topic"))
+        topic = self.topics.check(request.args["topic"])
+        qos = request.args["qos"]
         with self._lock:
             self._token_topic[token] = topic
             self._topic_tokens[topic] = self._topic_tokens.get(topic, frozenset()) | {token}
             type_name = self._backend_subscribed.get(topic)
+        similar: list[str] = []
         if type_name is None:
             type_name = self._topic_type(topic)
             if type_name is None:
                 with self._lock:
-                    self._pending_topics.add(topic)
+                    self._pending_topics.setdefault(topic, qos)
                 self._discovery_wake.set()
+                exposed = self.topics.filter(self._topic_types)
+                similar = difflib.get_close_matches(topic, list(exposed), n=3, cutoff=0.6)
             else:
-                self._backend_subscribe(topic, type_name, token)
-        return {"topic": topic, "type": type_name}
+                self._backend_subscribe(topic, type_name, qos, token)
+        return {"topic": topic, "type": type_name, "similar": similar}
 
-    def _backend_subscribe(self, topic: str, type_name: str, token: bytes | None) -> None:
+    def _backend_subscribe(self, topic: str, type_name: str, qos: Any, token: bytes | None) -> None:
         """Subscribe the backend to ``topic`` unless already done (backend worker only)."""
         if topic in self._backend_subscribed:
             return
         try:
-            self.backend.subscribe(topic, type_name, self._deliverer(topic))
+            self.backend.subscribe(topic, type_name, self._deliverer(topic), qos)
         except BaseException:
             if token is not None:
                 self._detach(token)
             raise
         with self._lock:
             self._backend_subscribed[topic] = type_name
-            self._pending_topics.discard(topic)
+            self._pending_topics.pop(topic, None)
 
     def _detach(self, token: bytes) -> None:
         """Forget one subscription; unsubscribe the backend from its last (worker only)."""
@@ -600,16 +725,19 @@ class Node:
                 self._topic_tokens[topic] = remaining
                 return
             self._topic_tokens.pop(topic, None)
-            self._pending_topics.discard(topic)
+            self._pending_topics.pop(topic, None)
             subscribed = self._backend_subscribed.pop(topic, None)
         if subscribed is not None:
             self.backend.unsubscribe(topic)
 
     def _deliverer(self, topic: str) -> Callable[[dict[str, Any]], None]:
-        outbox = self.outbox
+        topic_tokens = self._topic_tokens
+        send = self.send_stream
 
         def deliver(message: dict[str, Any]) -> None:
-            outbox.put(("msg", topic, encode(message)))
+            tokens = topic_tokens.get(topic)  # a frozenset, replaced (never changed) by workers
+            if tokens:
+                send(tokens, KIND_MESSAGE, encode(message))
 
         return deliver
 
@@ -624,36 +752,100 @@ class Node:
                 continue
             try:
                 found = self.backend.topics()
-            except Exception as exc:
-                print(f"pyros node: topic discovery failed: {exc}", file=sys.stderr)
+            except Exception:
+                LOG.exception("topic discovery failed; trying again")
                 found = {}
             self._topic_types = dict(found)
             for topic in waiting & found.keys():
-                self._serial.submit(self._resolve_pending, topic, found[topic])
+                self._submit(self._serial, self._resolve_pending, topic, found[topic])
             time.sleep(DISCOVERY_INTERVAL)
 
     def _resolve_pending(self, topic: str, type_name: str) -> None:
+        """A topic someone waits for appeared: subscribe, or tell its subscribers why not."""
         with self._lock:
             if topic not in self._pending_topics:
                 return
+            qos = self._pending_topics[topic]
         try:
-            self._backend_subscribe(topic, type_name, None)
-        except PyrosError as exc:
-            print(f"pyros node: cannot subscribe to {topic}: {exc}", file=sys.stderr)
+            self._backend_subscribe(topic, type_name, qos, None)
+        except Exception as exc:
+            error = exc if isinstance(exc, PyrosError) else _unexpected(exc)
+            error = PyrosError(f"cannot subscribe to {topic} now that it exists: {error}")
+            with self._lock:
+                tokens = self._topic_tokens.get(topic, frozenset())
+            body = encode(error.to_wire())
+            for token in tokens:
+                self.outbox.put(("token", token, KIND_ERROR, body))
+                self._detach(token)
+
+    def _send_goal(self, request: Request, token: bytes) -> dict[str, Any]:
+        args = request.args
+        action = self.actions.check(args["action"])
+        type_name = args["type"] or self._action_types.get(action)
+        if type_name is None:
+            type_name = self._lookup(self._refresh_actions, action)
+        if type_name is None:
+            raise NotExposedError(f"action {action!r} has no server in the graph")
+        goal = _Goal(action)
+        with self._lock:
+            self._goals[token] = goal
+
+        def on_feedback(feedback: dict[str, Any]) -> None:
+            self.send_stream((token,), KIND_FEEDBACK, encode(feedback))
+
+        def on_done(outcome: GoalOutcome) -> None:
+            with self._lock:
+                goal.done = True
+                self._goals.pop(token, None)
+            body = {"status": outcome.status, "result": outcome.result, "message": outcome.message}
+            self.send_stream((token,), KIND_RESULT, encode(body))
+
+        try:
+            handle = self.backend.send_goal(
+                action, type_name, args["goal"], on_feedback, on_done, args["timeout"] or 10.0
+            )
+        except BaseException:
+            with self._lock:
+                self._goals.pop(token, None)
+            raise
+        with self._lock:
+            goal.handle = handle
+            cancel = goal.cancel_asked and not goal.done
+        if cancel:
+            handle.cancel()
+        return {"action": action, "type": type_name, "id": handle.id}
+
+    def _op_cancel_goal(self, request: Request) -> None:
+        token = request.args["token"]
+        with self._lock:
+            goal = self._goals.get(token)
+            if goal is None or goal.done:
+                return
+            goal.cancel_asked = True
+            handle = goal.handle
+        if handle is not None:
+            handle.cancel()
+
+    def _forget_goal(self, token: bytes) -> None:
+        """The goal's client stopped listening: cancel the goal if it still runs."""
+        with self._lock:
+            goal = self._goals.pop(token, None)
+            if goal is None or goal.done:
+                return
+            goal.cancel_asked = True
+            handle = goal.handle
+        if handle is not None:
+            handle.cancel()
 
 
-_DEFERRED = object()
+def _log_failure(future: Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        LOG.error("a node job failed", exc_info=future.exception())
 
 
 def _unexpected(exc: BaseException) -> PyrosError:
-    traceback.print_exception(exc, file=sys.stderr)
-    return PyrosError(f"the node failed unexpectedly: {type(exc).__name__}: {exc}")
-
-
-def _token(value: Any) -> bytes:
-    if not isinstance(value, bytes) or not 0 < len(value) <= 128:
-        raise ProtocolError("subscription token must be 1 to 128 bytes")
-    return value
+    LOG.error("unexpected error", exc_info=exc)
+    return PyrosError(f"the node failed unexpectedly: {type(exc).__name__}: {short(str(exc), 200)}")
 
 
 def _type_name(value: Any) -> str | None:
@@ -663,13 +855,7 @@ def _type_name(value: Any) -> str | None:
     try:
         return canonical_type(value)
     except MessageError:
-        raise MessageError(f"message type must look like 'pkg/Type', not {value!r}") from None
-
-
-def _message_dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MessageError(f"{what} must be a dict, not {type(value).__name__}")
-    return value
+        raise MessageError(f"message type must look like 'pkg/Type', not {short(value)}") from None
 
 
 # --- process entry point ------------------------------------------------------------------
@@ -692,8 +878,8 @@ def _prepare_directory(name: str) -> Path:
         pid = previous.get("pid")
         if isinstance(pid, int) and psutil.pid_exists(pid) and pid != os.getpid():
             raise SpawnError(f"a node named {name!r} is already running (pid {pid})")
-    for leftover in directory.iterdir():
-        leftover.unlink()
+    for leftover in NODE_FILES:
+        (directory / leftover).unlink(missing_ok=True)
     return directory
 
 
@@ -701,6 +887,13 @@ def _write_node_file(directory: Path, description: dict[str, Any]) -> None:
     temporary = directory / (NODE_FILE + ".tmp")
     temporary.write_text(json.dumps(description), encoding="utf-8")
     temporary.replace(directory / NODE_FILE)
+
+
+def _raise_file_limit() -> None:
+    """Let this process open as many files as allowed: each subscription is a connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
@@ -711,18 +904,38 @@ def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
     """
     directory: Path | None = None
     backend: Backend | None = None
+    stopping = threading.Event()
+    node: Node | None = None
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.set()
+        if node is not None:
+            node.stop(f"signal {signal.Signals(signum).name}")
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
     try:
-        if not config.name.replace("_", "").isalnum() or not config.name.isascii():
-            raise SpawnError(f"node name {config.name!r} may hold only letters, digits and '_'")
+        try:
+            check_node_name(config.name)
+        except ValueError as exc:
+            raise SpawnError(str(exc)) from None
         resolve("/" + config.graph_name, "node")
+        _raise_file_limit()
         directory = _prepare_directory(config.name)
         backend_class = backends.load(config.backend)
         try:
             backend = backend_class(config.graph_name, **config.options)
         except TypeError as exc:
             raise SpawnError(f"bad options for backend {config.backend!r}: {exc}") from exc
+        early_events: list[dict[str, Any]] = []
+        backend.events = early_events.append  # until the node's sockets exist
         backend.start()
+        if stopping.is_set():  # the spawner went away while we started
+            raise SpawnError("stopped by a signal during start-up")
         node = Node(config, backend, directory)
+        backend.events = node.event
+        for event in early_events:
+            node.event(event)
     except Exception as exc:
         if backend is not None:
             backend.stop()
@@ -731,11 +944,12 @@ def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
         error = exc if isinstance(exc, PyrosError) else _unexpected(exc)
         report({"ok": False, "error": error.to_wire()})
         return 1
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda s, f: node.stop(f"signal {signal.Signals(s).name}"))
     description = node.describe()
     _write_node_file(directory, description)
-    report({"ok": True, **description})
+    try:
+        report({"ok": True, **description})
+    except OSError:  # the spawner died before reading: nobody will ever use this node
+        node.stop("the spawner went away before the node was ready")
     node.run()
     return 0
 
@@ -748,6 +962,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.detach and os.fork() > 0:  # before any thread exists: a safe fork
         os._exit(0)  # the spawner reaps this; the node lives on, reparented to init
+    logging.basicConfig(level=logging.INFO, format="pyros node: %(levelname)s %(message)s")
     ready = os.fdopen(args.ready_fd, "w", encoding="utf-8")
 
     def report(document: dict[str, Any]) -> None:
@@ -760,11 +975,6 @@ def main(argv: list[str] | None = None) -> int:
         report({"ok": False, "error": exc.to_wire()})
         return 1
     return serve(config, report)
-
-
-def new_name() -> str:
-    """Return a fresh unique node name (12 hex digits)."""
-    return uuid.uuid4().hex[:12]
 
 
 if __name__ == "__main__":

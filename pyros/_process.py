@@ -13,6 +13,7 @@ notices by itself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import select
@@ -20,6 +21,8 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,118 @@ import psutil
 
 from pyros.exceptions import PyrosError, SpawnError, TimeoutError, from_wire
 
-__all__ = ["NodeProcess", "pid_alive", "wait_pid_gone", "terminate_pid"]
+__all__ = [
+    "NodeConfig",
+    "NodeProcess",
+    "new_name",
+    "pid_alive",
+    "wait_pid_gone",
+    "terminate_pid",
+]
+
+
+@dataclass
+class NodeConfig:
+    """What a node process is told to do, sent as JSON on its stdin.
+
+    Attributes:
+        name: the node's name; it registers in the graph as ``/pyros_<name>`` and its sockets
+            live in ``<runtime root>/<name>/``. Letters, digits and ``_``.
+        backend: backend name (``mock``, ``ros1``...).
+        options: backend options (``master_uri``...).
+        topics, services, params, actions: glob patterns of what is exposed.
+        owner_pid: exit when this process dies (None for a shared node).
+        idle_timeout: seconds without any client after which the node exits; None never.
+    """
+
+    name: str
+    backend: str = "mock"
+    options: dict[str, Any] = field(default_factory=dict)
+    topics: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    params: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    owner_pid: int | None = None
+    idle_timeout: float | None = None
+
+    @property
+    def graph_name(self) -> str:
+        """The node's name in the ROS graph, without the leading slash."""
+        return f"pyros_{self.name}"
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeConfig:
+        """Parse a configuration.
+
+        Raises:
+            SpawnError: not a JSON object with the fields above.
+        """
+        try:
+            data = json.loads(text)
+            return cls(**data)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise SpawnError(f"bad node configuration: {exc}") from exc
+
+    def to_json(self) -> str:
+        """Serialize for :meth:`from_json`."""
+        return json.dumps(asdict(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as plain data (what :meth:`NodeProcess.start` sends)."""
+        return asdict(self)
+
+    def public_options(self) -> dict[str, Any]:
+        """Return the backend options with secrets (``token``, ``password``...) replaced by
+        ``"sha256:<first 16 hex digits>"``, fit for ``node.json`` and ``info()``."""
+        return {
+            key: _redact(value) if _is_secret(key) else value
+            for key, value in sorted(self.options.items())
+        }
+
+    def patterns(self) -> dict[str, list[str]]:
+        """Return the glob patterns by kind: ``{"topics": [...], "services": ..., ...}``."""
+        return {
+            "topics": list(self.topics),
+            "services": list(self.services),
+            "params": list(self.params),
+            "actions": list(self.actions),
+        }
+
+    def mismatch(self, description: dict[str, Any]) -> str:
+        """Say how a running node (its ``node.json``) differs from this configuration.
+
+        Returns:
+            ``""`` when the node runs this backend with these options and patterns, else a
+            phrase such as ``"backend 'mock', not 'ros1'"``.
+        """
+        backend = description.get("backend")
+        if backend != self.backend:
+            return f"backend {backend!r}, not {self.backend!r}"
+        options = description.get("options", {})
+        if options != json.loads(json.dumps(self.public_options())):
+            return f"backend options {options!r}, not {self.public_options()!r}"
+        running = description.get("patterns", {})
+        for kind, wanted in self.patterns().items():
+            if running.get(kind, []) != wanted:
+                return f"{kind} patterns {running.get(kind, [])!r}, not {wanted!r}"
+        return ""
+
+
+_SECRET_WORDS = ("token", "password", "secret", "key")
+
+
+def _is_secret(option: str) -> bool:
+    return any(word in option.lower() for word in _SECRET_WORDS)
+
+
+def _redact(value: Any) -> str:
+    digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+    return "sha256:" + digest[:16]
+
+
+def new_name() -> str:
+    """Return a fresh unique node name (12 hex digits)."""
+    return uuid.uuid4().hex[:12]
 
 
 class NodeProcess:

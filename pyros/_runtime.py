@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,14 @@ from pyros.exceptions import PyrosError
 
 __all__ = [
     "runtime_root",
+    "check_node_name",
     "node_directory",
+    "lock_path",
+    "log_path",
     "read_node_file",
     "remove_node_directory",
     "NODE_FILE",
+    "NODE_FILES",
     "IPC_PATH_MAX",
 ]
 
@@ -61,13 +66,50 @@ def runtime_root() -> Path:
     return root
 
 
+_NODE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def check_node_name(name: object) -> str:
+    """Return ``name`` if it is a valid node name: 1 to 64 ASCII letters, digits and ``_``.
+
+    Every path under the runtime directory is built from a name checked here, so no name can
+    reach outside it (``../victim``) or name the root itself (``""``).
+
+    Raises:
+        ValueError: anything else, with the name in the message.
+    """
+    if not isinstance(name, str) or not _NODE_NAME.fullmatch(name):
+        shown = repr(name)[:80]
+        raise ValueError(f"node name {shown} is invalid: use 1 to 64 ASCII letters, digits and '_'")
+    return name
+
+
+def lock_path(name: str) -> Path:
+    """Return the lock file of node name ``name`` (``<root>/<name>.lock``).
+
+    Raises:
+        ValueError: ``name`` is not a valid node name.
+    """
+    return runtime_root() / f"{check_node_name(name)}.lock"
+
+
+def log_path(name: str) -> Path:
+    """Return the log file of shared node ``name`` (``<root>/<name>.log``).
+
+    Raises:
+        ValueError: ``name`` is not a valid node name.
+    """
+    return runtime_root() / f"{check_node_name(name)}.log"
+
+
 def node_directory(name: str) -> Path:
     """Return the directory of the node called ``name`` (not created).
 
     Raises:
+        ValueError: ``name`` is not a valid node name (see :func:`check_node_name`).
         PyrosError: the socket paths in it would be too long for ``ipc://``.
     """
-    path = runtime_root() / name
+    path = runtime_root() / check_node_name(name)
     if len(str(path / "request.sock")) > IPC_PATH_MAX:
         raise PyrosError(f"node directory {path} is too long for a Unix socket path")
     return path
@@ -83,12 +125,20 @@ def read_node_file(directory: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+NODE_FILES = (NODE_FILE, NODE_FILE + ".tmp", "request.sock", "stream.sock", "heartbeat.sock")
+"""The only files a node keeps in its directory; nothing else is ever removed."""
+
+
 def remove_node_directory(directory: Path) -> None:
-    """Remove a node directory and the socket and state files in it, if present."""
-    if not directory.exists():
+    """Remove a node directory and the socket and state files in it, if present.
+
+    Only the files a node makes (:data:`NODE_FILES`) are removed; a directory holding
+    anything else is left in place.
+    """
+    if not directory.is_dir() or directory.is_symlink():
         return
-    for leftover in directory.iterdir():
-        leftover.unlink(missing_ok=True)
+    for name in NODE_FILES:
+        (directory / name).unlink(missing_ok=True)
     try:
         directory.rmdir()
     except OSError:

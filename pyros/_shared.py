@@ -8,53 +8,92 @@ exits after ``idle_timeout`` seconds without clients, or on :func:`stop_shared`
 
 :func:`attach` is the entry point for worker processes: it connects to the node if it runs and
 starts it otherwise, under a file lock, so N processes starting at the same moment end up with
-exactly one node.
+exactly one node. A running node with another backend, other backend options or other patterns
+is an error, never silently reused. :class:`SharedClient` wraps it for web apps: one handle at
+import time, a client per process made on first use (again after ``fork``), and the latest
+message of any topic without writing a cache.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
+import os
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pyros._process import NodeProcess, pid_alive, terminate_pid, wait_pid_gone
-from pyros._runtime import node_directory, read_node_file, remove_node_directory, runtime_root
-from pyros.client import Client, _patterns, connect
-from pyros.exceptions import NodeDiedError, PyrosError, TimeoutError
+from pyros._core import Ops, patterns
+from pyros._process import NodeConfig, NodeProcess, pid_alive, terminate_pid, wait_pid_gone
+from pyros._runtime import (
+    check_node_name,
+    lock_path,
+    log_path,
+    node_directory,
+    read_node_file,
+    remove_node_directory,
+    runtime_root,
+)
+from pyros.client import Client, Subscription, connect
+from pyros.exceptions import NodeDiedError, NotExposedError, PyrosError, SpawnError, TimeoutError
 
 __all__ = [
     "attach",
+    "SharedClient",
     "name_lock",
     "ensure_shared",
     "start_shared",
     "stop_shared",
     "list_nodes",
+    "shared_config",
 ]
 
 
-def start_shared(
+def shared_config(
     name: str,
     backend: str = "mock",
     *,
     topics: Iterable[str] = (),
     services: Iterable[str] = (),
     params: Iterable[str] = (),
+    actions: Iterable[str] = (),
     idle_timeout: float | None = None,
-    ready_timeout: float = 10.0,
     **backend_options: Any,
+) -> NodeConfig:
+    """Return the configuration of shared node ``name`` (see :func:`start_shared`).
+
+    Raises:
+        ValueError: ``name`` is not a valid node name.
+    """
+    return NodeConfig(
+        name=check_node_name(name),
+        backend=backend,
+        options=dict(backend_options),
+        topics=patterns(topics, "topics"),
+        services=patterns(services, "services"),
+        params=patterns(params, "params"),
+        actions=patterns(actions, "actions"),
+        owner_pid=None,
+        idle_timeout=idle_timeout,
+    )
+
+
+def start_shared(
+    name: str,
+    backend: str = "mock",
+    *,
+    ready_timeout: float = 10.0,
+    **options: Any,
 ) -> dict[str, Any]:
     """Start a shared node in the background and return its ready report once it is ready.
 
     Args:
-        name: the node's name (letters, digits, ``_``); registers as ``/pyros_<name>``.
+        name: the node's name (1 to 64 letters, digits, ``_``); registers as ``/pyros_<name>``.
         backend: backend name.
-        topics, services, params: glob patterns of what is exposed.
-        idle_timeout: seconds without any client after which the node exits; None: run
-            until :func:`stop_shared`.
         ready_timeout: seconds to wait for the node to be ready.
-        **backend_options: passed to the backend.
+        **options: ``topics``, ``services``, ``params``, ``actions`` (glob patterns),
+            ``idle_timeout`` (seconds without any client after which the node exits; None:
+            run until :func:`stop_shared`), and backend options.
 
     The node's stdout and stderr go to ``<runtime root>/<name>.log``.
 
@@ -64,24 +103,11 @@ def start_shared(
     Raises:
         SpawnError: the node could not start, or a node of that name already runs.
         TimeoutError: not ready within ``ready_timeout``.
+        ValueError: ``name`` is not a valid node name.
     """
-    from pyros._node import NodeConfig  # not at import time: `python -m pyros._node` runs it
-
-    config = NodeConfig(
-        name=name,
-        backend=backend,
-        options=dict(backend_options),
-        topics=_patterns(topics, "topics"),
-        services=_patterns(services, "services"),
-        params=_patterns(params, "params"),
-        owner_pid=None,
-        idle_timeout=idle_timeout,
-    )
+    config = shared_config(name, backend, **options)
     process = NodeProcess.start(
-        dataclasses.asdict(config),
-        ready_timeout=ready_timeout,
-        detach=True,
-        log=runtime_root() / f"{name}.log",
+        config.to_dict(), ready_timeout=ready_timeout, detach=True, log=log_path(name)
     )
     return process.report
 
@@ -93,6 +119,7 @@ def attach(
     topics: Iterable[str] = (),
     services: Iterable[str] = (),
     params: Iterable[str] = (),
+    actions: Iterable[str] = (),
     idle_timeout: float | None = 60.0,
     ready_timeout: float = 10.0,
     **backend_options: Any,
@@ -100,13 +127,12 @@ def attach(
     """Connect to shared node ``name``, starting it first if it does not run.
 
     Safe to call from many processes at the same moment: a lock file in the runtime directory
-    makes one of them start the node and the others wait for it. If the node already runs,
-    its backend and patterns are whatever it was started with.
+    makes one of them start the node and the others wait for it.
 
     Args:
         name: the shared node's name.
-        backend, topics, services, params, **backend_options: used only if the node has to
-            be started; see :func:`start_shared`.
+        backend, topics, services, params, actions, **backend_options: what the node runs
+            and exposes; a running node must have been started with exactly these.
         idle_timeout: seconds without clients before a node started here exits (default
             60 s, so a node outlives a worker being replaced); None keeps it running.
         ready_timeout: seconds to wait for the node.
@@ -115,19 +141,24 @@ def attach(
         A :class:`~pyros.Client` that does not own the node (closing it leaves the node up).
 
     Raises:
-        SpawnError, TimeoutError: the node could not be started.
+        SpawnError: the node could not be started, or the running node was started with
+            another backend, other backend options or other patterns (the message says
+            which; stop it with ``pyros node stop NAME`` or pick another name).
+        TimeoutError: the node was not ready in time.
+        ValueError: ``name`` is not a valid node name.
     """
+    config = shared_config(
+        name,
+        backend,
+        topics=topics,
+        services=services,
+        params=params,
+        actions=actions,
+        idle_timeout=idle_timeout,
+        **backend_options,
+    )
     with name_lock(name):
-        ensure_shared(
-            name,
-            backend,
-            topics=topics,
-            services=services,
-            params=params,
-            idle_timeout=idle_timeout,
-            ready_timeout=ready_timeout,
-            **backend_options,
-        )
+        ensure_shared(config, ready_timeout)
         return connect(name, timeout=ready_timeout)
 
 
@@ -138,8 +169,11 @@ def name_lock(name: str) -> Iterator[None]:
     :func:`attach` holds it from checking that the node runs until its client said hello; a
     shared node takes it before an idle exit and keeps it until it is gone, so an attach never
     connects to a node that is about to vanish.
+
+    Raises:
+        ValueError: ``name`` is not a valid node name.
     """
-    with open(runtime_root() / f"{name}.lock", "a+b") as lock:
+    with open(lock_path(name), "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -147,27 +181,27 @@ def name_lock(name: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def ensure_shared(
-    name: str,
-    backend: str = "mock",
-    *,
-    idle_timeout: float | None = 60.0,
-    ready_timeout: float = 10.0,
-    **options: Any,
-) -> bool:
-    """Start shared node ``name`` unless it runs. Call it holding :func:`name_lock`.
-
-    Args:
-        name, backend, idle_timeout, ready_timeout: as :func:`attach`.
-        **options: ``topics``, ``services``, ``params`` and backend options.
+def ensure_shared(config: NodeConfig, ready_timeout: float = 10.0) -> bool:
+    """Start shared node ``config.name`` unless it runs. Call it holding :func:`name_lock`.
 
     Returns:
         True if this call started the node, False if it was already running.
+
+    Raises:
+        SpawnError: the node runs with another configuration, or could not start.
     """
-    description = read_node_file(node_directory(name))
+    description = read_node_file(node_directory(config.name))
     if description is not None and pid_alive(description.get("pid")):
+        mismatch = config.mismatch(description)
+        if mismatch:
+            raise SpawnError(
+                f"a pyros node named {config.name!r} already runs with {mismatch}; stop it "
+                f"('pyros node stop {config.name}') or attach under another name"
+            )
         return False
-    start_shared(name, backend, idle_timeout=idle_timeout, ready_timeout=ready_timeout, **options)
+    NodeProcess.start(
+        config.to_dict(), ready_timeout=ready_timeout, detach=True, log=log_path(config.name)
+    )
     return True
 
 
@@ -175,10 +209,12 @@ def stop_shared(name: str, *, timeout: float = 10.0) -> None:
     """Stop shared node ``name`` cleanly and wait until its process has exited.
 
     The node unregisters everything from the ROS graph before it exits. A node that does not
-    exit within ``timeout`` seconds is sent SIGTERM, then SIGKILL.
+    exit within ``timeout`` seconds is sent SIGTERM, then SIGKILL. Its lock and log files are
+    removed.
 
     Raises:
         NodeDiedError: no node of that name runs.
+        ValueError: ``name`` is not a valid node name.
     """
     directory = node_directory(name)
     description = read_node_file(directory)
@@ -188,12 +224,16 @@ def stop_shared(name: str, *, timeout: float = 10.0) -> None:
         raise NodeDiedError(f"no pyros node named {name!r} is running")
     try:
         with connect(name, timeout=min(timeout, 5.0)) as client:
-            client._request("shutdown", {}, timeout=min(timeout, 5.0))
+            client._run(Ops.shutdown(min(timeout, 5.0)))
     except (PyrosError, TimeoutError):
         pass  # unresponsive: the signals below end it
     if wait_pid_gone(pid, timeout) is None:
         terminate_pid(pid, 5.0)
     remove_node_directory(directory)
+    with name_lock(name):
+        if read_node_file(directory) is None:
+            log_path(name).unlink(missing_ok=True)
+            lock_path(name).unlink(missing_ok=True)
 
 
 def list_nodes() -> list[dict[str, Any]]:
@@ -212,3 +252,113 @@ def list_nodes() -> list[dict[str, Any]]:
         else:
             remove_node_directory(directory)
     return found
+
+
+class SharedClient:
+    """A handle on a shared node for every process of a web app or task queue.
+
+    Make one at import time; each process that uses it gets its own :class:`~pyros.Client`
+    through :func:`attach` on first use, and again after ``os.fork()`` (gunicorn, Celery
+    prefork) or after the node went away (it is started again). Every :class:`~pyros.Client`
+    method works on it directly:
+
+    .. code-block:: python
+
+        robot = pyros.SharedClient("webapp", "ros1", topics=["*"], services=["*"])
+
+        @app.get("/pose")
+        def pose():
+            return robot.latest("/turtle1/pose", timeout=2.0) or ("no pose yet", 504)
+
+    Args:
+        name: the shared node's name.
+        backend, **options: as :func:`attach` (patterns, ``idle_timeout``, backend options).
+    """
+
+    def __init__(self, name: str, backend: str = "mock", **options: Any) -> None:
+        check_node_name(name)
+        self.name = name
+        self.backend = backend
+        self.options = options
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._client: Client | None = None
+        self._latest: dict[str, Subscription] = {}
+
+    @property
+    def client(self) -> Client:
+        """This process's client, attached now if there is none yet or it cannot be used.
+
+        Raises:
+            SpawnError, TimeoutError: as :func:`attach`.
+        """
+        with self._lock:
+            client = self._client
+            if (
+                client is None
+                or self._pid != os.getpid()
+                or client._core.closed
+                or client._core.dead is not None
+            ):
+                if client is not None and self._pid == os.getpid():
+                    client.close()
+                self._latest = {}
+                self._client = client = attach(self.name, self.backend, **self.options)
+                self._pid = os.getpid()
+            return client
+
+    def latest(self, topic: str, timeout: float | None = None) -> dict[str, Any] | None:
+        """Return the most recent message of ``topic`` (subscribed on first use).
+
+        The first call subscribes with ``queue_size=1`` and keeps the subscription, so later
+        calls answer at once from memory.
+
+        Args:
+            topic: topic name.
+            timeout: seconds to wait for the first message when none has arrived yet; None
+                returns at once.
+
+        Returns:
+            The latest message, or None if none arrived (within ``timeout``).
+
+        Raises:
+            NotExposedError: the topic is not exposed, or does not exist in the graph (a typo
+                is not remembered: the message names the closest existing topics).
+        """
+        client = self.client
+        with self._lock:
+            subscription = self._latest.get(topic)
+            if subscription is None:
+                subscription = client.subscribe(topic, queue_size=1)
+                if subscription.type is None:
+                    subscription.close()
+                    hint = (
+                        f"; did you mean {', '.join(subscription.similar)}?"
+                        if subscription.similar
+                        else ""
+                    )
+                    raise NotExposedError(f"topic {subscription.topic} does not exist{hint}")
+                self._latest[topic] = subscription
+        message = subscription.latest()
+        if message is None and timeout is not None:
+            try:
+                message = subscription.get(timeout)
+            except TimeoutError:
+                return None
+        return message
+
+    def close(self) -> None:
+        """Close this process's client (the shared node keeps running). Idempotent."""
+        with self._lock:
+            client, self._client = self._client, None
+            self._latest = {}
+            if client is not None and self._pid == os.getpid():
+                client.close()
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        return getattr(self.client, attribute)
+
+    def __repr__(self) -> str:
+        return f"<pyros.SharedClient {self.name!r} backend={self.backend!r}>"

@@ -5,17 +5,22 @@
     import pyros.asyncio
 
     async def main():
-        async with await pyros.asyncio.spawn("mock", topics=["/turtle1/*"]) as robot:
+        async with pyros.asyncio.spawn("mock", topics=["/turtle1/*"]) as robot:
             await robot.publish("/turtle1/cmd_vel", {"linear": {"x": 1.0}})
-            async with await robot.subscribe("/turtle1/pose") as poses:
+            async with robot.subscribe("/turtle1/pose") as poses:
                 async for pose in poses:
                     print(pose)
 
 Like websockets' ``sync``/``asyncio`` split and ``zmq.asyncio``: :func:`spawn`,
-:func:`connect`, :func:`attach`, :class:`Client` and :class:`Subscription` mirror
-:mod:`pyros.client`. One client has one DEALER socket with many requests in flight (the
-protocol's pending table matches replies to futures) and one SUB socket read by a task that
-also watches the node's heartbeat. Use a client from the event loop that made it.
+:func:`connect`, :func:`attach`, :class:`Client`, :class:`Subscription` and :class:`Goal`
+mirror :mod:`pyros.client`, over the same I/O-free core (:mod:`pyros._core`), so a behaviour
+is written once. :func:`spawn`, :func:`connect`, :func:`attach`, :meth:`Client.subscribe` and
+:meth:`Client.start_goal` may be awaited or used directly in ``async with``.
+
+One client has one DEALER socket with many requests in flight (the protocol's pending table
+matches replies to futures), one SUB socket per subscription and goal (read by the task that
+waits on it, or by a task running its callback), and a monitor task that watches the node's
+heartbeat and process. Use a client from the event loop that made it.
 """
 
 from __future__ import annotations
@@ -24,250 +29,432 @@ import asyncio
 import inspect
 import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import zmq
 import zmq.asyncio
 
+from pyros._core import (
+    FINISHED,
+    LOGGER,
+    ClientCore,
+    GoalCore,
+    Op,
+    Ops,
+    SubscriptionCore,
+    check_wait,
+)
 from pyros._process import NodeProcess
 from pyros._protocol import (
     CLIENT_PREFIX,
+    EVENT_PREFIX,
     HEARTBEAT_PREFIX,
     MESSAGE_PREFIX,
     ClientProtocol,
+    Event,
     Failure,
-    Message,
-    StreamProtocol,
+    Heartbeat,
+    Liveness,
+    StreamItem,
+    parse_stream,
 )
 from pyros._runtime import node_directory, remove_node_directory
-from pyros.client import (
-    CALL_MARGIN,
-    REQUEST_TIMEOUT,
-    SubscriptionState,
-    check_usable,
-    find_node,
-    node_exited,
-    start_owned_node,
-)
+from pyros.client import MONITOR_POLL, STREAM_RCVHWM, find_node, node_exited, start_owned_node
 from pyros.exceptions import NodeDiedError, NotExposedError, PyrosError, TimeoutError
 
-__all__ = ["Client", "Subscription", "spawn", "connect", "attach"]
-
-_STREAM_POLL = 0.1
+__all__ = ["Client", "Subscription", "Goal", "spawn", "connect", "attach"]
 
 AsyncMessageHandler = Callable[[dict[str, Any]], Awaitable[Any] | Any]
+T = TypeVar("T")
+C = TypeVar("C", bound="_AsyncClosable")
 
 
-async def spawn(
+class _AsyncClosable:
+    async def close(self) -> None:  # pragma: no cover - implemented by subclasses
+        raise NotImplementedError
+
+
+class _Opening(Generic[C]):
+    """An awaitable that is also an async context manager (``async with spawn(...) as c``)."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, C]) -> None:
+        self._coroutine = coroutine
+        self._value: C | None = None
+        self._used = False
+
+    def __await__(self) -> Generator[Any, None, C]:
+        self._used = True
+        return self._coroutine.__await__()
+
+    async def __aenter__(self) -> C:
+        self._used = True
+        self._value = await self._coroutine
+        return self._value
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._value is not None:
+            await self._value.close()
+
+    def __del__(self) -> None:
+        if not self._used:
+            self._coroutine.close()  # never awaited: no "coroutine was never awaited" warning
+
+
+def spawn(
     backend: str = "mock",
     *,
     topics: Iterable[str] = (),
     services: Iterable[str] = (),
     params: Iterable[str] = (),
+    actions: Iterable[str] = (),
     name: str | None = None,
     ready_timeout: float = 10.0,
     **backend_options: Any,
-) -> Client:
+) -> _Opening[Client]:
     """Start a node process owned by this program; see :func:`pyros.spawn` for the arguments.
 
-    The blocking start-up runs in the loop's default executor.
+    Await it (``robot = await spawn(...)``) or use it directly: ``async with spawn(...) as
+    robot``. The blocking start-up runs in the loop's default executor.
 
     Raises:
-        SpawnError, TimeoutError: as :func:`pyros.spawn`.
+        SpawnError, TimeoutError, ValueError: as :func:`pyros.spawn`.
     """
-    loop = asyncio.get_running_loop()
-    process = await loop.run_in_executor(
-        None,
-        start_owned_node,
-        backend,
-        topics,
-        services,
-        params,
-        name,
-        ready_timeout,
-        dict(backend_options),
-    )
-    client = Client(process.report, process=process)
-    await client._hello(ready_timeout)
-    return client
+
+    async def opening() -> Client:
+        loop = asyncio.get_running_loop()
+        process = await loop.run_in_executor(
+            None,
+            start_owned_node,
+            backend,
+            topics,
+            services,
+            params,
+            actions,
+            name,
+            ready_timeout,
+            dict(backend_options),
+        )
+        try:
+            client = Client(process.report, process=process)
+        except BaseException:
+            await loop.run_in_executor(None, process.stop)
+            raise
+        try:
+            await client._run(Ops.hello(client.id, ready_timeout))
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+    return _Opening(opening())
 
 
-async def connect(name: str, *, timeout: float = 5.0) -> Client:
-    """Attach to running node ``name``; see :func:`pyros.connect`.
+def connect(name: str, *, timeout: float = 5.0) -> _Opening[Client]:
+    """Attach to running node ``name``; see :func:`pyros.connect`. Await it or ``async with``.
 
     Raises:
         NodeDiedError: no node of that name runs.
         TimeoutError: it did not answer within ``timeout`` seconds.
+        ValueError: ``name`` is not a valid node name.
     """
-    loop = asyncio.get_running_loop()
-    description = await loop.run_in_executor(None, find_node, name, timeout)
-    client = Client(description, process=None)
-    try:
-        await client._hello(timeout)
-    except BaseException:
-        await client.close()
-        raise
-    return client
+
+    async def opening() -> Client:
+        loop = asyncio.get_running_loop()
+        description = await loop.run_in_executor(None, find_node, name, timeout)
+        client = Client(description, process=None)
+        try:
+            await client._run(Ops.hello(client.id, timeout))
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+    return _Opening(opening())
 
 
-async def attach(name: str, backend: str = "mock", **options: Any) -> Client:
-    """Connect to shared node ``name``, starting it if needed; see :func:`pyros.attach`."""
-    from pyros._shared import ensure_shared, name_lock
+def attach(name: str, backend: str = "mock", **options: Any) -> _Opening[Client]:
+    """Connect to shared node ``name``, starting it if needed; see :func:`pyros.attach`.
 
-    loop = asyncio.get_running_loop()
-    timeout = float(options.get("ready_timeout", 10.0))
-    lock = name_lock(name)
-    await loop.run_in_executor(None, lock.__enter__)
-    try:
-        await loop.run_in_executor(None, lambda: ensure_shared(name, backend, **options))
-        return await connect(name, timeout=timeout)
-    finally:
-        lock.__exit__(None, None, None)
+    Await it or use it in ``async with``. The lock and the start-up run in the executor.
+
+    Raises:
+        SpawnError: the running node has another backend, options or patterns, or could not
+            start.
+        TimeoutError, ValueError: as :func:`pyros.attach`.
+    """
+    from pyros._shared import ensure_shared, name_lock, shared_config
+
+    async def opening() -> Client:
+        loop = asyncio.get_running_loop()
+        ready_timeout = float(options.pop("ready_timeout", 10.0))
+        options.setdefault("idle_timeout", 60.0)
+        config = shared_config(name, backend, **options)
+        lock = name_lock(name)
+        await loop.run_in_executor(None, lock.__enter__)
+        try:
+            await loop.run_in_executor(None, ensure_shared, config, ready_timeout)
+            return await connect(name, timeout=ready_timeout)
+        finally:
+            lock.__exit__(None, None, None)
+
+    return _Opening(opening())
 
 
-class Client:
+class Client(_AsyncClosable):
     """An asyncio connection to one node process; an async context manager.
 
-    Made by :func:`spawn`, :func:`connect` or :func:`attach`. Methods and errors are those of
-    :class:`pyros.Client`, as coroutines.
+    Made by :func:`spawn`, :func:`connect` or :func:`attach`. Methods, arguments and errors
+    are those of :class:`pyros.Client`, as coroutines.
+
+    Attributes:
+        id: this client's unique id (hex string).
+        name: the node's name.
+        node_pid: the node's process id.
+        description: what the node reported when it started.
     """
 
     def __init__(self, description: dict[str, Any], *, process: NodeProcess | None) -> None:
-        endpoints = description["endpoints"]
-        self.id = uuid.uuid4().hex
-        self.name: str = description["name"]
-        self.node_pid: int = description["pid"]
+        self._core = core = ClientCore(description)
+        self.id = core.id
+        self.name = core.name
+        self.node_pid = core.node_pid
         self.description = description
         self._process = process
-        self._pid = os.getpid()
-        self._closed = False
-        self._dead: PyrosError | None = None
         self._context = zmq.asyncio.Context()
+        self._context.set(zmq.MAX_SOCKETS, 16384)
         self._dealer = self._context.socket(zmq.DEALER)
         self._dealer.linger = 0
-        self._dealer.connect(endpoints["request"])
-        self._sub = self._context.socket(zmq.SUB)
-        self._sub.linger = 0
-        self._sub.rcvhwm = 100_000
-        self._sub.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_PREFIX)
-        self._sub.setsockopt(zmq.SUBSCRIBE, CLIENT_PREFIX + self.id.encode())
-        self._sub.connect(endpoints["stream"])
+        self._dealer.connect(core.endpoints["request"])
         self._protocol = ClientProtocol()
         self._waiters: dict[int, asyncio.Future[Any]] = {}
-        self._subscriptions: dict[bytes, Subscription] = {}
-        self._tokens = 0
+        self._streams: set[_Stream] = set()
+        self._event_handlers: list[Callable[[dict[str, Any]], Any]] = []
+        self._dead = asyncio.get_running_loop().create_future()
         self._replies = asyncio.ensure_future(self._read_replies())
-        self._stream = asyncio.ensure_future(self._read_stream())
+        self._monitor = asyncio.ensure_future(self._watch())
 
-    # --- public API: the same as pyros.Client ---------------------------------------------
+    # --- graph: see pyros.Client for what each returns and raises -------------------------
 
     async def topics(self) -> dict[str, str]:
         """Return the exposed topics that exist now; see :meth:`pyros.Client.topics`."""
-        result: dict[str, str] = await self._request("topics", {})
+        result: dict[str, str] = await self._run(Ops.simple("topics"))
         return result
 
     async def services(self) -> dict[str, str]:
         """Return the exposed services that exist now; see :meth:`pyros.Client.services`."""
-        result: dict[str, str] = await self._request("services", {})
+        result: dict[str, str] = await self._run(Ops.simple("services"))
         return result
 
     async def params(self) -> list[str]:
         """Return the exposed parameter names; see :meth:`pyros.Client.params`."""
-        result: list[str] = await self._request("params", {})
+        result: list[str] = await self._run(Ops.simple("params"))
         return result
 
-    async def publish(self, topic: str, message: dict[str, Any], type: str | None = None) -> None:
-        """Publish one message; see :meth:`pyros.Client.publish` (same errors)."""
-        await self._request("publish", {"topic": topic, "message": message, "type": type})
+    async def actions(self) -> dict[str, str]:
+        """Return the exposed actions; see :meth:`pyros.Client.actions`."""
+        result: dict[str, str] = await self._run(Ops.simple("actions"))
+        return result
 
-    async def subscribe(
+    async def nodes(self) -> list[str]:
+        """Return the graph's node names; see :meth:`pyros.Client.nodes`."""
+        result: list[str] = await self._run(Ops.simple("nodes"))
+        return result
+
+    async def topic_info(self, topic: str) -> dict[str, Any]:
+        """Describe a topic; see :meth:`pyros.Client.topic_info`."""
+        result: dict[str, Any] = await self._run(Ops.describe("topic_info", "topic", topic))
+        return result
+
+    async def service_info(self, service: str) -> dict[str, Any]:
+        """Describe a service; see :meth:`pyros.Client.service_info`."""
+        op = Ops.describe("service_info", "service", service)
+        result: dict[str, Any] = await self._run(op)
+        return result
+
+    async def action_info(self, action: str) -> dict[str, Any]:
+        """Describe an action; see :meth:`pyros.Client.action_info`."""
+        result: dict[str, Any] = await self._run(Ops.describe("action_info", "action", action))
+        return result
+
+    async def node_info(self, node: str) -> dict[str, Any]:
+        """Describe a node; see :meth:`pyros.Client.node_info`."""
+        result: dict[str, Any] = await self._run(Ops.describe("node_info", "node", node))
+        return result
+
+    async def definition(self, type: str) -> str:
+        """Return a type's definition; see :meth:`pyros.Client.definition`."""
+        result: str = await self._run(Ops.describe("definition", "type", type))
+        return result
+
+    # --- topics, services, parameters, actions --------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        message: dict[str, Any],
+        type: str | None = None,
+        *,
+        qos: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish one message; see :meth:`pyros.Client.publish` (same errors)."""
+        await self._run(Ops.publish(topic, message, type, qos))
+
+    def subscribe(
         self,
         topic: str,
         callback: AsyncMessageHandler | None = None,
         *,
         queue_size: int = 100,
-    ) -> Subscription:
-        """Receive ``topic``; see :meth:`pyros.Client.subscribe`.
+        qos: dict[str, Any] | None = None,
+    ) -> _Opening[Subscription]:
+        """Receive ``topic``; see :meth:`pyros.Client.subscribe`. Await it or ``async with``.
 
         ``callback`` may be a plain function or a coroutine function; it runs in this event
         loop, one message at a time, in order.
         """
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
-        self._check_usable()
-        self._tokens += 1
-        token = f"{self.id}/{self._tokens}".encode()
+        return _Opening(self._subscribe(topic, callback, queue_size, qos))
+
+    async def _subscribe(
+        self, topic: str, callback: AsyncMessageHandler | None, queue_size: int, qos: Any
+    ) -> Subscription:
+        self._core.check_usable()
+        token = self._core.new_token()
         subscription = Subscription(self, topic, token, callback, queue_size)
-        self._subscriptions[token] = subscription
-        self._sub.setsockopt(zmq.SUBSCRIBE, MESSAGE_PREFIX + token)
         try:
-            result = await self._request("subscribe", {"topic": topic, "token": token})
+            reply = await self._run(Ops.subscribe(topic, token, qos))
         except BaseException:
-            self._forget(token)
+            subscription._stream.release()
             raise
-        subscription.topic = result["topic"]
-        subscription.type = result["type"]
+        subscription.confirm(reply)
+        if callback is not None:
+            subscription._stream.run_callbacks(subscription._run_callbacks)
         return subscription
 
     async def call(
         self, service: str, request: dict[str, Any] | None = None, *, timeout: float = 5.0
     ) -> dict[str, Any]:
         """Call a service; see :meth:`pyros.Client.call` (same errors)."""
-        result: dict[str, Any] = await self._request(
-            "call",
-            {"service": service, "request": request, "timeout": timeout},
-            timeout=timeout + CALL_MARGIN,
-        )
+        result: dict[str, Any] = await self._run(Ops.call(service, request, timeout))
         return result
 
     async def get_param(self, name: str) -> Any:
         """Return a parameter's value; raises ``KeyError`` if unset."""
-        return await self._request("get_param", {"name": name})
+        return await self._run(Ops.get_param(name))
 
     async def set_param(self, name: str, value: Any) -> None:
-        """Set a parameter to plain data."""
-        await self._request("set_param", {"name": name, "value": value})
+        """Set a parameter to plain data; see :meth:`pyros.Client.set_param`."""
+        await self._run(Ops.set_param(name, value))
+
+    async def delete_param(self, name: str) -> None:
+        """Delete a parameter; see :meth:`pyros.Client.delete_param`."""
+        await self._run(Ops.delete_param(name))
+
+    def start_goal(
+        self,
+        action: str,
+        goal: dict[str, Any] | None = None,
+        *,
+        feedback: AsyncMessageHandler | None = None,
+    ) -> _Opening[Goal]:
+        """Send a goal; see :meth:`pyros.Client.start_goal`. Await it or ``async with``.
+
+        ``feedback`` may be a plain function or a coroutine function; it runs in this loop.
+        """
+        return _Opening(self._start_goal(action, goal, feedback))
+
+    async def _start_goal(
+        self, action: str, goal: dict[str, Any] | None, feedback: AsyncMessageHandler | None
+    ) -> Goal:
+        self._core.check_usable()
+        token = self._core.new_token()
+        handle = Goal(self, action, token, feedback)
+        try:
+            reply = await self._run(Ops.send_goal(action, goal, token))
+        except BaseException:
+            handle._stream.release()
+            raise
+        handle.confirm(reply)
+        if feedback is not None:
+            handle._stream.run_callbacks(handle._run_callbacks)
+        return handle
+
+    async def send_goal(
+        self,
+        action: str,
+        goal: dict[str, Any] | None = None,
+        *,
+        feedback: AsyncMessageHandler | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Send a goal and wait for its result; see :meth:`pyros.Client.send_goal`."""
+        timeout = check_wait(timeout)
+        async with self.start_goal(action, goal, feedback=feedback) as handle:
+            try:
+                return await handle.result(timeout)
+            except TimeoutError:
+                await handle.cancel()
+                raise
+
+    # --- the node -------------------------------------------------------------------------
 
     async def info(self) -> dict[str, Any]:
         """Return the node's status; see :meth:`pyros.Client.info`."""
-        result: dict[str, Any] = await self._request("info", {})
+        result: dict[str, Any] = await self._run(Ops.simple("info"))
         return result
+
+    def on_event(self, handler: Callable[[dict[str, Any]], Any]) -> None:
+        """Call ``handler(event)`` (a function or coroutine function) for each node event.
+
+        See :meth:`pyros.Client.on_event`.
+        """
+        self._event_handlers.append(handler)
 
     @property
     def owns_node(self) -> bool:
         """True if this client started the node and stops it on :meth:`close`."""
         return self._process is not None
 
+    @property
+    def stalled(self) -> float | None:
+        """Seconds the live node has been silent, when over 3 s; None while healthy."""
+        return self._core.stalled
+
     async def close(self, timeout: float = 5.0) -> None:
         """Close the client; an owned node is shut down and waited for. Idempotent."""
-        if self._closed:
+        core = self._core
+        if core.closed:
             return
-        if os.getpid() != self._pid:
-            self._closed = True
+        if core.owner_pid != os.getpid():
+            core.closed = True
             return
-        if self._process is not None and self._dead is None:
+        if self._process is not None and core.dead is None and core.stalled is None:
             try:
-                await self._request("shutdown", {}, timeout=timeout)
+                await self._run(Ops.shutdown(timeout))
             except PyrosError:
                 pass
-        self._closed = True
+        core.closed = True
         self._die(PyrosError("the client is closed"), closing=True)
-        for task in (self._replies, self._stream):
+        for task in (self._replies, self._monitor):
             task.cancel()
-        await asyncio.gather(self._replies, self._stream, return_exceptions=True)
-        for subscription in list(self._subscriptions.values()):
-            await subscription._stop_callbacks()
+        await asyncio.gather(self._replies, self._monitor, return_exceptions=True)
+        for stream in list(self._streams):
+            await stream.stop_callbacks()
+            stream.release()
         self._dealer.close(linger=0)
-        self._sub.close(linger=0)
         self._context.term()
         if self._process is not None:
             process = self._process
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, process.wait, timeout)
-            await loop.run_in_executor(None, process.stop)
+            if core.stalled is None:
+                await loop.run_in_executor(None, process.wait, timeout)
+            await loop.run_in_executor(None, process.stop, timeout if core.stalled is None else 0.5)
             remove_node_directory(node_directory(self.name))
 
     async def __aenter__(self) -> Client:
@@ -282,32 +469,30 @@ class Client:
         await self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "dead" if self._dead else "open"
-        return f"<pyros.asyncio.Client node={self.name!r} pid={self.node_pid} {state}>"
+        return f"<pyros.asyncio.Client {self._core!r}>"
 
     # --- internals ------------------------------------------------------------------------
 
-    def _check_usable(self) -> None:
-        check_usable(self._pid, self._closed, self._dead)
-
-    async def _hello(self, timeout: float) -> None:
-        await self._request("hello", {"client": self.id}, timeout=timeout)
-
-    async def _request(
-        self, op: str, args: dict[str, Any], *, timeout: float | None = REQUEST_TIMEOUT
-    ) -> Any:
-        self._check_usable()
+    async def _run(self, op: Op) -> Any:
+        self._core.check_usable()
         request_id, frame = self._protocol.send_request(
-            op, args, now=time.monotonic(), timeout=timeout
+            op.op, op.args, now=time.monotonic(), timeout=op.timeout
         )
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._waiters[request_id] = future
+        # A timer, not asyncio.wait_for: before Python 3.12, wait_for loses a cancellation
+        # that arrives as the reply does (the caller's task then never ends).
+        timer = None
+        if op.timeout is not None:
+            error = TimeoutError(f"no reply to {op.op!r} within {op.timeout} s")
+            timer = loop.call_later(op.timeout, _fail_future, future, error)
         try:
             await self._dealer.send(frame)
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"no reply to {op!r} within {timeout} s") from None
+            return await future
         finally:
+            if timer is not None:
+                timer.cancel()
             self._waiters.pop(request_id, None)
             self._protocol.cancel(request_id)
 
@@ -325,44 +510,194 @@ class Client:
             else:
                 future.set_result(event.result)
 
-    async def _read_stream(self) -> None:
-        stream = StreamProtocol(now=time.monotonic())
-        while True:
-            if await self._sub.poll(int(_STREAM_POLL * 1000)):
-                now = time.monotonic()
-                while int(self._sub.get(zmq.EVENTS)) & zmq.POLLIN:
-                    frames = await self._sub.recv_multipart()
-                    event = stream.receive(frames, now)
-                    if isinstance(event, Message):
-                        target = self._subscriptions.get(event.token)
-                        if target is not None:
-                            target._deliver(event.message)
-            error = stream.node_dead(time.monotonic()) or node_exited(self._process, self.node_pid)
-            if error is not None:
-                self._die(error)
-                return
+    async def _watch(self) -> None:
+        core = self._core
+        socket = self._context.socket(zmq.SUB)
+        socket.linger = 0
+        for prefix in (HEARTBEAT_PREFIX, EVENT_PREFIX, CLIENT_PREFIX + core.id.encode()):
+            socket.setsockopt(zmq.SUBSCRIBE, prefix)
+        socket.connect(core.endpoints["stream"])
+        if "heartbeat" in core.endpoints:
+            socket.connect(core.endpoints["heartbeat"])
+        liveness = Liveness(now=time.monotonic())
+        try:
+            while True:
+                if await socket.poll(int(MONITOR_POLL * 1000)):
+                    now = time.monotonic()
+                    while int(socket.get(zmq.EVENTS)) & zmq.POLLIN:
+                        item = parse_stream(await socket.recv_multipart())
+                        if isinstance(item, Heartbeat):
+                            liveness.heard(item, now)
+                        elif isinstance(item, Event):
+                            self._on_event(item.data)
+                core.stalled = liveness.stalled(time.monotonic())
+                error = node_exited(self._process, core.node_pid)
+                if error is not None:
+                    self._die(error)
+                    return
+        finally:
+            socket.close(linger=0)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        for handler in list(self._event_handlers):
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    task.add_done_callback(_log_task_failure)
+            except Exception:
+                LOGGER.exception("pyros: an event handler raised")
 
     def _die(self, error: PyrosError, *, closing: bool = False) -> None:
-        if self._dead is not None:
+        if not self._core.die(error):
             return
-        self._dead = error
         for future in self._waiters.values():
             if not future.done():
                 future.set_exception(error if closing else NodeDiedError(str(error)))
         self._waiters.clear()
-        for subscription in self._subscriptions.values():
-            subscription._fail(None if closing else error)
-
-    def _forget(self, token: bytes) -> None:
-        self._subscriptions.pop(token, None)
-        if not self._closed:
-            self._sub.setsockopt(zmq.UNSUBSCRIBE, MESSAGE_PREFIX + token)
+        if not self._dead.done():
+            self._dead.set_result(None)
+        for stream in list(self._streams):
+            stream.end(None if closing else error)
 
 
-class Subscription(SubscriptionState):
+def _fail_future(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+def _log_task_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        LOGGER.error("pyros: an asyncio handler raised", exc_info=task.exception())
+
+
+class _Stream:
+    """One token's SUB socket, read by the task that waits on it or by a callback task."""
+
+    def __init__(self, client: Client, token: bytes, core: SubscriptionCore | GoalCore) -> None:
+        self.client = client
+        self.core = core
+        socket = client._context.socket(zmq.SUB)
+        socket.linger = 0
+        socket.rcvhwm = STREAM_RCVHWM
+        socket.setsockopt(zmq.SUBSCRIBE, MESSAGE_PREFIX + token)
+        socket.connect(client._core.endpoints["stream"])
+        self.socket: zmq.asyncio.Socket | None = socket
+        self._reader: zmq.Socket[bytes] = zmq.Socket.shadow(socket.underlying)
+        self._reading = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        client._streams.add(self)
+
+    def drain(self) -> list[Any]:
+        """Read what the socket holds into the core, without blocking."""
+        got: list[Any] = []
+        if self.socket is None:
+            return got
+        reader = self._reader  # the same socket, read synchronously: it never blocks here
+        while True:
+            try:
+                frames = reader.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            item = parse_stream(frames)
+            if isinstance(item, StreamItem):
+                result = self.core.receive(item)
+                if result:
+                    got.extend(result)
+        self._changed.set()
+        return got
+
+    async def wait(self, ready: Callable[[], T | None], timeout: float | None, what: str) -> T:
+        """Return ``ready()`` once it is not None, reading the socket meanwhile.
+
+        Raises:
+            TimeoutError: still None after ``timeout`` seconds.
+            Whatever ``ready`` raises (the stream ended).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            value = ready()
+            if value is not None:
+                return value
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"no {what} within {timeout} s")
+            self._changed.clear()
+            if self._runner is not None or self.socket is None or self._reading.locked():
+                waiter = asyncio.ensure_future(self._changed.wait())
+                await asyncio.wait(
+                    {waiter, self.client._dead},
+                    timeout=remaining,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                waiter.cancel()
+                continue
+            async with self._reading:
+                await self._poll(remaining)
+
+    async def _poll(self, remaining: float | None) -> None:
+        socket = self.socket
+        assert socket is not None
+        poll = asyncio.ensure_future(
+            socket.poll(None if remaining is None else int(remaining * 1000) + 1)
+        )
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait(
+                {poll, changed, self.client._dead}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            poll.cancel()
+            changed.cancel()
+        if self.socket is not None:
+            self.drain()
+
+    def run_callbacks(self, run: Callable[[list[Any]], Awaitable[None]]) -> None:
+        """Read the socket on a task that runs ``run(feedback)`` after each read."""
+        self._runner = asyncio.ensure_future(self._run(run))
+        self._runner.add_done_callback(_log_task_failure)
+
+    async def _run(self, run: Callable[[list[Any]], Awaitable[None]]) -> None:
+        while self.socket is not None and not self.core.closed and self.core.error is None:
+            await run(self.drain())
+            if isinstance(self.core, GoalCore) and self.core.done:
+                break
+            socket = self.socket
+            if socket is None:
+                break
+            poll = asyncio.ensure_future(socket.poll())
+            try:
+                await asyncio.wait({poll, self.client._dead}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                poll.cancel()
+        self._changed.set()
+
+    def end(self, error: PyrosError | None) -> None:
+        """End the stream (node died: ``error``; closed: None) and wake its waiters."""
+        self.core.fail(error)
+        self._changed.set()
+
+    async def stop_callbacks(self) -> None:
+        """Stop the callback task, if any, and wait for it."""
+        runner = self._runner
+        if runner is not None and not runner.done():
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+
+    def release(self) -> None:
+        """Close the socket (the node then forgets the token). Idempotent."""
+        self.end(None)
+        socket, self.socket = self.socket, None
+        if socket is not None:
+            socket.close(linger=0)
+        self.client._streams.discard(self)
+
+
+class Subscription(SubscriptionCore, _AsyncClosable):
     """The messages of one topic, for asyncio; ``async for`` and ``async with``.
 
-    See :class:`pyros.Subscription`; :meth:`get` is a coroutine.
+    See :class:`pyros.Subscription`; :meth:`get` and :meth:`close` are coroutines.
     """
 
     def __init__(
@@ -373,35 +708,21 @@ class Subscription(SubscriptionState):
         callback: AsyncMessageHandler | None,
         queue_size: int,
     ) -> None:
-        super().__init__(topic, token, callback, queue_size)
+        super().__init__(topic, token, queue_size, callback)
         self._client = client
-        self._ready = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-        if callback is not None:
-            self._runner = asyncio.ensure_future(self._run_callbacks())
+        self._stream = _Stream(client, token, self)
 
     async def get(self, timeout: float | None = None) -> dict[str, Any]:
         """Return the next message; see :meth:`pyros.Subscription.get` (same errors)."""
         if self._callback is not None:
             raise PyrosError(f"subscription to {self.topic} delivers to its callback")
-        return await self._next(timeout)
+        return await self._stream.wait(self.pop, check_wait(timeout), f"message on {self.topic}")
 
-    async def _next(self, timeout: float | None) -> dict[str, Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._queue:
-            if self._error is not None:
-                raise NodeDiedError(str(self._error)) from self._error
-            if self._closed:
-                raise PyrosError(f"subscription to {self.topic} is closed")
-            self._ready.clear()
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"no message on {self.topic} within {timeout} s")
-            try:
-                await asyncio.wait_for(self._ready.wait(), remaining)
-            except asyncio.TimeoutError:
-                continue
-        return self._queue.popleft()
+    def latest(self) -> dict[str, Any] | None:
+        """Return the most recent message received, without consuming it; None before any."""
+        if self._stream._runner is None and not self._stream._reading.locked():
+            self._stream.drain()
+        return SubscriptionCore.latest(self)
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._iterate()
@@ -413,23 +734,22 @@ class Subscription(SubscriptionState):
             except NodeDiedError:
                 raise
             except PyrosError:
-                if self._closed:
+                if self.closed:
                     return
                 raise
 
     async def close(self) -> None:
         """Stop receiving; wakes tasks waiting in :meth:`get`. Idempotent."""
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
-        self._ready.set()
-        await self._stop_callbacks()
+        await self._stream.stop_callbacks()
+        self._stream.release()
         client = self._client
-        if client._closed or client._dead is not None or os.getpid() != client._pid:
+        core = client._core
+        if core.closed or core.dead is not None or core.owner_pid != os.getpid():
             return
-        client._forget(self.token)
         try:
-            await client._request("unsubscribe", {"token": self.token})
+            await client._run(Ops.unsubscribe(self.token))
         except (NodeDiedError, NotExposedError):
             pass
 
@@ -445,35 +765,94 @@ class Subscription(SubscriptionState):
         await self.close()
 
     def __repr__(self) -> str:
-        return f"<pyros.asyncio.Subscription {self.topic} type={self.type}>"
+        return f"<pyros.asyncio.Subscription {SubscriptionCore.__repr__(self)}>"
 
-    def _deliver(self, message: dict[str, Any]) -> None:
-        self.received += 1
-        self._push(message)
-        self._ready.set()
-
-    def _fail(self, error: PyrosError | None) -> None:
-        if error is None:
-            self._closed = True
-        else:
-            self._error = error
-        self._ready.set()
-
-    async def _run_callbacks(self) -> None:
-        assert self._callback is not None
-        while True:
-            try:
-                message = await self._next(None)
-            except PyrosError:
-                return
+    async def _run_callbacks(self, feedback: list[Any]) -> None:
+        while not self.closed and self._queue:
+            message = self.pop()
             try:
                 result = self._callback(message)
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                self._report_callback_error()
+                self.report_callback_error()
 
-    async def _stop_callbacks(self) -> None:
-        if self._runner is not None and not self._runner.done():
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
+
+class Goal(GoalCore, _AsyncClosable):
+    """A goal sent to an action server, for asyncio; ``async for`` feedback, ``async with``.
+
+    See :class:`pyros.Goal`; :meth:`result`, :meth:`cancel` and :meth:`close` are coroutines.
+    """
+
+    def __init__(
+        self, client: Client, action: str, token: bytes, feedback: AsyncMessageHandler | None
+    ) -> None:
+        super().__init__(action, token, feedback)
+        self._client = client
+        self._stream = _Stream(client, token, self)
+
+    @property
+    def status(self) -> str:
+        """The goal's state as last heard; see :attr:`pyros.Goal.status`."""
+        if self._stream._runner is None and not self._stream._reading.locked():
+            self._stream.drain()
+        return self._state
+
+    async def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for the goal to end and return its result; see :meth:`pyros.Goal.result`."""
+        wait = check_wait(timeout)
+        result = await self._stream.wait(self.outcome, wait, f"result on {self.action}")
+        await self._stream.stop_callbacks()
+        self._stream.release()
+        return result
+
+    async def cancel(self) -> None:
+        """Ask the server to cancel the goal; see :meth:`pyros.Goal.cancel`."""
+        if self.done:
+            return
+        await self._client._run(Ops.cancel_goal(self.token))
+        self.canceling()
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            feedback = await self._stream.wait(self.next_feedback, None, "feedback")
+            if feedback is FINISHED:
+                return
+            assert isinstance(feedback, dict)
+            yield feedback
+
+    async def close(self) -> None:
+        """Stop following the goal, cancelling it if it still runs. Idempotent."""
+        if not self.done:
+            try:
+                await self.cancel()
+            except PyrosError:
+                pass
+        await self._stream.stop_callbacks()
+        self._stream.release()
+
+    async def __aenter__(self) -> Goal:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<pyros.asyncio.Goal {GoalCore.__repr__(self)}>"
+
+    async def _run_callbacks(self, feedback: list[Any]) -> None:
+        for message in feedback:
+            try:
+                result = self._callback(message)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self.report_callback_error()

@@ -1,86 +1,92 @@
-"""The synchronous client: :func:`spawn`, :func:`connect`, :class:`Client`, :class:`Subscription`.
+"""The synchronous client: :func:`spawn`, :func:`connect`, :class:`Client`, :class:`Subscription`,
+:class:`Goal`.
 
-Sockets and threads:
+Sockets and threads (a thin pump around the I/O-free :mod:`pyros._core`):
 
 * each thread that makes requests gets its own DEALER socket (created on first use), so a
   request goes straight from the calling thread to the node and back, with no hand-off, and
   16 threads can wait on 16 requests at once;
-* one stream thread owns the SUB socket: it receives heartbeats and topic messages, queues
-  messages on their :class:`Subscription`, and declares the node dead after
-  :data:`~pyros._protocol.HEARTBEAT_TIMEOUT` seconds of silence, or within 0.1 s when the node
-  process is gone, which fails every pending and later call with :class:`NodeDiedError`;
-* subscriptions with a callback get their messages on one callback thread per client, so a slow
-  callback never delays heartbeats.
+* each subscription and each goal has its own SUB socket, read by the thread that waits on it
+  (:meth:`Subscription.get`, :meth:`Goal.result`): a message goes from the node's socket to the
+  waiting thread with no thread in between. Several threads may wait on one subscription; one
+  of them reads the socket at a time and each message goes to exactly one of them;
+* subscriptions with a callback (and goals with a feedback callback) are read by one callback
+  thread per client, which runs the callbacks in arrival order, so a slow callback never delays
+  another client call; its queue is bounded by ``queue_size`` like any other;
+* one monitor thread receives the node's heartbeats and events and notices, within 0.1 s, that
+  the node process is gone: every pending and later call then fails with
+  :class:`~pyros.exceptions.NodeDiedError`. A node that is alive but silent (stopped, starved)
+  is only marked stalled: calls wait for their own timeouts and work again when it answers.
 
 A client belongs to the process that made it. After ``os.fork()`` the child must make its own
-(``pyros.connect(name)``); using the parent's raises :class:`~pyros.exceptions.ForkError`.
+(``pyros.connect(name)``, or use :class:`pyros.SharedClient`); using the parent's raises
+:class:`~pyros.exceptions.ForkError`.
 """
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import os
-import queue
-import sys
 import threading
 import time
-import traceback
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 
+from pyros._core import (
+    FINISHED,
+    LOGGER,
+    ClientCore,
+    GoalCore,
+    Op,
+    Ops,
+    SubscriptionCore,
+    check_wait,
+    patterns,
+)
 from pyros._outbox import Outbox
-from pyros._process import NodeProcess, pid_alive
+from pyros._process import NodeConfig, NodeProcess, new_name, pid_alive
 from pyros._protocol import (
     CLIENT_PREFIX,
+    EVENT_PREFIX,
     HEARTBEAT_PREFIX,
     MESSAGE_PREFIX,
     ClientProtocol,
+    Event,
     Failure,
     Heartbeat,
-    Message,
-    Reply,
-    StreamProtocol,
+    Liveness,
+    StreamItem,
+    parse_stream,
 )
 from pyros._runtime import node_directory, read_node_file, remove_node_directory
-from pyros.exceptions import (
-    ForkError,
-    NodeDiedError,
-    NotExposedError,
-    PyrosError,
-    TimeoutError,
-)
+from pyros.exceptions import NodeDiedError, NotExposedError, PyrosError, TimeoutError
 
 __all__ = [
     "Client",
     "Subscription",
-    "SubscriptionState",
+    "Goal",
     "spawn",
     "connect",
-    "start_owned_node",
     "find_node",
+    "start_owned_node",
     "node_exited",
-    "check_usable",
-    "REQUEST_TIMEOUT",
-    "CALL_MARGIN",
+    "MONITOR_POLL",
+    "STREAM_RCVHWM",
 ]
 
-REQUEST_TIMEOUT = 10.0
-"""Seconds a request other than ``call`` waits for its reply by default."""
+MONITOR_POLL = 0.1
+"""Seconds between two checks that the node process still lives."""
 
-CALL_MARGIN = 1.0
-"""Seconds a ``call`` waits beyond its own timeout, so the node's ServiceError/TimeoutError
-(which says more) arrives before the client gives up."""
+STREAM_RCVHWM = 100_000
+"""Messages a subscription's SUB socket buffers before ZeroMQ holds the rest in the node."""
 
-_STREAM_POLL = 0.1
-"""Seconds between two liveness checks in the stream thread."""
+_MAX_POLL_MS = 2**31 - 1
 
 MessageHandler = Callable[[dict[str, Any]], Any]
+T = TypeVar("T")
 
 
 def spawn(
@@ -89,6 +95,7 @@ def spawn(
     topics: Iterable[str] = (),
     services: Iterable[str] = (),
     params: Iterable[str] = (),
+    actions: Iterable[str] = (),
     name: str | None = None,
     ready_timeout: float = 10.0,
     **backend_options: Any,
@@ -104,7 +111,8 @@ def spawn(
         topics: glob patterns of topics to expose (``"/turtle1/*"``, ``"*"``).
         services: glob patterns of services to expose.
         params: glob patterns of parameters to expose.
-        name: the node's name (letters, digits, ``_``); other processes can then
+        actions: glob patterns of actions to expose.
+        name: the node's name (1 to 64 letters, digits, ``_``); other processes can then
             :func:`connect` to it while it runs. None picks a unique one.
         ready_timeout: seconds to wait for the node to be ready.
         **backend_options: passed to the backend (``master_uri=``, ``domain_id=``, ``url=``).
@@ -115,9 +123,10 @@ def spawn(
     Raises:
         SpawnError: the node could not start (unknown backend, no ROS master, name in use...).
         TimeoutError: the node was not ready within ``ready_timeout``.
+        ValueError: ``name`` is not a valid node name.
     """
     process = start_owned_node(
-        backend, topics, services, params, name, ready_timeout, backend_options
+        backend, topics, services, params, actions, name, ready_timeout, backend_options
     )
     try:
         return Client(process.report, process=process)
@@ -131,6 +140,7 @@ def start_owned_node(
     topics: Iterable[str],
     services: Iterable[str],
     params: Iterable[str],
+    actions: Iterable[str],
     name: str | None,
     ready_timeout: float,
     backend_options: dict[str, Any],
@@ -139,18 +149,18 @@ def start_owned_node(
 
     Blocks until the node is ready; the asyncio client runs it in an executor.
     """
-    from pyros._node import NodeConfig, new_name
-
     config = NodeConfig(
         name=name or new_name(),
         backend=backend,
         options=dict(backend_options),
-        topics=_patterns(topics, "topics"),
-        services=_patterns(services, "services"),
-        params=_patterns(params, "params"),
+        topics=patterns(topics, "topics"),
+        services=patterns(services, "services"),
+        params=patterns(params, "params"),
+        actions=patterns(actions, "actions"),
         owner_pid=os.getpid(),
     )
-    return NodeProcess.start(dataclasses.asdict(config), ready_timeout=ready_timeout)
+    node_directory(config.name)  # checks the name before anything starts
+    return NodeProcess.start(config.to_dict(), ready_timeout=ready_timeout)
 
 
 def connect(name: str, *, timeout: float = 5.0) -> Client:
@@ -166,13 +176,12 @@ def connect(name: str, *, timeout: float = 5.0) -> Client:
     Raises:
         NodeDiedError: no node of that name runs (its directory is missing or its process gone).
         TimeoutError: the node did not answer within ``timeout``.
+        ValueError: ``name`` is not a valid node name.
     """
     deadline = time.monotonic() + timeout
     client = Client(find_node(name, timeout), process=None)
     try:
-        client._request(
-            "hello", {"client": client.id}, timeout=max(0.1, deadline - time.monotonic())
-        )
+        client._run(Ops.hello(client.id, max(0.1, deadline - time.monotonic())))
     except BaseException:
         client.close()
         raise
@@ -185,6 +194,7 @@ def find_node(name: str, timeout: float) -> dict[str, Any]:
 
     Raises:
         NodeDiedError: no live node of that name within ``timeout``.
+        ValueError: ``name`` is not a valid node name.
     """
     directory = node_directory(name)
     deadline = time.monotonic() + timeout
@@ -197,10 +207,26 @@ def find_node(name: str, timeout: float) -> dict[str, Any]:
         time.sleep(0.05)
 
 
+def node_exited(process: NodeProcess | None, pid: int) -> NodeDiedError | None:
+    """Return the error to raise if the node process is gone, else None.
+
+    Nodes always run on this machine, so their process can be checked directly: this notices
+    a killed node within one monitor poll (0.1 s).
+    """
+    if process is not None:
+        code = process.exit_code()
+        if code is not None:
+            return NodeDiedError(f"the node process exited with code {code}")
+        return None
+    if not pid_alive(pid):
+        return NodeDiedError(f"the node process {pid} is gone")
+    return None
+
+
 class Client:
     """A connection to one node process. Thread-safe; a context manager.
 
-    Make one with :func:`spawn` or :func:`connect` rather than directly.
+    Make one with :func:`spawn`, :func:`connect` or :func:`pyros.attach` rather than directly.
 
     Args:
         description: the node's ready report (``endpoints``, ``name``, ``pid``...).
@@ -210,69 +236,145 @@ class Client:
         id: this client's unique id (hex string).
         name: the node's name.
         node_pid: the node's process id.
+        description: what the node reported when it started.
     """
 
     def __init__(self, description: dict[str, Any], *, process: NodeProcess | None) -> None:
-        endpoints = description["endpoints"]
-        self.id = uuid.uuid4().hex
-        self.name: str = description["name"]
-        self.node_pid: int = description["pid"]
+        self._core = core = ClientCore(description)
+        self.id = core.id
+        self.name = core.name
+        self.node_pid = core.node_pid
         self.description = description
-        self._request_endpoint: str = endpoints["request"]
         self._process = process
-        self._pid = os.getpid()
-        self._closed = False
-        self._dead: PyrosError | None = None
         self._dead_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._context = zmq.Context()
+        self._context.set(zmq.MAX_SOCKETS, 16384)
         self._local = threading.local()
         self._dealers: list[tuple[threading.Thread, zmq.Socket[bytes]]] = []
-        self._dealers_lock = threading.Lock()
-        self._subscriptions: weakref.WeakValueDictionary[bytes, Subscription] = (
-            weakref.WeakValueDictionary()
-        )
-        self._tokens = 0
+        self._lock = threading.Lock()
+        self._streams: weakref.WeakSet[_Stream] = weakref.WeakSet()
+        self._event_handlers: list[Callable[[dict[str, Any]], Any]] = []
         self._callbacks: _CallbackThread | None = None
-        self._stream = _StreamThread(self, endpoints["stream"])
-        self._stream.start()
-        self._stream.ready.wait()
+        self._monitor = _MonitorThread(self)
+        self._monitor.start()
 
-    # --- public API -----------------------------------------------------------------------
+    # --- graph ----------------------------------------------------------------------------
 
     def topics(self) -> dict[str, str]:
-        """Return the exposed topics that exist now, ``{"/chatter": "std_msgs/String"}``.
+        """Return the exposed topics that exist now, with their types.
+
+        ``{"/chatter": "std_msgs/String"}`` (ROS 2: ``"std_msgs/msg/String"``, as the graph
+        names them).
 
         Raises:
             NodeDiedError, TimeoutError: the node is gone or did not answer.
         """
-        result: dict[str, str] = self._request("topics", {})
+        result: dict[str, str] = self._run(Ops.simple("topics"))
         return result
 
     def services(self) -> dict[str, str]:
         """Return the exposed services that exist now, ``{"/set_flag": "std_srvs/SetBool"}``."""
-        result: dict[str, str] = self._request("services", {})
+        result: dict[str, str] = self._run(Ops.simple("services"))
         return result
 
     def params(self) -> list[str]:
-        """Return the names of the exposed parameters that are set now."""
-        result: list[str] = self._request("params", {})
+        """Return the names of the exposed parameters that are set now.
+
+        ROS 1 names are absolute (``/gains/p``); ROS 2 parameters belong to nodes and are
+        named ``<node>:<param>`` (``/talker:gains.p``).
+        """
+        result: list[str] = self._run(Ops.simple("params"))
         return result
 
-    def publish(self, topic: str, message: dict[str, Any], type: str | None = None) -> None:
+    def actions(self) -> dict[str, str]:
+        """Return the exposed actions that exist now, with their types.
+
+        ``{"/turtle1/rotate_absolute": "turtlesim/action/RotateAbsolute"}``.
+        """
+        result: dict[str, str] = self._run(Ops.simple("actions"))
+        return result
+
+    def nodes(self) -> list[str]:
+        """Return the names of every node in the graph (not only pyros's), sorted."""
+        result: list[str] = self._run(Ops.simple("nodes"))
+        return result
+
+    def topic_info(self, topic: str) -> dict[str, Any]:
+        """Describe a topic: ``{"type", "publishers": [node], "subscribers": [node]}``.
+
+        Raises:
+            NotExposedError: the topic is not exposed or does not exist.
+        """
+        result: dict[str, Any] = self._run(Ops.describe("topic_info", "topic", topic))
+        return result
+
+    def service_info(self, service: str) -> dict[str, Any]:
+        """Describe a service: ``{"type", "providers": [node]}``.
+
+        Raises:
+            NotExposedError: the service is not exposed or does not exist.
+        """
+        result: dict[str, Any] = self._run(Ops.describe("service_info", "service", service))
+        return result
+
+    def action_info(self, action: str) -> dict[str, Any]:
+        """Describe an action: ``{"type", "servers": [node], "clients": [node]}``.
+
+        Raises:
+            NotExposedError: the action is not exposed or does not exist.
+        """
+        result: dict[str, Any] = self._run(Ops.describe("action_info", "action", action))
+        return result
+
+    def node_info(self, node: str) -> dict[str, Any]:
+        """Describe a node: ``{"publishes": {topic: type}, "subscribes": ..., "services": ...}``.
+
+        Raises:
+            NotExposedError: no such node in the graph.
+        """
+        result: dict[str, Any] = self._run(Ops.describe("node_info", "node", node))
+        return result
+
+    def definition(self, type: str) -> str:
+        """Return the definition of a message, service or action type, as ``.msg`` text.
+
+        What ``rosmsg show`` / ``ros2 interface show`` print (ROS message description spec,
+        http://wiki.ros.org/msg).
+
+        Raises:
+            MessageError: the type is unknown.
+        """
+        result: str = self._run(Ops.describe("definition", "type", type))
+        return result
+
+    # --- topics ---------------------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str,
+        message: dict[str, Any],
+        type: str | None = None,
+        *,
+        qos: dict[str, Any] | None = None,
+    ) -> None:
         """Publish one message on ``topic``.
 
         Args:
             topic: topic name (``"/turtle1/cmd_vel"``).
             message: the message as a dict shaped like the ROS message; missing fields take
                 their defaults.
-            type: message type ``"pkg/Type"``; needed only when the topic does not exist yet.
+            type: message type ``"pkg/Type"`` (or ``"pkg/msg/Type"``); needed only when the
+                topic does not exist yet.
+            qos: the publisher's QoS when this publish creates it (``reliability``,
+                ``durability``, ``history``, ``depth``; see :data:`pyros.backends.base.QoS`).
+                ``{"durability": "transient_local"}`` latches the topic on ROS 1 too.
 
         Raises:
             NotExposedError: the topic matches none of the node's patterns.
             MessageError: the dict does not fit the type (``.field`` names the field), or the
                 type is unknown.
         """
-        self._request("publish", {"topic": topic, "message": message, "type": type})
+        self._run(Ops.publish(topic, message, type, qos))
 
     def subscribe(
         self,
@@ -280,37 +382,42 @@ class Client:
         callback: MessageHandler | None = None,
         *,
         queue_size: int = 100,
+        qos: dict[str, Any] | None = None,
     ) -> Subscription:
         """Receive the messages published on ``topic`` from now on.
 
         A topic that matches the patterns but does not exist yet is subscribed to as soon as
-        it appears in the graph.
+        it appears in the graph; a warning on the ``pyros`` logger names the closest existing
+        topics (:attr:`Subscription.similar`), and :attr:`Subscription.type` stays None.
 
         Args:
             topic: topic name.
-            callback: called with each message dict on the client's callback thread; without
-                it, read messages with :meth:`Subscription.get` or by iterating.
-            queue_size: messages kept for :meth:`Subscription.get`; when full the oldest is
-                dropped and counted in :attr:`Subscription.dropped` (ROS queue semantics).
+            callback: called with each message dict on the client's callback thread, in
+                order; without it, read messages with :meth:`Subscription.get`, by iterating,
+                or :meth:`Subscription.latest`.
+            queue_size: messages kept until read; when full the oldest is dropped and counted
+                in :attr:`Subscription.dropped` (ROS queue semantics; 1 keeps only the newest).
+            qos: the subscription's QoS (see :meth:`publish`); None adapts to the publishers,
+                so a latched/transient-local topic delivers its last message.
 
         Raises:
             NotExposedError: the topic matches none of the node's patterns.
+            ValueError: ``queue_size`` is below 1.
         """
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
-        self._check_usable()
-        self._tokens += 1
-        token = f"{self.id}/{self._tokens}".encode()
+        self._core.check_usable()
+        token = self._core.new_token()
         subscription = Subscription(self, topic, token, callback, queue_size)
-        self._stream.command("subscribe", token, subscription)
         try:
-            result = self._request("subscribe", {"topic": topic, "token": token})
+            reply = self._run(Ops.subscribe(topic, token, qos))
         except BaseException:
-            self._stream.command("unsubscribe", token, None)
+            subscription._stream.release()
             raise
-        subscription.topic = result["topic"]
-        subscription.type = result["type"]
+        subscription.confirm(reply)
+        if callback is not None:
+            self._callback_thread().adopt(subscription._stream, subscription._run_callbacks)
         return subscription
+
+    # --- services, parameters -------------------------------------------------------------
 
     def call(
         self, service: str, request: dict[str, Any] | None = None, *, timeout: float = 5.0
@@ -320,19 +427,16 @@ class Client:
         Args:
             service: service name (``"/set_flag"``).
             request: the request dict; None for an empty request.
-            timeout: seconds to wait for the response.
+            timeout: seconds to wait for the response; None waits forever.
 
         Raises:
             NotExposedError: the service matches no pattern or does not exist.
             MessageError: the request does not fit the service type.
             ServiceError: the service failed.
             TimeoutError: no response within ``timeout``.
+            ValueError: ``timeout`` is not a positive number.
         """
-        result: dict[str, Any] = self._request(
-            "call",
-            {"service": service, "request": request, "timeout": timeout},
-            timeout=timeout + CALL_MARGIN,
-        )
+        result: dict[str, Any] = self._run(Ops.call(service, request, timeout))
         return result
 
     def get_param(self, name: str) -> Any:
@@ -342,58 +446,165 @@ class Client:
             KeyError: (:class:`~pyros.exceptions.ParamNotSetError`) the parameter is not set.
             NotExposedError: the name matches none of the node's parameter patterns.
         """
-        return self._request("get_param", {"name": name})
+        return self._run(Ops.get_param(name))
 
     def set_param(self, name: str, value: Any) -> None:
-        """Set a parameter to plain data (None, bool, int, float, str, bytes, list, dict).
+        """Set a parameter to plain data (bool, int, float, str, bytes, list, dict).
 
         Raises:
             NotExposedError: the name matches none of the node's parameter patterns.
-            MessageError: ``value`` is not plain data.
+            MessageError: ``value`` is None or not plain data, or the backend cannot store
+                it (ROS 1: lists of mixed types are fine, ints beyond 32 bits are not).
         """
-        self._request("set_param", {"name": name, "value": value})
+        self._run(Ops.set_param(name, value))
+
+    def delete_param(self, name: str) -> None:
+        """Delete a parameter (ROS 1: a whole namespace too).
+
+        Raises:
+            KeyError: (:class:`~pyros.exceptions.ParamNotSetError`) nothing is set there.
+            NotExposedError: the name matches none of the node's parameter patterns.
+        """
+        self._run(Ops.delete_param(name))
+
+    # --- actions --------------------------------------------------------------------------
+
+    def start_goal(
+        self,
+        action: str,
+        goal: dict[str, Any] | None = None,
+        *,
+        feedback: MessageHandler | None = None,
+    ) -> Goal:
+        """Send a goal to an action server and return once the server accepted it.
+
+        Args:
+            action: action name (``"/turtle1/rotate_absolute"``).
+            goal: the goal message as a dict; missing fields take their defaults.
+            feedback: called with each feedback dict, in order, on the client's callback
+                thread; without it, iterate over the :class:`Goal`.
+
+        Returns:
+            The running goal: :meth:`Goal.result`, :meth:`Goal.cancel`, :attr:`Goal.status`.
+
+        Raises:
+            NotExposedError: the action matches no pattern or has no server.
+            MessageError: the goal does not fit the action type (names the field).
+            ActionError: the server rejected the goal.
+            TimeoutError: the server neither accepted nor rejected it within 10 s.
+        """
+        self._core.check_usable()
+        token = self._core.new_token()
+        handle = Goal(self, action, token, feedback)
+        try:
+            reply = self._run(Ops.send_goal(action, goal, token))
+        except BaseException:
+            handle._stream.release()
+            raise
+        handle.confirm(reply)
+        if feedback is not None:
+            self._callback_thread().adopt(handle._stream, handle._run_callbacks)
+        return handle
+
+    def send_goal(
+        self,
+        action: str,
+        goal: dict[str, Any] | None = None,
+        *,
+        feedback: MessageHandler | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Send a goal and wait for its result.
+
+        Args:
+            action: action name.
+            goal: the goal message as a dict.
+            feedback: called with each feedback dict, in order (see :meth:`start_goal`).
+            timeout: seconds to wait for the result; None waits forever. On timeout the goal
+                is cancelled on the server before :class:`~pyros.exceptions.TimeoutError` is
+                raised.
+
+        Returns:
+            The result message as a dict.
+
+        Raises:
+            ActionError: the goal was rejected, aborted or cancelled (``.status`` says which).
+            NotExposedError, MessageError: as :meth:`start_goal`.
+            TimeoutError: no result within ``timeout`` (the goal was cancelled).
+        """
+        timeout = check_wait(timeout)
+        handle = self.start_goal(action, goal, feedback=feedback)
+        with handle:
+            try:
+                return handle.result(timeout)
+            except TimeoutError:
+                handle.cancel()
+                raise
+
+    # --- the node -------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """Return the node's status: name, pid, backend, client and subscription counts."""
-        result: dict[str, Any] = self._request("info", {})
+        """Return the node's status.
+
+        ``name``, ``pid``, ``backend``, ``options`` (secrets hidden), ``patterns``, client and
+        subscription counts, ``uptime`` in seconds, and the backend's ``connection`` state.
+        """
+        result: dict[str, Any] = self._run(Ops.simple("info"))
         return result
+
+    def on_event(self, handler: Callable[[dict[str, Any]], Any]) -> None:
+        """Call ``handler(event)`` for each node event, on the client's callback thread.
+
+        Events are dicts such as ``{"event": "connection_lost", "backend": "rosbridge"}`` and
+        ``{"event": "connection_restored", ...}`` (a backend that reconnects by itself).
+        """
+        self._event_handlers.append(handler)
 
     @property
     def owns_node(self) -> bool:
         """True if this client started the node and will stop it on :meth:`close`."""
         return self._process is not None
 
+    @property
+    def stalled(self) -> float | None:
+        """Seconds the live node has been silent, when over 3 s; None while it is healthy."""
+        return self._core.stalled
+
     def close(self, timeout: float = 5.0) -> None:
         """Close the client; an owned node is shut down and waited for. Idempotent.
 
         Args:
-            timeout: seconds to wait for an owned node to exit before it is killed.
+            timeout: seconds to wait for an owned node to exit before it is killed. A node
+                that sends no heartbeat (stopped, stuck) is terminated at once.
         """
-        if self._closed:
+        core = self._core
+        if core.closed:
             return
-        if os.getpid() != self._pid:  # a forked child: touch nothing of the parent's
-            self._closed = True
+        if os.getpid() != core.owner_pid:  # a forked child: touch nothing of the parent's
+            core.closed = True
             return
-        if self._process is not None and self._dead is None:
+        if self._process is not None and core.dead is None and core.stalled is None:
             try:
-                self._request("shutdown", {}, timeout=timeout)
+                self._run(Ops.shutdown(timeout))
             except PyrosError:
                 pass  # it is dying anyway; stop() below makes sure
-        self._closed = True
+        core.closed = True
         self._mark_dead(PyrosError("the client is closed"), closing=True)
-        self._stream.command("stop", b"", None)
-        self._stream.join(timeout)
+        self._monitor.stop()
         if self._callbacks is not None:
             self._callbacks.stop()
-        with self._dealers_lock:
+        for stream in list(self._streams):
+            stream.release()
+        with self._lock:
             for _, socket in self._dealers:
                 socket.close(linger=0)
             self._dealers.clear()
-        self._context.term()
+        self._context.destroy(linger=0)
         os.close(self._dead_fd)
         if self._process is not None:
-            self._process.wait(timeout)
-            self._process.stop()
+            if core.stalled is None:
+                self._process.wait(timeout)
+            self._process.stop(timeout if core.stalled is None else 0.5)
             remove_node_directory(node_directory(self.name))
 
     def __enter__(self) -> Client:
@@ -408,45 +619,44 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "dead" if self._dead else "open"
-        return f"<pyros.Client node={self.name!r} pid={self.node_pid} {state}>"
+        return f"<pyros.Client {self._core!r}>"
 
     # --- requests -------------------------------------------------------------------------
-
-    def _check_usable(self) -> None:
-        check_usable(self._pid, self._closed, self._dead)
 
     def _connection(self) -> _Connection:
         connection: _Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             socket = self._context.socket(zmq.DEALER)
             socket.linger = 0
-            socket.connect(self._request_endpoint)
-            with self._dealers_lock:
-                # Reclaim the sockets of threads that have ended (a server that starts a
-                # thread per request would otherwise leave one socket behind per request).
-                for thread, old in [pair for pair in self._dealers if not pair[0].is_alive()]:
-                    old.close(linger=0)
-                    self._dealers.remove((thread, old))
+            socket.connect(self._core.endpoints["request"])
+            with self._lock:
+                # Reclaim the sockets of threads that have ended (a thread pool's churn).
+                alive = []
+                for thread, other in self._dealers:
+                    if thread.is_alive():
+                        alive.append((thread, other))
+                    else:
+                        other.close(linger=0)
+                self._dealers = alive
                 self._dealers.append((threading.current_thread(), socket))
             connection = _Connection(socket, self._dead_fd)
             self._local.connection = connection
         return connection
 
-    def _request(
-        self, op: str, args: dict[str, Any], *, timeout: float | None = REQUEST_TIMEOUT
-    ) -> Any:
+    def _run(self, op: Op) -> Any:
         """Send one request from this thread and wait for its reply."""
-        self._check_usable()
+        self._core.check_usable()
         connection = self._connection()
         protocol = connection.protocol
-        request_id, frame = protocol.send_request(op, args, now=time.monotonic(), timeout=timeout)
+        request_id, frame = protocol.send_request(
+            op.op, op.args, now=time.monotonic(), timeout=op.timeout
+        )
         connection.socket.send(frame)
         while True:
             deadline = protocol.next_deadline()
             wait_ms = None
             if deadline is not None:
-                wait_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+                wait_ms = min(_MAX_POLL_MS, max(0, int((deadline - time.monotonic()) * 1000) + 1))
             ready = dict(connection.poller.poll(wait_ms))
             if connection.socket in ready:
                 while True:
@@ -456,78 +666,42 @@ class Client:
                         break
                     event = protocol.receive_reply(reply)
                     if event is not None and event.id == request_id:
-                        return _outcome(event)
-            if self._dead is not None:
+                        if isinstance(event, Failure):
+                            raise event.error
+                        return event.result
+            if self._core.dead is not None:
                 protocol.cancel(request_id)
-                self._check_usable()
+                self._core.check_usable()
             for failure in protocol.expire(time.monotonic()):
                 if failure.id == request_id:
                     raise failure.error
 
-    # --- called by the stream thread ------------------------------------------------------
+    # --- called by the monitor thread -----------------------------------------------------
 
     def _mark_dead(self, error: PyrosError, *, closing: bool = False) -> None:
-        if self._dead is not None:
+        if not self._core.die(error):
             return
-        self._dead = error
         os.eventfd_write(self._dead_fd, 1)  # never read: wakes every waiting thread for good
-        for subscription in list(self._subscriptions.values()):
-            subscription._fail(error if not closing else None)
+        for stream in list(self._streams):
+            stream.end(None if closing else error)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if self._event_handlers:
+            self._callback_thread().call_soon(self._run_event_handlers, event)
+
+    def _run_event_handlers(self, event: dict[str, Any]) -> None:
+        for handler in list(self._event_handlers):
+            try:
+                handler(event)
+            except Exception:
+                LOGGER.exception("pyros: an event handler raised")
 
     def _callback_thread(self) -> _CallbackThread:
-        if self._callbacks is None:
-            self._callbacks = _CallbackThread()
-            self._callbacks.start()
-        return self._callbacks
-
-
-def check_usable(owner_pid: int, closed: bool, dead: PyrosError | None) -> None:
-    """Raise why a client (sync or asyncio) cannot make a request now.
-
-    Args:
-        owner_pid: the process that created the client.
-        closed: the client was closed.
-        dead: why the node counts as dead, or None.
-
-    Raises:
-        ForkError: this is a forked child of the process that made the client.
-        PyrosError: the client is closed.
-        NodeDiedError: the node died.
-    """
-    if os.getpid() != owner_pid:
-        raise ForkError(
-            f"this Client was created in process {owner_pid} and cannot be used after "
-            "os.fork(); create a new one in the child (pyros.attach(name) or "
-            "pyros.connect(name), e.g. in gunicorn's post_fork or Celery's "
-            "worker_process_init, or lazily per process id)"
-        )
-    if closed:
-        raise PyrosError("the client is closed")
-    if dead is not None:
-        raise NodeDiedError(str(dead)) from dead
-
-
-def node_exited(process: NodeProcess | None, pid: int) -> NodeDiedError | None:
-    """Return the error to raise if the node process is gone, else None.
-
-    Nodes always run on this machine, so their process can be checked directly: this notices
-    a killed node within one stream poll (0.1 s), while the heartbeat timeout stays a
-    backstop for a node that is alive but stuck.
-    """
-    if process is not None:
-        code = process.exit_code()
-        if code is not None:
-            return NodeDiedError(f"the node process exited with code {code}")
-        return None
-    if not pid_alive(pid):
-        return NodeDiedError(f"the node process {pid} is gone")
-    return None
-
-
-def _outcome(event: Reply | Failure) -> Any:
-    if isinstance(event, Failure):
-        raise event.error
-    return event.result
+        with self._lock:
+            if self._callbacks is None:
+                self._callbacks = _CallbackThread(self._dead_fd)
+                self._callbacks.start()
+            return self._callbacks
 
 
 class _Connection:
@@ -541,161 +715,154 @@ class _Connection:
         self.poller.register(dead_fd, zmq.POLLIN)
 
 
-class _StreamThread(threading.Thread):
-    """Owns the SUB socket: heartbeats, topic messages, node liveness."""
+class _Stream:
+    """One token's SUB socket, read by whichever thread waits on it (or the callback thread).
 
-    def __init__(self, client: Client, endpoint: str) -> None:
-        super().__init__(name=f"pyros-stream-{client.name}", daemon=True)
-        self._client = weakref.ref(client)
-        self._process = client._process
-        self._pid = client.node_pid
-        self._subscriptions = client._subscriptions
-        self._context = client._context
-        self._endpoint = endpoint
-        self._client_id = client.id.encode()
-        self._commands: Outbox[tuple[str, bytes, Subscription | None]] = Outbox()
-        self._acks: queue.SimpleQueue[None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self.ready = threading.Event()
-
-    def command(self, what: str, token: bytes, subscription: Subscription | None) -> None:
-        """Run ``subscribe``/``unsubscribe``/``stop`` on the stream thread and wait for it."""
-        if not self.is_alive():
-            return
-        with self._lock:  # one command at a time, so each waits for its own ack
-            self._commands.put((what, token, subscription))
-            if what != "stop":
-                self._acks.get()
-
-    def run(self) -> None:
-        socket = self._context.socket(zmq.SUB)
-        socket.linger = 0
-        socket.rcvhwm = 100_000
-        socket.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_PREFIX)
-        socket.setsockopt(zmq.SUBSCRIBE, CLIENT_PREFIX + self._client_id)
-        socket.connect(self._endpoint)
-        poller = zmq.Poller()
-        poller.register(socket, zmq.POLLIN)
-        poller.register(self._commands.fd, zmq.POLLIN)
-        stream = StreamProtocol(now=time.monotonic())
-        self.ready.set()
-        try:
-            self._serve(socket, poller, stream)
-        finally:
-            socket.close(linger=0)
-            self._commands.close()
-
-    def _serve(self, socket: zmq.Socket[bytes], poller: zmq.Poller, stream: StreamProtocol) -> None:
-        subscriptions = self._subscriptions
-        dead = False
-        while True:
-            ready = dict(poller.poll(int(_STREAM_POLL * 1000)))
-            if self._commands.fd in ready:
-                for what, token, subscription in self._commands.drain():
-                    if what == "stop":
-                        return
-                    if what == "subscribe":
-                        assert subscription is not None
-                        subscriptions[token] = subscription
-                        socket.setsockopt(zmq.SUBSCRIBE, MESSAGE_PREFIX + token)
-                    else:
-                        subscriptions.pop(token, None)
-                        socket.setsockopt(zmq.UNSUBSCRIBE, MESSAGE_PREFIX + token)
-                    self._acks.put(None)
-            if socket in ready:
-                now = time.monotonic()
-                for _ in range(10_000):
-                    try:
-                        frames = socket.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    event = stream.receive(frames, now)
-                    if isinstance(event, Message):
-                        target = subscriptions.get(event.token)
-                        if target is not None:
-                            target._deliver(event.message)
-                    elif isinstance(event, Heartbeat):
-                        continue
-            if dead:
-                continue
-            error = stream.node_dead(time.monotonic()) or node_exited(self._process, self._pid)
-            if error is not None:
-                client = self._client()
-                if client is not None:
-                    client._mark_dead(error)
-                dead = True
-
-
-class _CallbackThread(threading.Thread):
-    """Runs subscription callbacks, in arrival order, off the stream thread."""
-
-    def __init__(self) -> None:
-        super().__init__(name="pyros-callbacks", daemon=True)
-        self.jobs: queue.SimpleQueue[tuple[Subscription, dict[str, Any]] | None] = (
-            queue.SimpleQueue()
-        )
-
-    def run(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            subscription, message = job
-            subscription._run_callback(message)
-
-    def stop(self) -> None:
-        self.jobs.put(None)
-        if threading.current_thread() is not self:
-            self.join(5.0)
-
-
-class SubscriptionState:
-    """What the sync and asyncio subscriptions share: names, counters and the bounded queue.
-
-    Attributes:
-        topic: the absolute topic name.
-        type: the message type ``pkg/Type``, or None while the topic does not exist yet.
-        token: the stream token the node sends this subscription's messages to.
-        dropped: messages dropped because the queue was full.
-        received: messages received in all.
-        callback_errors: exceptions raised by the callback (each printed to stderr).
+    Args:
+        client: the client.
+        token: the subscription's or goal's token.
+        core: the subscription's or goal's core, fed what the socket brings.
     """
 
-    def __init__(self, topic: str, token: bytes, callback: Any, queue_size: int) -> None:
-        self.topic = topic
-        self.type: str | None = None
-        self.token = token
-        self.dropped = 0
-        self.received = 0
-        self.callback_errors = 0
-        self._callback = callback
-        self._queue: collections.deque[dict[str, Any]] = collections.deque(maxlen=queue_size)
-        self._closed = False
-        self._error: PyrosError | None = None
+    def __init__(self, client: Client, token: bytes, core: SubscriptionCore | GoalCore) -> None:
+        self.core = core
+        self.state = threading.Condition(threading.Lock())
+        self._reading = threading.Lock()
+        self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        socket = client._context.socket(zmq.SUB)
+        socket.linger = 0
+        socket.rcvhwm = STREAM_RCVHWM
+        socket.setsockopt(zmq.SUBSCRIBE, MESSAGE_PREFIX + token)
+        socket.connect(client._core.endpoints["stream"])
+        self.socket: zmq.Socket[bytes] | None = socket
+        self._poller = zmq.Poller()
+        self._poller.register(socket, zmq.POLLIN)
+        self._poller.register(client._dead_fd, zmq.POLLIN)
+        self._poller.register(self._wake_fd, zmq.POLLIN)
+        self.adopted = False
+        client._streams.add(self)
+        self._finalizer = weakref.finalize(self, _close_quietly, socket, self._wake_fd)
 
-    def _push(self, message: dict[str, Any]) -> None:
-        """Queue a message, dropping the oldest when full (ROS queue semantics)."""
-        if len(self._queue) == self._queue.maxlen:
-            self.dropped += 1
-        self._queue.append(message)
+    def drain(self, limit: int = 100_000) -> list[Any]:
+        """Read what the socket holds into the core, without blocking (reader only).
 
-    def _report_callback_error(self) -> None:
-        self.callback_errors += 1
-        print(f"pyros: callback for {self.topic} raised:", file=sys.stderr)
-        traceback.print_exc()
+        Returns:
+            What the core's ``receive`` returned for each item (a goal's feedback).
+        """
+        socket = self.socket
+        if socket is None:
+            return []
+        got: list[Any] = []
+        items = []
+        for _ in range(limit):
+            try:
+                frames = socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            item = parse_stream(frames)
+            if isinstance(item, StreamItem):
+                items.append(item)
+        if items:
+            with self.state:
+                for item in items:
+                    result = self.core.receive(item)
+                    if result:
+                        got.extend(result)
+                self.state.notify_all()
+        return got
+
+    def wait(self, ready: Callable[[], T | None], timeout: float | None, what: str) -> T:
+        """Return ``ready()`` once it is not None, reading the socket meanwhile.
+
+        Raises:
+            TimeoutError: still None after ``timeout`` seconds.
+            Whatever ``ready`` raises (the stream ended).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self.state:
+                value = ready()
+                if value is not None:
+                    return value
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no {what} within {timeout} s")
+                if self.adopted or self.socket is None:  # the callback thread reads it
+                    self.state.wait(remaining)
+                    continue
+            if not self._reading.acquire(timeout=-1 if remaining is None else remaining):
+                continue
+            try:
+                with self.state:
+                    if ready() is not None:
+                        continue
+                if self.socket is None:
+                    continue
+                wait_ms = (
+                    None if remaining is None else min(_MAX_POLL_MS, int(remaining * 1000) + 1)
+                )
+                if self._poller.poll(wait_ms):
+                    self.drain()
+            finally:
+                self._reading.release()
+
+    def peek(self) -> None:
+        """Read whatever is waiting, unless another thread is reading already."""
+        if self.adopted or not self._reading.acquire(blocking=False):
+            return
+        try:
+            self.drain()
+        finally:
+            self._reading.release()
+
+    def end(self, error: PyrosError | None) -> None:
+        """End the stream (node died: ``error``; closed: None) and wake its waiters."""
+        with self.state:
+            self.core.fail(error)
+            self.state.notify_all()
+            if self._wake_fd >= 0:
+                os.eventfd_write(self._wake_fd, 1)
+
+    def release(self) -> None:
+        """Close the socket (the node then forgets the token). Idempotent."""
+        self.end(None)
+        if self.adopted:
+            return  # the callback thread closes it when it sees the end
+        if self._reading.acquire(timeout=1.0):
+            try:
+                self.close_socket()
+            finally:
+                self._reading.release()
+
+    def close_socket(self) -> None:
+        """Close the socket now (its reader or owner only)."""
+        with self.state:
+            if self.socket is None:
+                return
+            self.socket = None
+            self._wake_fd = -1
+        self._finalizer()
 
 
-class Subscription(SubscriptionState):
+def _close_quietly(socket: zmq.Socket[bytes], wake_fd: int) -> None:
+    try:
+        socket.close(linger=0)
+    finally:
+        os.close(wake_fd)
+
+
+class Subscription(SubscriptionCore):
     """The messages of one topic, as they arrive. Iterable; a context manager.
 
-    Made by :meth:`Client.subscribe`.
+    Made by :meth:`Client.subscribe`. Thread-safe: several threads may call :meth:`get` and
+    each message goes to one of them.
 
     Attributes:
         topic: the absolute topic name.
-        type: the message type ``pkg/Type``, or None while the topic does not exist yet.
-        dropped: messages dropped because the queue was full.
+        type: the message type as the graph names it, or None while the topic does not exist.
+        similar: existing topics whose names are close, when the topic did not exist.
         received: messages received in all.
-        callback_errors: exceptions raised by the callback (each printed to stderr).
+        callback_errors: exceptions raised by the callback (each logged on ``pyros``).
     """
 
     def __init__(
@@ -706,9 +873,15 @@ class Subscription(SubscriptionState):
         callback: MessageHandler | None,
         queue_size: int,
     ) -> None:
-        super().__init__(topic, token, callback, queue_size)
+        super().__init__(topic, token, queue_size, callback)
         self._client = client
-        self._ready = threading.Condition(threading.Lock())
+        self._stream = _Stream(client, token, self)
+
+    @property
+    def dropped(self) -> int:
+        """Messages lost to a full queue, in this client and in the node."""
+        self._stream.peek()
+        return super().dropped
 
     def get(self, timeout: float | None = None) -> dict[str, Any]:
         """Return the next message, waiting for it.
@@ -719,22 +892,18 @@ class Subscription(SubscriptionState):
         Raises:
             TimeoutError: no message within ``timeout``.
             NodeDiedError: the node died.
-            PyrosError: the subscription is closed, or delivers to a callback.
+            PyrosError: the subscription is closed, delivers to a callback, or the node
+                could not subscribe (the error says why).
         """
         if self._callback is not None:
             raise PyrosError(f"subscription to {self.topic} delivers to its callback")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._ready:
-            while not self._queue:
-                if self._error is not None:
-                    raise NodeDiedError(str(self._error)) from self._error
-                if self._closed:
-                    raise PyrosError(f"subscription to {self.topic} is closed")
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no message on {self.topic} within {timeout} s")
-                self._ready.wait(remaining)
-            return self._queue.popleft()
+        return self._stream.wait(self.pop, check_wait(timeout), f"message on {self.topic}")
+
+    def latest(self) -> dict[str, Any] | None:
+        """Return the most recent message received, without consuming it; None before any."""
+        self._stream.peek()
+        with self._stream.state:
+            return SubscriptionCore.latest(self)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Yield messages as they arrive until the subscription is closed.
@@ -748,23 +917,21 @@ class Subscription(SubscriptionState):
             except NodeDiedError:
                 raise
             except PyrosError:
-                if self._closed:
+                if self.closed:
                     return
                 raise
 
     def close(self) -> None:
         """Stop receiving; wakes threads blocked in :meth:`get`. Idempotent."""
-        if self._closed:
+        if self.closed:
             return
-        with self._ready:
-            self._closed = True
-            self._ready.notify_all()
+        self._stream.release()
         client = self._client
-        if client._closed or client._dead is not None or os.getpid() != client._pid:
+        core = client._core
+        if core.closed or core.dead is not None or os.getpid() != core.owner_pid:
             return
-        client._stream.command("unsubscribe", self.token, None)
         try:
-            client._request("unsubscribe", {"token": self.token}, timeout=REQUEST_TIMEOUT)
+            client._run(Ops.unsubscribe(self.token))
         except (NodeDiedError, NotExposedError):
             pass  # nothing left to unsubscribe from
 
@@ -780,42 +947,250 @@ class Subscription(SubscriptionState):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<pyros.Subscription {self.topic} type={self.type} queued={len(self._queue)}>"
+        return f"<pyros.Subscription {SubscriptionCore.__repr__(self)}>"
 
-    # Stream-thread side.
+    def _run_callbacks(self, feedback: list[Any]) -> None:
+        """Run the callback for each queued message (on the callback thread)."""
+        while True:
+            with self._stream.state:
+                if self.closed or not self._queue:
+                    return
+                message = self.pop()
+            try:
+                self._callback(message)
+            except Exception:
+                self.report_callback_error()
 
-    def _deliver(self, message: dict[str, Any]) -> None:
-        self.received += 1
-        if self._callback is not None:
-            self._client._callback_thread().jobs.put((self, message))
+
+class Goal(GoalCore):
+    """A goal sent to an action server. Iterate over it for feedback; a context manager.
+
+    Made by :meth:`Client.start_goal`. Closing it (or leaving its ``with`` block) before the
+    goal ended cancels the goal.
+
+    Attributes:
+        action: the absolute action name.
+        type: the action type as the graph names it.
+        id: the goal id the action server knows it by.
+        message: why the goal ended without success, when known.
+    """
+
+    def __init__(
+        self, client: Client, action: str, token: bytes, feedback: MessageHandler | None
+    ) -> None:
+        super().__init__(action, token, feedback)
+        self._client = client
+        self._stream = _Stream(client, token, self)
+
+    @property
+    def status(self) -> str:
+        """``"accepted"``, ``"executing"``, ``"canceling"``, ``"succeeded"``, ``"canceled"``
+        or ``"aborted"`` (``action_msgs/GoalStatus`` names), as last heard."""
+        self._stream.peek()
+        return self._state
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for the goal to end and return its result.
+
+        Args:
+            timeout: seconds to wait; None waits forever. A timeout leaves the goal running.
+
+        Raises:
+            ActionError: the goal was aborted or cancelled (``.status``, ``.result``).
+            TimeoutError: the goal did not end within ``timeout``.
+            NodeDiedError: the node died.
+        """
+        result = self._stream.wait(self.outcome, check_wait(timeout), f"result on {self.action}")
+        self._stream.release()
+        return result
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the goal; :meth:`result` then raises ActionError
+        (``status == "canceled"``) unless the goal ended first. Idempotent."""
+        if self.done:
             return
-        with self._ready:
-            self._push(message)
-            self._ready.notify()
+        self._client._run(Ops.cancel_goal(self.token))
+        with self._stream.state:
+            self.canceling()
 
-    def _fail(self, error: PyrosError | None) -> None:
-        with self._ready:
-            if error is None:
-                self._closed = True
-            else:
-                self._error = error
-            self._ready.notify_all()
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Yield each feedback message until the goal ends (then read :meth:`result`).
 
-    def _run_callback(self, message: dict[str, Any]) -> None:
-        assert self._callback is not None
-        if self._closed:
-            return
+        Raises:
+            NodeDiedError: the node died.
+        """
+        while True:
+            feedback = self._stream.wait(self.next_feedback, None, f"feedback on {self.action}")
+            if feedback is FINISHED:
+                return
+            assert isinstance(feedback, dict)
+            yield feedback
+
+    def close(self) -> None:
+        """Stop following the goal, cancelling it if it still runs. Idempotent."""
+        if not self.done:
+            try:
+                self.cancel()
+            except PyrosError:
+                pass  # the node is gone, and the goal with it
+        self._stream.release()
+
+    def __enter__(self) -> Goal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<pyros.Goal {GoalCore.__repr__(self)}>"
+
+    def _run_callbacks(self, feedback: list[Any]) -> None:
+        """Run the feedback callback for each feedback (on the callback thread)."""
+        for message in feedback:
+            try:
+                self._callback(message)
+            except Exception:
+                self.report_callback_error()
+
+
+class _MonitorThread(threading.Thread):
+    """Owns the heartbeat SUB socket: liveness, node events, the node process."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(name=f"pyros-monitor-{client.name}", daemon=True)
+        self._client = weakref.ref(client)
+        self._core = client._core
+        self._process = client._process
+        self._context = client._context
+        self._stop_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        """Start the thread and wait until its socket is connected."""
+        super().start()
+        self._ready.wait()
+
+    def stop(self) -> None:
+        """End the thread and wait for it (unless called from it)."""
+        os.eventfd_write(self._stop_fd, 1)
+        if threading.current_thread() is not self:
+            self.join(5.0)
+
+    def run(self) -> None:
+        core = self._core
+        socket = self._context.socket(zmq.SUB)
+        socket.linger = 0
+        for prefix in (HEARTBEAT_PREFIX, EVENT_PREFIX, CLIENT_PREFIX + core.id.encode()):
+            socket.setsockopt(zmq.SUBSCRIBE, prefix)
+        socket.connect(core.endpoints["stream"])
+        if "heartbeat" in core.endpoints:
+            socket.connect(core.endpoints["heartbeat"])
+        poller = zmq.Poller()
+        poller.register(socket, zmq.POLLIN)
+        poller.register(self._stop_fd, zmq.POLLIN)
+        liveness = Liveness(now=time.monotonic())
+        self._ready.set()
         try:
-            self._callback(message)
-        except Exception:
-            self._report_callback_error()
+            while True:
+                ready = dict(poller.poll(int(MONITOR_POLL * 1000)))
+                if self._stop_fd in ready:
+                    return
+                now = time.monotonic()
+                if socket in ready:
+                    self._receive(socket, liveness, now)
+                core.stalled = liveness.stalled(now)
+                if core.dead is None:
+                    error = node_exited(self._process, core.node_pid)
+                    client = self._client()
+                    if client is None:
+                        return
+                    if error is not None:
+                        client._mark_dead(error)
+        finally:
+            socket.close(linger=0)
+            os.close(self._stop_fd)
+
+    def _receive(self, socket: zmq.Socket[bytes], liveness: Liveness, now: float) -> None:
+        for _ in range(10_000):
+            try:
+                frames = socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            item = parse_stream(frames)
+            if isinstance(item, Heartbeat):
+                liveness.heard(item, now)
+            elif isinstance(item, Event):
+                client = self._client()
+                if client is not None:
+                    client._on_event(item.data)
 
 
-def _patterns(patterns: Iterable[str], what: str) -> list[str]:
-    if isinstance(patterns, str):
-        return [patterns]
-    result = list(patterns)
-    for pattern in result:
-        if not isinstance(pattern, str):
-            raise TypeError(f"{what} patterns must be strings, got {pattern!r}")
-    return result
+class _CallbackThread(threading.Thread):
+    """Reads the streams of callback subscriptions and goals, and runs their callbacks."""
+
+    def __init__(self, dead_fd: int) -> None:
+        super().__init__(name="pyros-callbacks", daemon=True)
+        self._commands: Outbox[tuple[str, Any, Any]] = Outbox()
+        self._dead_fd = dead_fd
+        self._streams: dict[zmq.Socket[bytes], tuple[_Stream, Callable[[list[Any]], None]]] = {}
+
+    def adopt(self, stream: _Stream, run: Callable[[list[Any]], None]) -> None:
+        """Hand ``stream`` to this thread; ``run(feedback)`` runs its callbacks after each read."""
+        stream.adopted = True
+        self._commands.put(("adopt", stream, run))
+
+    def call_soon(self, function: Callable[[Any], Any], argument: Any) -> None:
+        """Run ``function(argument)`` on this thread."""
+        self._commands.put(("call", function, argument))
+
+    def stop(self) -> None:
+        """End the thread (closing the streams it owns) and wait for it."""
+        self._commands.put(("stop", None, None))
+        if threading.current_thread() is not self:
+            self.join(5.0)
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._commands.fd, zmq.POLLIN)
+        try:
+            while True:
+                ready = dict(poller.poll(int(MONITOR_POLL * 1000)))
+                if self._commands.fd in ready and not self._run_commands(poller):
+                    return
+                for socket, (stream, run) in list(self._streams.items()):
+                    if socket in ready:
+                        run(stream.drain())
+                    if (
+                        stream.core.closed
+                        or stream.core.error is not None
+                        or (isinstance(stream.core, GoalCore) and stream.core.done)
+                    ):
+                        poller.unregister(socket)
+                        del self._streams[socket]
+                        stream.close_socket()
+        finally:
+            for stream, _ in self._streams.values():
+                stream.close_socket()
+            self._commands.close()
+
+    def _run_commands(self, poller: zmq.Poller) -> bool:
+        for what, first, second in self._commands.drain():
+            if what == "stop":
+                return False
+            if what == "adopt":
+                assert first.socket is not None
+                self._streams[first.socket] = (first, second)
+                poller.register(first.socket, zmq.POLLIN)
+                run_now = first.drain()  # what arrived before the hand-over
+                second(run_now)
+            else:
+                try:
+                    first(second)
+                except Exception:
+                    LOGGER.exception("pyros: a callback raised")
+        return True
