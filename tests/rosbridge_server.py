@@ -70,8 +70,10 @@ the peers use (``test_msgs`` has the ``Fibonacci`` action)."""
 VENV = Path(os.environ.get("PYROS_ROS2_JAZZY_VENV", REPO / ".venv-ros2-jazzy"))
 """Where the ROS 2 Jazzy venv lives."""
 
-DOMAIN_ID = random.randint(1, 100)
-"""This session's ROS 2 domain (other engineers run DDS on the same machine)."""
+DOMAIN_ID = random.randint(101, 215)
+"""This session's ROS 2 domain, drawn once per test session. Other engineers' ROS 2 tests on
+this machine draw theirs from 1..100 and offer services of the same names (``/set_flag``),
+so ours come from above: 101..215 (Fast DDS ports stay below 65535 up to domain 232)."""
 
 
 @dataclass

@@ -27,8 +27,14 @@ What goes through which rosbridge operation:
   rosapi's ``get_param_names``.
 
 Reconnects need no user code: the connection comes back by itself, every advertisement and
-subscription is sent again, calls in flight fail with :class:`ConnectionLostError`, and the
-node hears each change through :meth:`RosbridgeBackend.set_connection_listener`.
+subscription is sent again, calls in flight fail with :class:`ConnectionLostError`, and every
+client hears each change as a backend event (``Backend.events``, ``client.on_event``).
+
+Threads: the backend's methods run on the node's threads; frames from the server are handled
+on the connection's loop thread. That thread takes only ``_lock``, and only for dict updates;
+what waits for the server (the first publish on a topic, a subscribe) holds ``_setup``
+instead, which the loop thread never takes, so a reply can always be read while a caller
+waits for it.
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ import json
 import ssl
 import threading
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -72,7 +77,7 @@ __all__ = [
     "RosapiUnavailableError",
     "ROSAPI_TIMEOUT",
     "BARRIER_SERVICE",
-    "ConnectionListener",
+    "BARRIER_TIMEOUT",
 ]
 
 ROSAPI_TIMEOUT = 5.0
@@ -85,12 +90,6 @@ BARRIER_SERVICE = "/pyros_rosbridge/barrier"
 """A service nobody offers. Calling it (without a type) makes the server answer at once with a
 failure; as a server answers one connection's operations in order, that answer means every
 ``status`` error about the operations sent before it has arrived."""
-
-ConnectionListener = Callable[[dict[str, Any]], None]
-"""Hears connection events: ``{"event": "connected"|"disconnected"|"reconnected"|"status"|
-"error", "url": str, ...}`` (``reconnected`` adds ``attempts``, ``down_for`` seconds and
-``resubscribed`` topics; ``disconnected`` and ``error`` add ``error``; ``status`` adds ``level``
-and ``msg``)."""
 
 _ERRORS_KEPT = 20
 """Server ``status`` errors and undecodable frames kept for :meth:`connection_info`."""
@@ -179,16 +178,20 @@ class RosbridgeBackend(Backend):
         ready_timeout: seconds :meth:`start` waits for the websocket handshake.
         compression: ``"cbor"`` (default: ask for CBOR frames where the server offers them,
             so ``uint8[]`` arrives as ``bytes``) or ``"none"`` (JSON only).
-        topic_types: ``{topic: type}`` that :meth:`topics` answers when the server has no
-            rosapi (rosbridge-server-rs ``--no-rosapi``), so that the node can subscribe to
-            them by name; None (default) makes listing without rosapi an error.
-        service_types: the same for :meth:`services`.
+
+    Events (``self.events``, set by the node; every client gets them through
+    ``client.on_event``): ``{"event": "disconnected", "backend": "rosbridge", "url", "error"}``,
+    ``{"event": "reconnected", ..., "attempts", "down_for" (seconds), "resubscribed"
+    (topics)}``, ``{"event": "status", ..., "level", "msg", "id"}`` for a server ``status``
+    warning or error that no caller was waiting for, and ``{"event": "error", ..., "error"}``
+    for an undecodable frame.
 
     Raises:
         TypeError: an option has the wrong type or value.
     """
 
     name = "rosbridge"
+    resolves_types = True  # subscribe, call_service and send_action_goal work with type ""
 
     def __init__(
         self,
@@ -199,8 +202,6 @@ class RosbridgeBackend(Backend):
         cafile: str | None = None,
         ready_timeout: float = 10.0,
         compression: str = "cbor",
-        topic_types: dict[str, str] | None = None,
-        service_types: dict[str, str] | None = None,
     ) -> None:
         super().__init__(node_name)
         if not isinstance(url, str) or urlsplit(url).scheme not in ("ws", "wss"):
@@ -211,14 +212,6 @@ class RosbridgeBackend(Backend):
             raise TypeError("cafile must be a path (str)")
         if compression not in ("cbor", "none"):
             raise TypeError(f"compression must be 'cbor' or 'none', not {compression!r}")
-        for option, value in (("topic_types", topic_types), ("service_types", service_types)):
-            if value is not None and not (
-                isinstance(value, dict)
-                and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-            ):
-                raise TypeError(f"{option} must be a dict of name -> type name strings")
-        self._declared_topics = topic_types
-        self._declared_services = service_types
         self.url = url
         self._token = token
         self._cafile = cafile
@@ -226,14 +219,13 @@ class RosbridgeBackend(Backend):
         self._want_cbor = compression == "cbor"
         self._cbor_in = False  # the server reads binary CBOR frames
         self._conn: Connection | None = None
-        self._lock = threading.RLock()  # advertisements, subscriptions
+        self._lock = threading.Lock()  # the dicts below; never held while waiting
+        self._setup = threading.Lock()  # an advertise or subscribe waiting for the server
         self._subs: dict[str, _Subscription] = {}
-        self._subs_by_id: dict[str, _Subscription] = {}
         self._ads: dict[str, _Advertisement] = {}
         self._goals: dict[str, _Goal] = {}
         self._refused: dict[str, str] = {}  # op id -> the server's status error text
         self._errors: deque[str] = deque(maxlen=_ERRORS_KEPT)
-        self._listener: ConnectionListener | None = None
         self._stopped = False
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -301,14 +293,6 @@ class RosbridgeBackend(Backend):
 
     # --- connection events -------------------------------------------------------------------
 
-    def set_connection_listener(self, listener: ConnectionListener | None) -> None:
-        """Have ``listener`` hear every connection event (see :data:`ConnectionListener`).
-
-        It runs on the connection's thread and must not block. The node turns these into
-        stream events so that a client sees a reconnect.
-        """
-        self._listener = listener
-
     def connection_info(self) -> dict[str, Any]:
         """Return the connection's state for ``client.info()``.
 
@@ -340,9 +324,15 @@ class RosbridgeBackend(Backend):
                 event["resubscribed"] = sorted(self._subs)
         elif event["event"] == "error":
             self._errors.append(str(event.get("error")))
-        listener = self._listener
-        if listener is not None:
-            listener(event)
+        elif event["event"] == "connected":
+            return  # the first connection: start() succeeding says so
+        self._emit(event)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        """Hand an event to the node (every client gets it); never raises into the loop."""
+        events = self.events
+        if events is not None:
+            events({**event, "backend": self.name})
 
     def _replay(self) -> list[Frame]:
         """Frames that restore this connection's state on a new websocket (loop thread)."""
@@ -391,9 +381,7 @@ class RosbridgeBackend(Backend):
                     self._refused[str(ident)] = text
             if level in ("error", "warning"):
                 self._errors.append(f"{level}: {text}" + (f" (id {ident})" if ident else ""))
-            listener = self._listener
-            if listener is not None:
-                listener(
+                self._emit(
                     {"event": "status", "url": self.url, "level": level, "msg": text, "id": ident}
                 )
         else:
@@ -462,42 +450,55 @@ class RosbridgeBackend(Backend):
             ConnectionLostError: not connected now (the backend is reconnecting).
         """
         conn = self._connection()
+        wanted = wire.ros2_type(type, "msg")
         ad = self._ads.get(topic)
-        if ad is not None and ad.type == type:
-            refused = self._refused.pop(ad.publish_id, None)
-            if refused is not None:
-                raise MessageError(
-                    f"the server refused a message on {topic}: {refused}",
-                    field=wire.status_field(refused),
-                )
-            conn.send(self._publish_frame(ad, message))
-            return
+        if ad is None:
+            with self._setup:  # one advertisement per topic, even from concurrent callers
+                ad = self._ads.get(topic)
+                if ad is None:
+                    self._advertise(conn, topic, wanted, type, message, qos)
+                    return
+        if ad.type != wanted:
+            raise MessageError(f"topic {topic} is published here as {ad.type}, not {type}")
+        refused = self._refused.pop(ad.publish_id, None)
+        if refused is not None:
+            raise MessageError(
+                f"the server refused a message on {topic}: {refused}",
+                field=wire.status_field(refused),
+            )
+        conn.send(self._publish_frame(ad, message))
+
+    def _advertise(
+        self,
+        conn: Connection,
+        topic: str,
+        type: str,
+        spelled: str,
+        message: dict[str, Any],
+        qos: QoS | None,
+    ) -> None:
+        """Advertise ``topic`` as ``type`` (``pkg/msg/Type``; the caller ``spelled`` it),
+        publish the first message and wait for the server's verdict (caller holds
+        ``_setup``)."""
+        ad = _Advertisement(topic, type, qos, conn.next_id("advertise"), conn.next_id("publish"))
+        conn.send(self._advertise_frame(ad))
+        # The first message goes as JSON: rosbridge-server-rs 0.1.6 stops answering a
+        # connection that sent a CBOR publish for a topic it refused to advertise.
+        envelope = {"op": "publish", "id": ad.publish_id, "topic": topic, "msg": message}
+        conn.send(wire.encode_json(envelope))
+        self._barrier()
+        refused = self._take_refusal(ad.id)
+        if refused is not None:
+            self._refused.pop(ad.publish_id, None)
+            raise MessageError(f"the server refused to advertise {topic} as {spelled}: {refused}")
         with self._lock:
-            ad = self._ads.get(topic)
-            if ad is not None and ad.type != type:
-                raise MessageError(f"topic {topic} is published here as {ad.type}, not {type}")
-            fresh = ad is None
-            if ad is None:
-                ad = _Advertisement(
-                    topic, type, qos, conn.next_id("advertise"), conn.next_id("publish")
-                )
-                conn.send(self._advertise_frame(ad))
-            # The first message goes as JSON: rosbridge-server-rs 0.1.6 stops answering a
-            # connection that sent a CBOR publish for a topic it refused to advertise.
-            envelope = {"op": "publish", "id": ad.publish_id, "topic": topic, "msg": message}
-            conn.send(wire.encode_json(envelope))
-            self._barrier()
-            refused = self._take_refusal(ad.id)
-            if refused is not None:
-                raise MessageError(f"the server refused to advertise {topic} as {type}: {refused}")
-            refused = self._take_refusal(ad.publish_id)
-            if fresh:
-                self._ads[topic] = ad
-            if refused is not None:
-                raise MessageError(
-                    f"the server refused the message on {topic}: {refused}",
-                    field=wire.status_field(refused),
-                )
+            self._ads[topic] = ad
+        refused = self._take_refusal(ad.publish_id)
+        if refused is not None:
+            raise MessageError(
+                f"the server refused the message on {topic}: {refused}",
+                field=wire.status_field(refused),
+            )
 
     def _publish_frame(self, ad: _Advertisement, message: dict[str, Any]) -> Frame:
         envelope = {"op": "publish", "id": ad.publish_id, "topic": ad.topic, "msg": message}
@@ -522,21 +523,29 @@ class RosbridgeBackend(Backend):
             ConnectionLostError: not connected now.
         """
         conn = self._connection()
-        with self._lock:
-            self._unsubscribe_locked(topic)
-            compression = "cbor" if self._cbor_in else "none"
-            sub = _Subscription(topic, type, callback, qos, conn.next_id("subscribe"), compression)
-            self._subs[topic] = sub
-            conn.send(self._subscribe_frame(sub))
+        with self._setup:
+            with self._lock:
+                self._unsubscribe_locked(topic)
+                compression = "cbor" if self._cbor_in else "none"
+                sub = _Subscription(
+                    topic, type, callback, qos, conn.next_id("subscribe"), compression
+                )
+                self._subs[topic] = sub
+                conn.send(self._subscribe_frame(sub))
             try:
                 self._barrier()
+                refused = self._take_refusal(sub.id)
             except BaseException:
-                self._subs.pop(topic, None)
+                self._forget_subscription(sub)
                 raise
-            refused = self._take_refusal(sub.id)
             if refused is not None:
-                self._subs.pop(topic, None)
+                self._forget_subscription(sub)
                 raise MessageError(f"the server refused to subscribe to {topic}: {refused}")
+
+    def _forget_subscription(self, sub: _Subscription) -> None:
+        with self._lock:
+            if self._subs.get(sub.topic) is sub:
+                del self._subs[sub.topic]
 
     def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic``. Idempotent; works while disconnected too."""
@@ -625,17 +634,10 @@ class RosbridgeBackend(Backend):
     def topics(self) -> dict[str, str]:
         """Return every topic with its type, from ``/rosapi/topics``.
 
-        Without rosapi, the ``topic_types`` option is the answer when it was given.
-
         Raises:
-            RosapiUnavailableError: the server has no rosapi (and no ``topic_types``).
+            RosapiUnavailableError: the server has no rosapi.
         """
-        try:
-            reply = self._rosapi("topics", {}, "list topics")
-        except RosapiUnavailableError:
-            if self._declared_topics is None:
-                raise
-            return dict(self._declared_topics)
+        reply = self._rosapi("topics", {}, "list topics")
         names, types = reply.get("topics") or [], reply.get("types") or []
         if len(types) != len(names):  # old rosapi: names only
             return {name: self._topic_type(name) for name in names}
@@ -650,17 +652,10 @@ class RosbridgeBackend(Backend):
         """Return every service with its type (``/rosapi/services``, then one pipelined
         ``/rosapi/service_type`` per service).
 
-        Without rosapi, the ``service_types`` option is the answer when it was given.
-
         Raises:
-            RosapiUnavailableError: the server has no rosapi (and no ``service_types``).
+            RosapiUnavailableError: the server has no rosapi.
         """
-        try:
-            names = self._rosapi("services", {}, "list services").get("services") or []
-        except RosapiUnavailableError:
-            if self._declared_services is None:
-                raise
-            return dict(self._declared_services)
+        names = self._rosapi("services", {}, "list services").get("services") or []
         conn = self._connection()
         futures = []
         for name in names:

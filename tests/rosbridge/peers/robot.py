@@ -35,6 +35,10 @@ from std_msgs.msg import String, UInt8MultiArray
 from std_srvs.srv import SetBool, Trigger
 from test_msgs.action import Fibonacci
 
+SERVICE_QOS = QoSProfile(depth=1000)
+"""ROS 2 services keep 10 requests by default (``rmw_qos_profile_services_default``): a burst
+of concurrent calls from one client would lose the rest before the executor takes them."""
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -79,7 +83,11 @@ def main() -> int:
 
     # Each service in its own group: a sleeping /slow never holds up /set_flag.
     node.create_service(
-        SetBool, "/set_flag", set_flag, callback_group=MutuallyExclusiveCallbackGroup()
+        SetBool,
+        "/set_flag",
+        set_flag,
+        qos_profile=SERVICE_QOS,
+        callback_group=MutuallyExclusiveCallbackGroup(),
     )
     node.create_service(Trigger, "/slow", slow, callback_group=ReentrantCallbackGroup())
 
