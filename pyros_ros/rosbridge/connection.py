@@ -161,6 +161,18 @@ class Connection:
         """True while frames can be sent."""
         return self._open
 
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop thread after ``delay`` seconds (0: as soon as it can).
+
+        Does nothing once the connection is stopped.
+        """
+        if self._closing or self._loop.is_closed():
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._loop.call_later, delay, callback)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
     def next_id(self, prefix: str) -> str:
         """Return a fresh message id, ``"<prefix>:<n>"``."""
         return f"{prefix}:{next(self._ids)}"

@@ -136,7 +136,7 @@ def _tag_hook(first: Any, second: Any) -> Any:
     if len(data) % size:
         raise ProtocolError(f"CBOR typed array tag {tag.tag}: {len(data)} bytes")
     if big == (not _LITTLE) and fmt != "e":
-        return memoryview(data).cast(fmt).tolist()
+        return memoryview(data).cast(fmt).tolist()  # type: ignore[call-overload]
     order = ">" if big else "<"
     return list(struct.unpack(f"{order}{len(data) // size}{fmt}", data))
 
