@@ -66,6 +66,7 @@ __all__ = [
     "BUILD_REQUIREMENTS",
     "ros_env",
     "free_port",
+    "DOMAIN_ID",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -197,11 +197,11 @@ def test_garbage_and_status_errors_are_pyros_errors_and_the_node_serves_on(
         bridge.stop()
 
 
-def test_a_spawned_node_works_by_name_without_rosapi(server: RosbridgeServer) -> None:
+def test_a_spawned_node_works_by_name_without_rosapi(bare_server: RosbridgeServer) -> None:
     """resolves_types: listing fails (no rosapi), so the node subscribes and calls with type
     "" and the server finds the types in the graph."""
     with pyros.spawn(
-        "rosbridge", url=server.url, topics=["/out", "/in", "/chatter"], services=["/set_flag"]
+        "rosbridge", url=bare_server.url, topics=["/out", "/in", "/chatter"], services=["/set_flag"]
     ) as client:
         with pytest.raises(PyrosError, match="offers no rosapi"):
             client.topics()

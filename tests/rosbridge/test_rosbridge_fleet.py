@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import pyros
-from pyros.exceptions import PyrosError
+from pyros.exceptions import ActionError, PyrosError
 from tests.cloud.connector_support import ConnectorProcess, device
 from tests.cloud.relay_support import DEVICE_TOKENS, relay_process
 from tests.support import limit, wait_until
@@ -152,7 +152,7 @@ def test_action_goal_through_the_relay_is_answered(
     fleet: tuple[Any, dict[str, ConnectorProcess]],
 ) -> None:
     """Relay-side action forwarding is the cloud branch's work; until it lands the relay
-    refuses the op and the goal must end with that reason, never hang."""
+    refuses the op, and send_goal must say so at once (ActionError), never hang."""
     relay, _ = fleet
     from pyros_ros.rosbridge import RosbridgeBackend
 
@@ -166,14 +166,20 @@ def test_action_goal_through_the_relay_is_answered(
             outcomes.append(outcome)
             done.set()
 
-        bridge.send_goal(
-            "/robot1/turtle1/rotate_absolute",
-            "turtlesim/RotateAbsolute",
-            {"theta": 1.0},
-            lambda f: None,
-            on_done,
-            5.0,
-        )
+        started = time.monotonic()
+        try:
+            bridge.send_goal(
+                "/robot1/turtle1/rotate_absolute",
+                "turtlesim/RotateAbsolute",
+                {"theta": 1.0},
+                lambda f: None,
+                on_done,
+                5.0,
+            )
+        except ActionError as exc:  # the relay refused the op
+            assert exc.status == "rejected" and "send_action_goal" in str(exc)
+            assert time.monotonic() - started < limit(5)
+            return
         assert done.wait(limit(10)), "the goal hung"
         assert outcomes[0].status in ("succeeded", "rejected", "aborted"), outcomes
     finally:
