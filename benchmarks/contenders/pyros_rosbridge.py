@@ -16,28 +16,15 @@ import harness
 
 TOPICS = ["/bench/*"]
 SERVICES = ["/set_flag"]
-STRING = "std_msgs/msg/String"
-TYPES = {
-    "/bench/in": STRING,
-    "/bench/out": STRING,
-    "/bench/stream": STRING,
-    "/bench/in_large": "std_msgs/msg/UInt8MultiArray",
-    "/bench/out_large": "std_msgs/msg/UInt8MultiArray",
-}
-"""rosbridge-server-rs runs with --no-rosapi (no wheel for rosapi_msgs), so the node is told
-the types instead of listing them."""
 
 
 def _spawn() -> Any:
     import pyros
 
+    # The benchmark's rosbridge-server-rs runs with --no-rosapi: the node cannot list the
+    # graph, so it subscribes and calls with type "" and the server finds the types.
     return pyros.spawn(
-        "rosbridge",
-        topics=TOPICS,
-        services=SERVICES,
-        url=os.environ["ROSBRIDGE_URL"],
-        topic_types=TYPES,
-        service_types={"/set_flag": "std_srvs/srv/SetBool"},
+        "rosbridge", topics=TOPICS, services=SERVICES, url=os.environ["ROSBRIDGE_URL"]
     )
 
 

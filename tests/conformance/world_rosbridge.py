@@ -11,9 +11,10 @@ of each of those two is started with the others and takes over (``GO``) when a t
 first away: no test leaves a process it started behind.
 
 Loopback only: the server binds 127.0.0.1 on a free port; every ROS 2 process runs with
-``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and this session's ``ROS_DOMAIN_ID``
-(:data:`tests.rosbridge_server.DOMAIN_ID`, drawn from 101..215, away from the other ROS 2
-tests of the machine).
+``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a domain of its own, :data:`DOMAIN`: this
+session's :data:`tests.rosbridge_server.DOMAIN_ID` (drawn from 101..215, away from the other
+ROS 2 tests of the machine) plus 2, so that the peers of ``tests/rosbridge`` (which offer a
+``/fibonacci`` too) are not in the same graph when both run in one session.
 
 Where rosbridge differs (said here, the one place):
 
@@ -37,10 +38,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conformance.worlds import World, register
-from tests.rosbridge_server import LineProcess, RosbridgeServer, ensure, ros_env
+from tests.rosbridge_server import DOMAIN_ID, LineProcess, RosbridgeServer, ensure, ros_env
 from tests.support import limit
 
-__all__ = ["WORLD", "UNSUPPORTED", "PEER"]
+__all__ = ["WORLD", "UNSUPPORTED", "PEER", "DOMAIN"]
+
+DOMAIN = DOMAIN_ID + 2
+"""The world's ROS 2 domain (see the module docstring)."""
 
 PEER = Path(__file__).resolve().parents[1] / "rosbridge" / "peers" / "conformance.py"
 """The rclpy peer script (``--role robot|fail|actions``)."""
@@ -106,7 +110,7 @@ class _Graph:
         self.restarts = 0
 
     def start_peer(self, role: str, standby: bool = False) -> LineProcess:
-        env = {**ros_env(), **self.venv.env}
+        env = {**ros_env(DOMAIN), **self.venv.env}
         if role in ("fail", "actions"):
             # Fast DDS 2.x (Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE; 3.x FASTDDS_...
             env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(self.home / "lease.xml")
@@ -128,7 +132,7 @@ class _Graph:
         started += [self.start_peer(role, standby=True) for role in ("fail", "actions")]
         for peer in started:
             peer.wait_ready(limit(60))
-        self.server = RosbridgeServer(self.venv, self.home / "server.log")
+        self.server = RosbridgeServer(self.venv, self.home / "server.log", domain_id=DOMAIN)
         self.wait_for_graph()
 
     def replace(self, role: str) -> None:
