@@ -122,6 +122,10 @@ ROSAPI_WINDOW = 8
 services keep 10 requests by default (``rmw_qos_profile_services_default``), and requests
 beyond that are lost, not queued."""
 
+ROSAPI_RECHECK = 10.0
+"""Seconds during which a server found without rosapi is not asked again: listing fails at
+once (the node lists before each call of a service whose type it does not know)."""
+
 PROVIDER_TTL = 5.0
 """Seconds a service's "it has a server" answer is reused before a call probes it again."""
 
@@ -298,6 +302,7 @@ class RosbridgeBackend(Backend):
         self._awaiting: dict[str, list[_Goal]] = {}  # action -> goals not yet seen taken
         self._watching = True  # False once rosapi turned out missing
         self._version: int | None = None  # the graph's ROS version (rosapi); 0: unknown
+        self._no_rosapi: tuple[float, str] | None = None  # (when rosapi was found missing, why)
         self._watch_wake = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -818,9 +823,21 @@ class RosbridgeBackend(Backend):
     # --- rosapi ------------------------------------------------------------------------------
 
     def _rosapi(self, service: str, request: dict[str, Any], what: str) -> dict[str, Any]:
+        missing = self._no_rosapi
+        if missing is not None and time.monotonic() - missing[0] < ROSAPI_RECHECK:
+            raise RosapiUnavailableError(
+                f"the rosbridge server at {self.url} cannot {what}: {missing[1]}"
+            )
         try:
             return self._call(f"/rosapi/{service}", request, ROSAPI_TIMEOUT, watch=False)
         except (NotExposedError, ServiceError) as exc:
+            if isinstance(exc, NotExposedError):  # not there at all: say so at once next time
+                self._no_rosapi = (
+                    time.monotonic(),
+                    f"it offers no rosapi (/rosapi/{service} does not exist; asked again "
+                    f"every {ROSAPI_RECHECK:g} s). Publishing, subscribing with a type, calls "
+                    "and actions still work",
+                )
             raise RosapiUnavailableError(
                 f"the rosbridge server at {self.url} cannot {what}: /rosapi/{service} failed "
                 f"({exc}). It offers no rosapi (rosbridge-server-rs with --no-rosapi, or "
