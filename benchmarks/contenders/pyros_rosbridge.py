@@ -150,6 +150,20 @@ def service(count: int) -> list[float]:
     return samples
 
 
+def discovery(count: int) -> list[float]:
+    """A subscription to a topic that does not exist yet; a talker peer then creates it. From
+    the talker's ``create_publisher`` return to the first message's callback here (the server
+    has no rosapi: the backend asks for the topic again every 0.1 s until it exists)."""
+    samples = []
+    with _spawn() as client:
+        for index in range(count):
+            topic = f"/bench/new_{os.getpid()}_{index}"
+            arrival = harness.FirstArrival()
+            with client.subscribe(topic, arrival.on_message):
+                samples.append(arrival.after_talker_starts(topic, 30.0))
+    return samples
+
+
 if __name__ == "__main__":
     harness.serve(
         {
@@ -158,5 +172,6 @@ if __name__ == "__main__":
             "round_trip": round_trip,
             "stream": stream,
             "service": service,
+            "discovery": discovery,
         }
     )

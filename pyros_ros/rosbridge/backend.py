@@ -51,6 +51,7 @@ waits for it.
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
 import threading
@@ -95,6 +96,7 @@ __all__ = [
     "BARRIER_TIMEOUT",
     "WATCH_PERIOD",
     "ACCEPT_GRACE",
+    "LATE_TOPIC_RETRY",
     "ROSAPI_WINDOW",
 ]
 
@@ -121,6 +123,11 @@ ROSAPI_WINDOW = 8
 """rosapi queries in flight at once when listing (``/rosapi/service_type`` per service): ROS 2
 services keep 10 requests by default (``rmw_qos_profile_services_default``), and requests
 beyond that are lost, not queued."""
+
+LATE_TOPIC_RETRY = 0.1
+"""Seconds between two subscribe requests for a topic that is not in the graph yet (type
+``""``, no rosapi): the server refuses those at once, so this is how soon a late topic is
+delivered."""
 
 ROSAPI_RECHECK = 10.0
 """Seconds during which a server found without rosapi is not asked again: listing fails at
@@ -151,6 +158,7 @@ class _Subscription:
     id: str
     compression: str
     received: int = 0
+    waiting: bool = False  # type "" and the topic is not in the graph yet: asked again
 
 
 @dataclass
@@ -407,6 +415,11 @@ class RosbridgeBackend(Backend):
         elif event["event"] == "reconnected":
             with self._lock:
                 event["resubscribed"] = sorted(self._subs)
+                waiting = [sub for sub in self._subs.values() if sub.waiting]
+            for sub in waiting:
+                self._connection().call_later(
+                    LATE_TOPIC_RETRY, functools.partial(self._resubscribe, sub)
+                )
         elif event["event"] == "error":
             self._errors.append(str(event.get("error")))
         elif event["event"] == "connected":
@@ -612,11 +625,12 @@ class RosbridgeBackend(Backend):
         rosbridge-server-rs adapt to the publishers, so a latched topic's last message
         arrives); ``qos`` is accepted and not sent. Messages are not throttled or queued by
         the server (``throttle_rate: 0``, ``queue_length: 0``). ``type`` may be ``""`` to let
-        the server find the topic's type in the graph.
+        the server find the topic's type in the graph; when the topic is not in the graph yet
+        (a server without rosapi cannot tell the node its type), the subscription waits: it is
+        sent again every :data:`LATE_TOPIC_RETRY` s until the topic exists.
 
         Raises:
-            MessageError: the server refused the subscription (unknown type, no such topic
-                and no type given).
+            MessageError: the server refused the subscription (unknown type, type mismatch).
             ConnectionLostError: not connected now.
         """
         conn = self._connection()
@@ -635,9 +649,34 @@ class RosbridgeBackend(Backend):
             except BaseException:
                 self._forget_subscription(sub)
                 raise
-            if refused is not None:
+            if refused is not None and not type and "absent" in refused:
+                sub.waiting = True
+                conn.call_later(LATE_TOPIC_RETRY, lambda: self._resubscribe(sub))
+            elif refused is not None:
                 self._forget_subscription(sub)
                 raise MessageError(f"the server refused to subscribe to {topic}: {refused}")
+
+    def _resubscribe(self, sub: _Subscription) -> None:
+        """Ask again for a subscription whose topic was not in the graph (loop thread)."""
+        if not sub.waiting or self._subs.get(sub.topic) is not sub or self._stopped:
+            return
+        conn = self._connection()
+        if not conn.connected:
+            conn.call_later(LATE_TOPIC_RETRY, lambda: self._resubscribe(sub))
+            return
+        self._refused.pop(sub.id, None)
+        sub.id = conn.next_id("subscribe")
+        try:
+            conn.send(self._subscribe_frame(sub))
+        except PyrosError:
+            pass
+        conn.call_later(LATE_TOPIC_RETRY, lambda: self._check_resubscribed(sub))
+
+    def _check_resubscribed(self, sub: _Subscription) -> None:
+        if self._refused.pop(sub.id, None) is None and self._conn and self._conn.connected:
+            sub.waiting = False  # accepted: the topic exists now
+        else:
+            self._resubscribe(sub)
 
     def _forget_subscription(self, sub: _Subscription) -> None:
         with self._lock:

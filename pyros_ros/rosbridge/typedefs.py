@@ -53,6 +53,7 @@ class Typedefs:
         self._fetch = fetch
         self._registry = TypeRegistry()
         self._checkable: dict[tuple[str, str], str | None] = {}
+        self._fast: dict[tuple[str, str], str] = {}  # (kind, type as the caller spells it)
         self._lock = threading.Lock()
         self.available = True
         """False once the server turned out to have no rosapi: nothing is checked then."""
@@ -64,9 +65,13 @@ class Typedefs:
             MessageError: ``data`` does not fit (``field`` is the dotted path), or the server
                 does not know the type at all.
         """
-        name = self._load(kind, type_name)
-        if name is not None:
-            self._registry.check_message(name, data, field_prefix)
+        name = self._fast.get((kind, type_name))
+        if name is None:
+            name = self._load(kind, type_name)
+            if name is None:
+                return
+            self._fast[(kind, type_name)] = name
+        self._registry.check_message(name, data, field_prefix)
 
     def _load(self, kind: str, type_name: str) -> str | None:
         parts = type_name.split("/")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -168,11 +169,27 @@ def test_publish_errors_without_rosapi_are_the_servers(
 
 def test_subscribe_errors_name_the_problem(backend: Factory) -> None:
     bridge = backend()
-    with pytest.raises(MessageError, match="refused to subscribe to /nothing"):
-        bridge.subscribe("/nothing", "", lambda m: None)  # no type, no such topic
     with pytest.raises(MessageError, match="nope_msgs"):
         bridge.subscribe("/nothing", "nope_msgs/Nope", lambda m: None)
     assert "/nothing" not in bridge.connection_info()["subscriptions"]
+    with pytest.raises(MessageError, match="another type"):
+        bridge.subscribe("/chatter", "std_msgs/Int32", lambda m: None)
+
+
+def test_a_late_topic_subscribed_by_name_arrives_once_it_exists(
+    backend: Factory, bare_server: RosbridgeServer
+) -> None:
+    """No rosapi, no type, no such topic yet: the subscription waits for the topic."""
+    bridge = backend(url=bare_server.url)
+    topic = f"/late_{uuid.uuid4().hex[:8]}"
+    received: queue.Queue[dict[str, Any]] = queue.Queue()
+    bridge.subscribe(topic, "", received.put)
+    assert topic in bridge.connection_info()["subscriptions"]
+    time.sleep(0.3)
+    got = echo(
+        bridge, topic, "std_msgs/String", {"data": "late"}, received, lambda m: m["data"] == "late"
+    )
+    assert got == {"data": "late"}
 
 
 def test_a_published_command_reaches_the_peer(backend: Factory, robot: LineProcess) -> None:
