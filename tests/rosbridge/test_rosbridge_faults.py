@@ -86,11 +86,32 @@ def test_spawned_node_survives_a_server_restart(own_server: RosbridgeServer) -> 
     with pyros.spawn(
         "rosbridge", url=own_server.url, topics=["/chatter", "/cmd"], services=["/set_flag"]
     ) as client:
+        events: list[dict[str, Any]] = []
+        client.on_event(events.append)
         client.publish("/cmd", {"data": "x"}, type="std_msgs/String")
-        own_server.kill()
-        own_server.restart()
+        with client.subscribe("/chatter") as chatter:
+            assert chatter.get(timeout=limit(10))["data"].startswith("hello")
+            own_server.kill()
+            assert wait_for(lambda: any(e["event"] == "disconnected" for e in events))
+            assert client.info()["connection"]["connected"] is False
+            time.sleep(0.2)  # anything sent before the kill has arrived
+            cut = _number(chatter.latest())  # the newest message before the server died
+            own_server.restart()
+            assert wait_for(lambda: any(e["event"] == "reconnected" for e in events), 20)
+            reconnected = next(e for e in events if e["event"] == "reconnected")
+            assert reconnected["backend"] == "rosbridge"
+            assert reconnected["resubscribed"] == ["/chatter"]
+            # The subscription resumes by itself: a message newer than any before the kill.
+            while _number(chatter.get(timeout=limit(20))) <= cut:
+                pass
         assert wait_for(lambda: _publishes(client), 20)
-        assert client.info()["backend"] == "rosbridge"
+        info = client.info()["connection"]
+        assert info["connected"] and info["connects"] == 2 and info["disconnects"] == 1
+
+
+def _number(message: dict[str, Any] | None) -> int:
+    assert message is not None
+    return int(message["data"].split()[1])  # "hello N"
 
 
 def _publishes(client: Any) -> bool:
