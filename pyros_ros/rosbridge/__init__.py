@@ -6,7 +6,9 @@ backend); ``import pyros`` never does. Modules:
 
 - :mod:`pyros_ros.rosbridge.backend`: :class:`RosbridgeBackend`;
 - :mod:`pyros_ros.rosbridge.connection`: the self-healing websocket (asyncio on its own thread);
-- :mod:`pyros_ros.rosbridge.wire`: rosbridge v2 messages, JSON and CBOR, with no I/O.
+- :mod:`pyros_ros.rosbridge.wire`: rosbridge v2 messages, JSON and CBOR, with no I/O;
+- :mod:`pyros_ros.rosbridge.typedefs`: messages checked against the server's own type
+  definitions (rosapi), so errors name the field.
 """
 
 from __future__ import annotations
