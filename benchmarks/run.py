@@ -51,7 +51,7 @@ from typing import Any
 if __package__ in (None, ""):  # python benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import original_pyros, report, rosbridge  # noqa: E402
+from benchmarks import cli_speed, original_pyros, report, rosbridge  # noqa: E402
 from benchmarks.contenders.harness import MARK  # noqa: E402
 from benchmarks.worlds import Ros1World, Ros2World  # noqa: E402
 
@@ -90,6 +90,7 @@ SETTINGS = {
         "window": 1.5,
         "service": 200,
         "discovery": 2,
+        "cli": 3,
         "op_timeout": 120.0,
     },
     "full": {
@@ -100,6 +101,7 @@ SETTINGS = {
         "window": 5.0,
         "service": 2000,
         "discovery": 10,
+        "cli": 15,
         "op_timeout": 600.0,
     },
 }
@@ -518,6 +520,12 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     for contender in ros1_side:
                         runner.run(contender, world)
+                    if any(c.name == "pyros" for c in ros1_side):
+                        print("  command line: pyros topics vs rostopic list ...", flush=True)
+                        try:
+                            results["cli"] = cli_speed.measure(world.env, SETTINGS[mode]["cli"])
+                        except Exception as exc:
+                            results["cli"] = {"error": str(exc)}
                 finally:
                     world.stop()
         ros2_side = [c for c in contenders if c.world == "ros2" and c.status == "ok"]
