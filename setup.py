@@ -147,6 +147,9 @@ setup(
         # rospkg (-> distro), catkin_pkg (-> python-dateutil, docutils, pyparsing), yaml,
         # and defusedxml (rosmaster.util). netifaces stays Debian's C extension.
         "ros1": ["rospkg", "catkin_pkg", "pyyaml", "defusedxml"],
+        # The rosbridge backend: websockets (a core dependency) plus CBOR frames, which carry
+        # uint8[] as bytes (rosbridge protocol 3.1.3).
+        "rosbridge": ["cbor2"],
         "examples": EXAMPLES_REQUIRE,
         "dashboard": DASHBOARD_REQUIRE,
         "relay": RELAY_REQUIRE,

@@ -154,6 +154,13 @@ CONTENDERS = [
         "roslibpy_rosbridge.py",
         "roslibpy through rosbridge-server-rs (a ROS 2 server): compare with rclpy.",
     ),
+    Contender(
+        "pyros-rosbridge",
+        "ros2",
+        "pyros_rosbridge.py",
+        "this repository: pyros.spawn('rosbridge') through the same rosbridge-server-rs as "
+        "roslibpy (compare with roslibpy); no discovery row (the server has no rosapi).",
+    ),
 ]
 
 
@@ -249,7 +256,12 @@ class Runner:
         )
         env = {**base, **contender.env, "PYTHONUNBUFFERED": "1"}
         env.pop("PYTHONPATH", None)
-        if contender.name in ("rospy", "pyros", "roslibpy"):  # the .venv's contenders
+        if contender.name in (
+            "rospy",
+            "pyros",
+            "roslibpy",
+            "pyros-rosbridge",
+        ):  # the .venv's contenders
             env["PYTHONPATH"] = str(HERE.parent)
         log = self.logs / f"{contender.name.replace(' ', '_')}.log"
         return ContenderProcess(contender, world, env, log)
@@ -387,6 +399,7 @@ _IMPORTED = {
     "pyros 0.4.3": "import pyros.client, pyros_interfaces_ros",
     "rclpy": "import rclpy",
     "roslibpy": "import roslibpy",
+    "pyros-rosbridge": "import pyros",
 }
 
 

@@ -496,7 +496,7 @@ class StreamItem:
 
 @dataclass(frozen=True)
 class Event:
-    """A node event for every client, ``{"event": "connection_lost", ...}``."""
+    """A node event for every client, ``{"event": "disconnected", ...}``."""
 
     data: dict[str, Any]
 

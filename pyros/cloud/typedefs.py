@@ -6,7 +6,9 @@ the relay answers ``/rosapi/message_details``, ``/rosapi/service_request_details
 ``/rosapi/service_response_details`` from them with :func:`typedefs`.
 
 A ``TypeDef`` (rosapi_msgs/msg/TypeDef) is ``{"type", "fieldnames", "fieldtypes",
-"fieldarraylen", "examples", "constnames", "constvalues"}``: ``fieldarraylen`` is -1 for a
+"fieldarraylen", "examples", "constnames", "constvalues"}``, type names spelled as rosapi on
+ROS 2 spells them (``geometry_msgs/msg/Vector3``; a service's parts
+``std_srvs/srv/SetBool_Request`` and ``_Response``): ``fieldarraylen`` is -1 for a
 single value, 0 for a variable-length array and N for ``T[N]``; the list holds the asked type
 first, then every message type nested in it, once each (what roslibjs's ``decodeTypeDefs``
 reads). Definitions are parsed by :mod:`pyros.message_types` (ROS message description
@@ -63,11 +65,20 @@ def needed_types(type_name: str, text: str) -> list[str]:
     return found
 
 
+def _ros2(type_name: str) -> str:
+    """``pkg/Type`` -> ``pkg/msg/Type`` (rosapi's ROS 2 spelling); primitives unchanged."""
+    package, slash, name = type_name.partition("/")
+    return f"{package}/msg/{name}" if slash and "/" not in name else type_name
+
+
 def _typedef(spec: MessageSpec, type_name: str) -> dict[str, Any]:
     return {
         "type": type_name,
         "fieldnames": [field.name for field in spec.fields],
-        "fieldtypes": [field.base_type for field in spec.fields],
+        "fieldtypes": [
+            field.base_type if field.is_primitive else _ros2(field.base_type)
+            for field in spec.fields
+        ],
         "fieldarraylen": [
             -1 if not field.is_array else (field.length or 0) for field in spec.fields
         ],
@@ -112,7 +123,9 @@ def typedefs(
             first = service.request if part == "request" else service.response
     except MessageError:
         return []
-    out = [_typedef(first, root if part is None else first.type)]
+    package, _, name = root.partition("/")
+    top = _ros2(root) if part is None else f"{package}/srv/{name}_{part.capitalize()}"
+    out = [_typedef(first, top)]
     seen = {root}
     pending = [f.base_type for f in first.fields if not f.is_primitive]
     while pending:
@@ -124,6 +137,6 @@ def typedefs(
             spec = parse_message(nested, definitions[nested])
         except MessageError:
             continue
-        out.append(_typedef(spec, nested))
+        out.append(_typedef(spec, _ros2(nested)))
         pending.extend(f.base_type for f in spec.fields if not f.is_primitive)
     return out

@@ -1,13 +1,14 @@
 """Issue 13's client suite: unmodified roslibjs (under Node and in Chromium) and roslibpy run the
 same checks against the pyros relay and against a real rosbridge server (rosbridge-server-rs on
-ROS 2 Jazzy wheels, :mod:`tests.rosbridge_server`), so every difference is visible.
+ROS 2 Jazzy wheels, :mod:`tests.rosbridge_server`: ``python -m tests.rosbridge_server
+--install``), so every difference is visible.
 
 Behind the relay a simulated robot (a raw device on the device protocol) does what a connector
 and a robot would: it republishes commands on its forwarded topics, keeps a state topic,
 answers ``std_srvs/srv/SetBool``, runs a Fibonacci goal and holds parameters. The reference
 server has no robot: the suite serves the service and the action itself on a second connection
-(``provide``) and a latched publisher holds the state topic. The reference runs with
-``--no-rosapi`` (the wheels lack rosapi), so its rosapi and parameter checks fail by design.
+(``provide``) and a latched publisher holds the state topic. The reference runs its rosapi when
+the venv has the ``rosapi_msgs`` types that ``--install`` builds.
 
 What is asserted: on the relay every check passes for every client; and every check that passes
 on the reference passes on the relay. The table of both is written to
@@ -243,14 +244,15 @@ def relay_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 
 @pytest.fixture(scope="module")
 def reference_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from tests.rosbridge_server import rosbridge_server
+    from tests.rosbridge_server import RosbridgeServer, ensure
 
     home = tmp_path_factory.mktemp("reference")
     try:
-        server_context = rosbridge_server(home)
-        server = server_context.__enter__()
-    except RuntimeError as exc:
+        venv = ensure()
+    except FileNotFoundError as exc:
         pytest.skip(f"no reference rosbridge server: {exc}")
+    server = RosbridgeServer(venv, home / "rosbridge_server.log", rosapi=venv.rosapi)
+    loop = asyncio.new_event_loop()
     try:
 
         async def latch() -> Any:
@@ -263,7 +265,6 @@ def reference_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
             )
             return ws
 
-        loop = asyncio.new_event_loop()
         holder = loop.run_until_complete(latch())
         cfg = dict(REFERENCE_NAMES, url=server.url)
         yield {
@@ -272,9 +273,9 @@ def reference_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
             "roslibpy": run_roslibpy(REFERENCE_NAMES, server.port, None),
         }
         loop.run_until_complete(holder.close())
-        loop.close()
     finally:
-        server_context.__exit__(None, None, None)
+        loop.close()
+        server.stop()
 
 
 def _table(relay: dict[str, Any], reference: dict[str, Any]) -> str:

@@ -117,7 +117,11 @@ def test_params_state_replay_and_no_first_message_lost(relay: RelayProcess) -> N
 
         details = await call("/rosapi/message_details", type="geometry_msgs/msg/Twist")
         typedefs = details["values"]["typedefs"]
-        assert [t["type"] for t in typedefs] == ["geometry_msgs/Twist", "geometry_msgs/Vector3"]
+        assert [t["type"] for t in typedefs] == [
+            "geometry_msgs/msg/Twist",
+            "geometry_msgs/msg/Vector3",
+        ]
+        assert typedefs[0]["fieldtypes"] == ["geometry_msgs/msg/Vector3"] * 2
         assert typedefs[0]["fieldnames"] == ["linear", "angular"]
         assert typedefs[1]["fieldtypes"] == ["float64"] * 3
         names = await call("/rosapi/get_param_names")
