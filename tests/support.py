@@ -12,12 +12,13 @@ at once: ``PYROS_TEST_TIME_SCALE=3 pytest``. The whole run uses one private runt
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["SCALE", "RUNTIME_DIR", "limit", "wait_until"]
+__all__ = ["SCALE", "RUNTIME_DIR", "limit", "wait_until", "free_port"]
 
 SCALE = float(os.environ.get("PYROS_TEST_TIME_SCALE", "1"))
 
@@ -38,3 +39,10 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -240,11 +240,12 @@ def is_loopback(host: str | None) -> bool:
     """Return whether a peer address is a loopback address (127.0.0.0/8, ::1, mapped v4).
 
     Args:
-        host: the peer's IP address as text (the first item of a socket's peer name); a Unix
-            socket peer (None or empty) counts as local.
+        host: the peer's IP address as text (the first item of a socket's peer name). An
+            address that cannot be read (None or empty) is not loopback: trust is never
+            given by default.
     """
     if not host:
-        return True
+        return False
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

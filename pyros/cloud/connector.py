@@ -1009,22 +1009,23 @@ async def run_until_signal(coro: Coroutine[Any, Any, None]) -> bool:
     """Run ``coro`` until it ends or SIGINT/SIGTERM arrives (then cancel it and wait).
 
     Returns:
-        True if a signal stopped it, False if it returned by itself.
+        True if SIGTERM stopped it, False if it returned by itself.
 
     Raises:
+        KeyboardInterrupt: SIGINT (Ctrl-C) stopped it, once it has cleaned up (the command
+            line then exits 130, as for any Ctrl-C).
         Whatever ``coro`` raised.
     """
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(coro)
-    signalled = False
+    signalled: list[int] = []
 
-    def stop() -> None:
-        nonlocal signalled
-        signalled = True
+    def stop(signum: int) -> None:
+        signalled.append(signum)
         task.cancel()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop)
+        loop.add_signal_handler(signum, stop, signum)
     try:
         await task
     except asyncio.CancelledError:
@@ -1033,4 +1034,6 @@ async def run_until_signal(coro: Coroutine[Any, Any, None]) -> bool:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-    return signalled
+    if signalled and signalled[0] == signal.SIGINT:
+        raise KeyboardInterrupt
+    return bool(signalled)

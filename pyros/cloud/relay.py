@@ -655,8 +655,7 @@ class Relay:
         token = dp.bearer_token(_single_header(request, dp.AUTHORIZATION_HEADER))
         if token is None and query.get(dp.TOKEN_QUERY):
             token = query[dp.TOKEN_QUERY][0]
-        if self.tokens is None and not is_loopback(peer_host):
-            raise AuthError("this relay has no tokens file and accepts only loopback clients", 403)
+        self._check_local(request, peer_host)
         if url.path == dp.DEVICE_PATH:
             device = _single_header(request, dp.DEVICE_HEADER)
             if device is None and query.get(dp.DEVICE_QUERY):
@@ -727,6 +726,28 @@ class Relay:
         while len(self._auth_failures) > _ADDRESSES_KEPT:
             self._auth_failures.popitem(last=False)
 
+    def _check_local(self, request: Request, peer_host: str | None) -> None:
+        """Without a tokens file, serve only this machine's own clients.
+
+        A request that came through a reverse proxy (``Forwarded``, ``X-Forwarded-For`` or
+        ``X-Real-IP``) is refused too: the proxy's loopback address says nothing about who
+        sent it.
+
+        Raises:
+            AuthError: (403) not a loopback peer, or a proxied request.
+        """
+        if self.tokens is not None:
+            return
+        if not is_loopback(peer_host):
+            raise AuthError("this relay has no tokens file and accepts only loopback clients", 403)
+        for header in _PROXY_HEADERS:
+            if header in request.headers:
+                raise AuthError(
+                    f"this relay has no tokens file and refuses proxied requests ({header} "
+                    "header): give it --tokens to serve clients behind a proxy",
+                    403,
+                )
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         host = _peer_host(connection)
         if not self._sign_in_allowed(host):
@@ -740,6 +761,7 @@ class Relay:
             return self._json_response(connection, 200, self.health())
         try:
             if path == METRICS_PATH:
+                self._check_local(request, host)
                 if self.tokens is not None:
                     self._operator_grant(request)
                 response = connection.respond(200, "")
@@ -1731,6 +1753,10 @@ def _single_header(request: Request, name: str) -> str | None:
         raise AuthError(f"the {name} header is given more than once", 400) from exc
 
 
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+"""Headers a reverse proxy adds: a request that has one did not come from the proxy itself."""
+
+
 def _peer_host(connection: ServerConnection) -> str | None:
     try:
         address = connection.remote_address
@@ -1754,7 +1780,8 @@ def run(
     dashboard_port: int | None = None,
     dashboard_scheme: str = "http",
 ) -> None:
-    """Run a relay until SIGINT or SIGTERM (what ``pyros relay`` does); SIGHUP reloads the
+    """Run a relay until SIGINT or SIGTERM (what ``pyros relay`` does; SIGINT then raises
+    KeyboardInterrupt once the relay is closed, so Ctrl-C exits 130); SIGHUP reloads the
     tokens file (``tokens_path``) without dropping a connection.
 
     Args:
@@ -1781,8 +1808,14 @@ def run(
         await relay.start(host, port, ssl_context=ssl_context)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        signalled: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            signalled.append(signum)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal, signum)
         if tokens_path is not None:
             loop.add_signal_handler(signal.SIGHUP, relay.reload_tokens, tokens_path)
         scheme = "wss" if ssl_context is not None else "ws"
@@ -1792,5 +1825,7 @@ def run(
             await stop.wait()
         finally:
             await relay.close()
+        if signalled and signalled[0] == signal.SIGINT:
+            raise KeyboardInterrupt  # Ctrl-C, after a clean close: the command exits 130
 
     asyncio.run(main())

@@ -235,6 +235,25 @@ def test_without_tokens_loopback_is_accepted_and_the_relay_says_so(tmp_path: Pat
             await operator.close()
 
         run(scenario())
+        # A reverse proxy on this machine is loopback too: what it forwards is refused.
+        for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+            status, body = http_status(
+                f"http://127.0.0.1:{relay.port}/api/devices", {header: "203.0.113.7"}
+            )
+            assert status == 403 and "proxied" in str(body), (header, status, body)
+            status, _ = http_status(f"http://127.0.0.1:{relay.port}/metrics", {header: "x"})
+            assert status == 403
+
+        async def proxied_operator() -> None:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(
+                    f"ws://127.0.0.1:{relay.port}/",
+                    additional_headers={"X-Forwarded-For": "203.0.113.7"},
+                ):
+                    pass
+            assert refused.value.response.status_code == 403
+
+        run(proxied_operator())
     assert "only loopback" in relay.stderr
 
 

@@ -71,9 +71,9 @@ def test_unreadable_tokens_file(tmp_path: Path) -> None:
 
 
 def test_is_loopback() -> None:
-    for host in ("127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1", None):
+    for host in ("127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"):
         assert is_loopback(host), host
-    for host in ("10.0.0.1", "192.168.1.2", "::ffff:10.0.0.1", "2001:db8::1", "name"):
+    for host in ("10.0.0.1", "192.168.1.2", "::ffff:10.0.0.1", "2001:db8::1", "name", None, ""):
         assert not is_loopback(host), host
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -22,7 +23,7 @@ import yaml
 
 from pyros._process import pid_alive
 from tests.process.cli_support import pyros_command, run, run_on_terminal, start
-from tests.support import RUNTIME_DIR, limit, wait_until
+from tests.support import RUNTIME_DIR, free_port, limit, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -570,3 +571,41 @@ def test_node_run_keeps_a_shared_node_in_the_foreground() -> None:
     assert proc.returncode == 130
     assert wait_until(lambda: not pid_alive(node_pid), limit(5))
     assert not (RUNTIME_DIR / name).exists()
+
+
+def test_relay_and_connector_exit_130_on_ctrl_c_and_0_on_sigterm() -> None:
+    """Ctrl-C stops the relay and the connector cleanly, then exits 130 like every command;
+    SIGTERM (systemd, docker stop) exits 0."""
+    port = free_port()
+    relay = start("relay", "--port", str(port))
+    connector = None
+    try:
+        assert wait_until(lambda: port_open(port), limit(10)), "the relay never listened"
+        connector = start(
+            "connector", "--relay", f"ws://127.0.0.1:{port}", "--device", "robot1",
+            "--token", "unused-without-a-tokens-file", "--backend", "mock",
+            "--topics", "/turtle1/pose",
+        )  # fmt: skip
+        time.sleep(limit(2.0))
+        connector.send_signal(signal.SIGINT)
+        _, err = connector.communicate(timeout=limit(15))
+        assert connector.returncode == 130, err
+        assert "Traceback" not in err
+    finally:
+        if connector is not None and connector.poll() is None:
+            connector.kill()
+            connector.communicate()
+        relay.send_signal(signal.SIGINT)
+        _, err = relay.communicate(timeout=limit(15))
+    assert relay.returncode == 130, err
+    assert "Traceback" not in err
+    relay = start("relay", "--port", str(port))
+    assert wait_until(lambda: port_open(port), limit(10))
+    relay.send_signal(signal.SIGTERM)
+    _, err = relay.communicate(timeout=limit(15))
+    assert relay.returncode == 0, err
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
