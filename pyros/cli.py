@@ -230,13 +230,40 @@ class _NodeOptions:
             options["token"] = self.token
         return options
 
+    def patterns(
+        self,
+        topics: tuple[str, ...] = ("*",),
+        services: tuple[str, ...] = ("*",),
+        params: tuple[str, ...] = ("*",),
+        actions: tuple[str, ...] = ("*",),
+    ) -> dict[str, tuple[str, ...]]:
+        """The globs a spawned node exposes: those given on the command line, else these."""
+        return {
+            "topics": self.topics or topics,
+            "services": self.services or services,
+            "params": self.params or params,
+            "actions": self.actions or actions,
+        }
+
 
 _NODE_OPTION_NAMES = ("--topics", "--services", "--params", "--actions")
 
 
+def _stack(*decorators: Callable[[Any], Any]) -> Callable[[F], F]:
+    """One decorator doing what ``decorators`` do written one above the other (first on top):
+    a group of options that several commands take."""
+
+    def decorate(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return decorate
+
+
 def _node_options(func: F) -> F:
     """Add the options that choose a node: a backend to spawn (with options), or ``--name``."""
-    options = [
+    return _stack(
         click.option(
             "--name",
             type=NODE_NAME,
@@ -266,10 +293,7 @@ def _node_options(func: F) -> F:
             show_default=True,
             help="Seconds to wait for a spawned node.",
         ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    )(func)
 
 
 def _json_option(func: F) -> F:
@@ -401,12 +425,7 @@ def _open_client(
             )
         client = pyros.connect(options.name)
     else:
-        spawn_patterns: dict[str, Any] = {
-            "topics": options.topics or topics,
-            "services": options.services or services,
-            "params": options.params or params,
-        }
-        spawn_patterns["actions"] = options.actions or actions
+        spawn_patterns = options.patterns(topics, services, params, actions)
         backend = _choose_backend(options)
         backend_options = options.backend_options()
         if queries_only and backend == "ros1":
@@ -498,18 +517,24 @@ class _Command(click.Command):
         expanded: list[str] = []
         current: str | None = None
         for arg in args:
-            flag = arg.split("=", 1)[0]
-            if arg == "--":
-                current = None
-                expanded.append(arg)
-            elif arg.startswith("-") and not _is_negative_number(arg):
-                current = flag if flag in self.many and "=" not in arg else None
+            if self._is_option(arg):
+                current = self._list_option(arg)
                 expanded.append(arg)
             elif current is not None and expanded and expanded[-1] != current:
                 expanded.extend((current, arg))
             else:
                 expanded.append(arg)
         return super().parse_args(ctx, expanded)
+
+    def _is_option(self, arg: str) -> bool:
+        """Does ``arg`` end the values of a list option? An option or ``--`` does; a negative
+        number does not."""
+        return arg.startswith("-") and not _is_negative_number(arg)
+
+    def _list_option(self, arg: str) -> str | None:
+        """The list option whose values follow option ``arg``, else None (``--topics=/a``
+        holds its value, so what follows it is positional)."""
+        return arg if arg in self.many else None
 
 
 def _is_negative_number(text: str) -> bool:
@@ -612,26 +637,31 @@ def _subscribe_field(
     return subscription, inner or path
 
 
+@contextmanager
+def _filter_errors() -> Iterator[None]:
+    """Turn an error of the ``--filter`` expression into a usage error naming ``--filter``."""
+    from pyros._cli.expressions import FilterError
+
+    try:
+        yield
+    except FilterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--filter") from exc
+
+
 def _compile_filter(text: str | None) -> Filter | None:
     if text is None:
         return None
-    from pyros._cli.expressions import Filter, FilterError
+    from pyros._cli.expressions import Filter
 
-    try:
+    with _filter_errors():
         return Filter(text)
-    except FilterError as exc:
-        raise click.BadParameter(str(exc), param_hint="--filter") from exc
 
 
 def _passes(message_filter: Filter | None, message: dict[str, Any]) -> bool:
     if message_filter is None:
         return True
-    from pyros._cli.expressions import FilterError
-
-    try:
+    with _filter_errors():
         return message_filter(message)
-    except FilterError as exc:
-        raise click.BadParameter(str(exc), param_hint="--filter") from exc
 
 
 @cli.command(cls=_Command)
@@ -740,17 +770,14 @@ def _measure(
 
 
 def _measure_options(func: F) -> F:
-    options = [
+    return _stack(
         click.argument("topic", shell_complete=_complete_from_node("topics")),
         click.option("-n", "--count", type=COUNT, help="Stop after COUNT messages."),
         click.option("--duration", type=SECONDS, help="Stop after this many seconds."),
         click.option("-w", "--window", type=WINDOW, help="Messages the live figures cover."),
         click.option("--filter", "filter_text", metavar="EXPR", help="Count only these."),
         _json_option,
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    )(func)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -761,65 +788,99 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-@cli.command(cls=_Command)
-@_measure_options
-@_node_options
-def hz(
-    topic: str,
-    count: int | None,
-    duration: float | None,
-    window: int | None,
-    filter_text: str | None,
-    as_json: bool,
-    **options: Any,
-) -> None:
+@dataclass
+class _Readout:
+    """What ``hz``, ``bw`` and ``delay`` measure and how they print it."""
+
+    add: Callable[[dict[str, Any], float], None]
+    """``add(message, monotonic arrival)``: feed a message to the meter."""
+    live: Callable[[], dict[str, Any] | None]
+    """The figures printed every second (JSON after ``"topic"``); None if none yet."""
+    live_line: Callable[[dict[str, Any]], str | None]
+    """Those figures as a line; None prints ``no new messages``."""
+    summary: Callable[[], dict[str, Any]]
+    """The figures at the end (JSON as ``"summary"``)."""
+    summary_line: Callable[[dict[str, Any]], str]
+    """Those figures as a line."""
+
+
+def _meter_command(setup: Callable[[str, int | None], _Readout]) -> click.Command:
+    """Make a command of the rostopic hz kind: ``setup(topic, window)`` says what it measures
+    and prints (its docstring is the command's help); the command measures TOPIC (see
+    :func:`_measure`) and prints the figures every second and at the end."""
+
+    @_measure_options
+    @_node_options
+    def command(
+        topic: str,
+        count: int | None,
+        duration: float | None,
+        window: int | None,
+        filter_text: str | None,
+        as_json: bool,
+        **options: Any,
+    ) -> None:
+        message_filter = _compile_filter(filter_text)
+        readout = setup(topic, window)
+
+        def report() -> None:
+            figures = readout.live()
+            if as_json:
+                click.echo(to_json({"topic": topic, **(figures or {})}))
+                return
+            line = None if figures is None else readout.live_line(figures)
+            click.echo("no new messages" if line is None else line)
+
+        def summary() -> None:
+            figures = readout.summary()
+            if as_json:
+                click.echo(to_json({"topic": topic, "summary": figures}))
+            else:
+                click.echo(readout.summary_line(figures))
+
+        with _open_client(_NodeOptions.pop(options)) as client:
+            _measure(client, topic, message_filter, count, duration, readout.add, report, summary)
+
+    command.__doc__ = setup.__doc__
+    return cli.command(setup.__name__, cls=_Command)(command)
+
+
+@_meter_command
+def hz(topic: str, window: int | None) -> _Readout:
     """Print the publishing rate of TOPIC every second, and a summary at the end (rostopic hz).
 
     Rates come from arrival times at this command: one over the mean gap.
     """
     from pyros._cli.stats import RateMeter
 
-    message_filter = _compile_filter(filter_text)
     meter = RateMeter(window) if window else RateMeter()
     last_count = [0]
 
-    def report() -> None:
+    def live() -> dict[str, Any]:
         figures = meter.live()
         new = meter.count - last_count[0]
         last_count[0] = meter.count
-        if as_json:
-            click.echo(to_json({"topic": topic, **(figures or {}), "new": new}))
-        elif figures is None or new == 0:
-            click.echo("no new messages")
-        else:
-            click.echo(
-                f"average rate: {figures['rate_hz']:.3f} Hz  min: {_fmt(figures['min_s'])} s  "
-                f"max: {_fmt(figures['max_s'])} s  std dev: {_fmt(figures['std_dev_s'])} s  "
-                f"window: {figures['window']}"
-            )
+        return {**(figures or {}), "new": new}
 
-    def summary() -> None:
-        figures = meter.summary()
-        if as_json:
-            click.echo(to_json({"topic": topic, "summary": figures}))
-        else:
-            click.echo(
-                f"summary: {figures['messages']} messages in {figures['seconds']:.3f} s, "
-                f"rate {_fmt(figures['rate_hz'])} Hz, min {_fmt(figures['min_s'])} s, "
-                f"max {_fmt(figures['max_s'])} s, std dev {_fmt(figures['std_dev_s'])} s"
-            )
-
-    with _open_client(_NodeOptions.pop(options)) as client:
-        _measure(
-            client,
-            topic,
-            message_filter,
-            count,
-            duration,
-            lambda message, arrival: meter.add(arrival),
-            report,
-            summary,
+    def live_line(figures: dict[str, Any]) -> str | None:
+        if "rate_hz" not in figures or figures["new"] == 0:  # no rate yet, or no new message
+            return None
+        return (
+            f"average rate: {figures['rate_hz']:.3f} Hz  min: {_fmt(figures['min_s'])} s  "
+            f"max: {_fmt(figures['max_s'])} s  std dev: {_fmt(figures['std_dev_s'])} s  "
+            f"window: {figures['window']}"
         )
+
+    def summary_line(figures: dict[str, Any]) -> str:
+        return (
+            f"summary: {figures['messages']} messages in {figures['seconds']:.3f} s, "
+            f"rate {_fmt(figures['rate_hz'])} Hz, min {_fmt(figures['min_s'])} s, "
+            f"max {_fmt(figures['max_s'])} s, std dev {_fmt(figures['std_dev_s'])} s"
+        )
+
+    return _Readout(
+        lambda message, arrival: meter.add(arrival), live, live_line, meter.summary, summary_line
+    )
 
 
 def _size(message: dict[str, Any]) -> int:
@@ -838,18 +899,8 @@ def _bytes(value: float | None) -> str:
     return f"{value:.0f} B"
 
 
-@cli.command(cls=_Command)
-@_measure_options
-@_node_options
-def bw(
-    topic: str,
-    count: int | None,
-    duration: float | None,
-    window: int | None,
-    filter_text: str | None,
-    as_json: bool,
-    **options: Any,
-) -> None:
+@_meter_command
+def bw(topic: str, window: int | None) -> _Readout:
     """Print the bandwidth TOPIC uses every second, and a summary at the end (rostopic bw).
 
     Sizes are those of the messages as pyros carries them (MessagePack, within a few percent
@@ -857,58 +908,33 @@ def bw(
     """
     from pyros._cli.stats import BandwidthMeter
 
-    message_filter = _compile_filter(filter_text)
     meter = BandwidthMeter(window) if window else BandwidthMeter()
 
-    def report() -> None:
-        figures = meter.live()
-        if as_json:
-            click.echo(to_json({"topic": topic, **(figures or {})}))
-        elif figures is None:
-            click.echo("no new messages")
-        else:
-            click.echo(
-                f"average: {_bytes(figures['bytes_per_s'])}/s  mean: "
-                f"{_bytes(figures['mean_bytes'])}  min: {_bytes(figures['min_bytes'])}  "
-                f"max: {_bytes(figures['max_bytes'])}  window: {figures['window']}"
-            )
-
-    def summary() -> None:
-        figures = meter.summary()
-        if as_json:
-            click.echo(to_json({"topic": topic, "summary": figures}))
-        else:
-            click.echo(
-                f"summary: {figures['messages']} messages, {_bytes(figures['bytes'])} in "
-                f"{figures['seconds']:.3f} s, {_bytes(figures['bytes_per_s'])}/s, mean "
-                f"{_bytes(figures['mean_bytes'])}"
-            )
-
-    with _open_client(_NodeOptions.pop(options)) as client:
-        _measure(
-            client,
-            topic,
-            message_filter,
-            count,
-            duration,
-            lambda message, arrival: meter.add(arrival, _size(message)),
-            report,
-            summary,
+    def live_line(figures: dict[str, Any]) -> str:
+        return (
+            f"average: {_bytes(figures['bytes_per_s'])}/s  mean: "
+            f"{_bytes(figures['mean_bytes'])}  min: {_bytes(figures['min_bytes'])}  "
+            f"max: {_bytes(figures['max_bytes'])}  window: {figures['window']}"
         )
 
+    def summary_line(figures: dict[str, Any]) -> str:
+        return (
+            f"summary: {figures['messages']} messages, {_bytes(figures['bytes'])} in "
+            f"{figures['seconds']:.3f} s, {_bytes(figures['bytes_per_s'])}/s, mean "
+            f"{_bytes(figures['mean_bytes'])}"
+        )
 
-@cli.command(cls=_Command)
-@_measure_options
-@_node_options
-def delay(
-    topic: str,
-    count: int | None,
-    duration: float | None,
-    window: int | None,
-    filter_text: str | None,
-    as_json: bool,
-    **options: Any,
-) -> None:
+    return _Readout(
+        lambda message, arrival: meter.add(arrival, _size(message)),
+        meter.live,
+        live_line,
+        meter.summary,
+        summary_line,
+    )
+
+
+@_meter_command
+def delay(topic: str, window: int | None) -> _Readout:
     """Print the delay of TOPIC's messages from their header.stamp to arrival here, every
     second, and a summary at the end (rostopic delay).
 
@@ -917,7 +943,6 @@ def delay(
     """
     from pyros._cli.stats import DelayMeter, stamp_seconds
 
-    message_filter = _compile_filter(filter_text)
     meter = DelayMeter(window) if window else DelayMeter()
 
     def add(message: dict[str, Any], arrival: float) -> None:
@@ -926,32 +951,21 @@ def delay(
             raise MessageError(f"messages on {topic} have no header.stamp, so no delay")
         meter.add(time.time() - stamp)
 
-    def report() -> None:
-        figures = meter.live()
-        if as_json:
-            click.echo(to_json({"topic": topic, **(figures or {})}))
-        elif figures is None:
-            click.echo("no new messages")
-        else:
-            click.echo(
-                f"average delay: {_fmt(figures['mean_s'])} s  min: {_fmt(figures['min_s'])} s  "
-                f"max: {_fmt(figures['max_s'])} s  std dev: {_fmt(figures['std_dev_s'])} s  "
-                f"window: {figures['window']}"
-            )
+    def live_line(figures: dict[str, Any]) -> str:
+        return (
+            f"average delay: {_fmt(figures['mean_s'])} s  min: {_fmt(figures['min_s'])} s  "
+            f"max: {_fmt(figures['max_s'])} s  std dev: {_fmt(figures['std_dev_s'])} s  "
+            f"window: {figures['window']}"
+        )
 
-    def summary() -> None:
-        figures = meter.summary()
-        if as_json:
-            click.echo(to_json({"topic": topic, "summary": figures}))
-        else:
-            click.echo(
-                f"summary: {figures['messages']} messages, delay mean {_fmt(figures['mean_s'])} "
-                f"s, min {_fmt(figures['min_s'])} s, max {_fmt(figures['max_s'])} s, "
-                f"std dev {_fmt(figures['std_dev_s'])} s"
-            )
+    def summary_line(figures: dict[str, Any]) -> str:
+        return (
+            f"summary: {figures['messages']} messages, delay mean {_fmt(figures['mean_s'])} "
+            f"s, min {_fmt(figures['min_s'])} s, max {_fmt(figures['max_s'])} s, "
+            f"std dev {_fmt(figures['std_dev_s'])} s"
+        )
 
-    with _open_client(_NodeOptions.pop(options)) as client:
-        _measure(client, topic, message_filter, count, duration, add, report, summary)
+    return _Readout(add, meter.live, live_line, meter.summary, summary_line)
 
 
 @cli.command(cls=_Command)
@@ -1083,13 +1097,18 @@ def info(target: str, as_json: bool, **options: Any) -> None:
     servers... (rostopic info, rosservice info, rosnode info)."""
     with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
         kind, _ = _kind_of(client, target)
-        describe = {
-            "topic": client.topic_info,
-            "service": client.service_info,
-            "action": client.action_info,
-            "node": client.node_info,
-        }[kind]
-        _print_document({kind: target, **describe(target)}, as_json)
+        _print_info(client, kind, target, as_json)
+
+
+def _print_info(client: pyros.Client, kind: str, name: str, as_json: bool) -> None:
+    """Print what ``client.<kind>_info(name)`` says, after ``kind: name``."""
+    describe = {
+        "topic": client.topic_info,
+        "service": client.service_info,
+        "action": client.action_info,
+        "node": client.node_info,
+    }[kind]
+    _print_document({kind: name, **describe(name)}, as_json)
 
 
 @cli.command("type", cls=_Command)
@@ -1227,7 +1246,7 @@ def action_list(as_json: bool, **options: Any) -> None:
 def action_info(action_name: str, as_json: bool, **options: Any) -> None:
     """Describe ACTION: its type, servers and clients."""
     with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
-        _print_document({"action": action_name, **client.action_info(action_name)}, as_json)
+        _print_info(client, "action", action_name, as_json)
 
 
 @action.command("send")
@@ -1278,29 +1297,62 @@ def node() -> None:
 def node_info(node_name: str, as_json: bool, **options: Any) -> None:
     """Describe graph node NODE: what it publishes, subscribes to and serves (rosnode info)."""
     with _open_client(_NodeOptions.pop(options), queries_only=True) as client:
-        _print_document({"node": node_name, **client.node_info(node_name)}, as_json)
+        _print_info(client, "node", node_name, as_json)
+
+
+def _shared_node_options(*extra: Callable[[Any], Any]) -> Callable[[F], F]:
+    """Add NAME and the options of a shared node to spawn (``node start``, ``node run``): those
+    of :func:`_node_options` but ``--name``, then ``extra``, then ``--ready-timeout``."""
+    return _stack(
+        click.argument("name", type=NODE_NAME),
+        click.option("--backend", metavar="NAME", shell_complete=_complete_backend),
+        click.option("--master-uri", metavar="URI"),
+        click.option("--domain-id", type=click.IntRange(0, 232)),
+        click.option("--url"),
+        click.option("--token"),
+        click.option(
+            "--topics", multiple=True, metavar="GLOB...", help="Topics to expose (default: all)."
+        ),
+        click.option(
+            "--services",
+            multiple=True,
+            metavar="GLOB...",
+            help="Services to expose (default: all).",
+        ),
+        click.option(
+            "--params", multiple=True, metavar="GLOB...", help="Parameters (default: all)."
+        ),
+        click.option("--actions", multiple=True, metavar="GLOB...", help="Actions (default: all)."),
+        *extra,
+        click.option("--ready-timeout", type=SECONDS, default=10.0, show_default=True),
+    )
+
+
+def _start_shared(name: str, options: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Start shared node ``name`` from a command's options (everything exposed unless they
+    say otherwise); ``extra`` goes to :func:`pyros._shared.start_shared`. Returns its report."""
+    from pyros._shared import start_shared
+
+    node_options = _NodeOptions.pop(options)
+    return start_shared(
+        name,
+        _choose_backend(node_options),
+        ready_timeout=node_options.ready_timeout,
+        **extra,
+        **node_options.patterns(),
+        **node_options.backend_options(),
+    )
 
 
 @node.command("start")
-@click.argument("name", type=NODE_NAME)
-@click.option("--backend", metavar="NAME", shell_complete=_complete_backend)
-@click.option("--master-uri", metavar="URI")
-@click.option("--domain-id", type=click.IntRange(0, 232))
-@click.option("--url")
-@click.option("--token")
-@click.option("--topics", multiple=True, metavar="GLOB...", help="Topics to expose (default: all).")
-@click.option(
-    "--services", multiple=True, metavar="GLOB...", help="Services to expose (default: all)."
+@_shared_node_options(
+    click.option(
+        "--idle-timeout",
+        type=SECONDS,
+        default=None,
+        help="Exit after this many seconds with no client.",
+    )
 )
-@click.option("--params", multiple=True, metavar="GLOB...", help="Parameters (default: all).")
-@click.option("--actions", multiple=True, metavar="GLOB...", help="Actions (default: all).")
-@click.option(
-    "--idle-timeout",
-    type=SECONDS,
-    default=None,
-    help="Exit after this many seconds with no client.",
-)
-@click.option("--ready-timeout", type=SECONDS, default=10.0, show_default=True)
 def node_start(
     name: str,
     idle_timeout: float | None,
@@ -1311,40 +1363,12 @@ def node_start(
     Like every command, it exposes everything unless --topics/--services/--params/--actions
     say otherwise.
     """
-    from pyros._shared import start_shared
-
-    node_options = _NodeOptions.pop(options)
-    patterns: dict[str, Any] = {
-        "topics": node_options.topics or ("*",),
-        "services": node_options.services or ("*",),
-        "params": node_options.params or ("*",),
-        "actions": node_options.actions or ("*",),
-    }
-    report = start_shared(
-        name,
-        _choose_backend(node_options),
-        idle_timeout=idle_timeout,
-        ready_timeout=node_options.ready_timeout,
-        **patterns,
-        **node_options.backend_options(),
-    )
+    report = _start_shared(name, options, idle_timeout=idle_timeout)
     click.echo(f"started {report['name']} (pid {report['pid']}, {report['graph_name']})")
 
 
 @node.command("run")
-@click.argument("name", type=NODE_NAME)
-@click.option("--backend", metavar="NAME", shell_complete=_complete_backend)
-@click.option("--master-uri", metavar="URI")
-@click.option("--domain-id", type=click.IntRange(0, 232))
-@click.option("--url")
-@click.option("--token")
-@click.option("--topics", multiple=True, metavar="GLOB...", help="Topics to expose (default: all).")
-@click.option(
-    "--services", multiple=True, metavar="GLOB...", help="Services to expose (default: all)."
-)
-@click.option("--params", multiple=True, metavar="GLOB...", help="Parameters (default: all).")
-@click.option("--actions", multiple=True, metavar="GLOB...", help="Actions (default: all).")
-@click.option("--ready-timeout", type=SECONDS, default=10.0, show_default=True)
+@_shared_node_options()
 def node_run(name: str, **options: Any) -> None:
     """Run shared node NAME in the foreground until Ctrl-C or SIGTERM, then stop it.
 
@@ -1354,23 +1378,13 @@ def node_run(name: str, **options: Any) -> None:
     import signal
 
     from pyros._process import pid_alive
-    from pyros._shared import start_shared, stop_shared
+    from pyros._shared import stop_shared
 
     def stop_on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop_on_sigterm)
-    node_options = _NodeOptions.pop(options)
-    report = start_shared(
-        name,
-        _choose_backend(node_options),
-        topics=node_options.topics or ("*",),
-        services=node_options.services or ("*",),
-        params=node_options.params or ("*",),
-        actions=node_options.actions or ("*",),
-        ready_timeout=node_options.ready_timeout,
-        **node_options.backend_options(),
-    )
+    report = _start_shared(name, options)
     click.echo(f"running {report['name']} (pid {report['pid']}, {report['graph_name']})")
     try:
         while pid_alive(report["pid"]):
@@ -1465,11 +1479,13 @@ def _require_websockets(command: str) -> None:
         )
 
 
-class _ManyValuesCommand(click.Command):
-    """A command whose list options also take several values after one flag.
+class _ManyValuesCommand(_Command):
+    """A command with no positional arguments whose list options also take several values
+    after one flag.
 
     ``--topics /a /b --commands /c`` is read as ``--topics /a --topics /b --commands /c`` (the
-    ``GLOB...`` form of the design), and the repeated form works as in the other commands.
+    ``GLOB...`` form of the design), and the repeated form works as in the other commands. With
+    nothing positional, every ``-...`` is an option and ``--topics=/a /b`` continues the list.
     """
 
     many = (
@@ -1484,19 +1500,12 @@ class _ManyValuesCommand(click.Command):
         "--relay",
     )
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        expanded: list[str] = []
-        current: str | None = None
-        for arg in args:
-            flag = arg.split("=", 1)[0]
-            if arg.startswith("-"):
-                current = flag if flag in self.many else None
-                expanded.append(arg)
-            elif current is not None and expanded and expanded[-1] != current:
-                expanded.extend((current, arg))
-            else:
-                expanded.append(arg)
-        return super().parse_args(ctx, expanded)
+    def _is_option(self, arg: str) -> bool:
+        return arg.startswith("-")
+
+    def _list_option(self, arg: str) -> str | None:
+        flag = arg.split("=", 1)[0]
+        return flag if flag in self.many else None
 
 
 def _seconds(
@@ -1519,6 +1528,48 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not value:
         raise click.BadParameter("must not be empty", ctx, param)
     return value
+
+
+def _number_option(
+    flag: str,
+    default: float,
+    *,
+    minimum: float = 0.0,
+    allow_equal: bool = False,
+    help: str | None = None,
+) -> Callable[[F], F]:
+    """An option taking a finite number above ``minimum`` (see :func:`_seconds`)."""
+    return click.option(
+        flag,
+        type=float,
+        callback=_seconds(minimum, allow_equal=allow_equal),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+def _count_option(flag: str, default: int, help: str, *, minimum: int = 1) -> Callable[[F], F]:
+    """An option taking a whole number from ``minimum`` up (messages, frames, bytes)."""
+    return click.option(
+        flag, type=click.IntRange(min=minimum), default=default, show_default=True, help=help
+    )
+
+
+def _log_level_option(default: str) -> Callable[[F], F]:
+    return click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default=default,
+        show_default=True,
+    )
+
+
+_cafile_option = click.option(
+    "--cafile",
+    type=click.Path(dir_okay=False, exists=True),
+    help="CA certificates (PEM) for a wss:// relay with a self-signed certificate.",
+)
 
 
 @cli.command(cls=_ManyValuesCommand)
@@ -1567,55 +1618,22 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option(
     "--rate", "rates", multiple=True, metavar="TOPIC=HZ", help="Forward TOPIC (a glob) at most HZ."
 )
-@click.option(
+@_count_option(
     "--buffer",
-    type=click.IntRange(min=1),
-    default=10_000,
-    show_default=True,
-    help="Messages kept while the relay is unreachable (the oldest are dropped and counted).",
+    10_000,
+    "Messages kept while the relay is unreachable (the oldest are dropped and counted).",
 )
-@click.option(
-    "--buffer-bytes",
-    type=click.IntRange(min=1),
-    default=64 << 20,
-    show_default=True,
-    help="The same bound in bytes of JSON (about).",
-)
-@click.option(
+@_count_option("--buffer-bytes", 64 << 20, "The same bound in bytes of JSON (about).")
+@_count_option(
     "--max-message-bytes",
-    type=click.IntRange(min=1),
-    default=16 << 20,
-    show_default=True,
-    help="Larger messages are not forwarded (counted as dropped); at most the relay's limit.",
+    16 << 20,
+    "Larger messages are not forwarded (counted as dropped); at most the relay's limit.",
 )
-@click.option(
-    "--cafile",
-    type=click.Path(dir_okay=False, exists=True),
-    help="CA certificates (PEM) for a wss:// relay with a self-signed certificate.",
-)
-@click.option(
-    "--poll-interval",
-    type=float,
-    callback=_seconds(),
-    default=1.0,
-    show_default=True,
-    help="Seconds.",
-)
-@click.option(
-    "--call-timeout",
-    type=float,
-    callback=_seconds(),
-    default=10.0,
-    show_default=True,
-    help="Seconds.",
-)
-@click.option("--ready-timeout", type=float, callback=_seconds(), default=10.0, show_default=True)
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-)
+@_cafile_option
+@_number_option("--poll-interval", 1.0, help="Seconds.")
+@_number_option("--call-timeout", 10.0, help="Seconds.")
+@_number_option("--ready-timeout", 10.0)
+@_log_level_option("info")
 def connector(
     relay: tuple[str, ...],
     device: str,
@@ -1744,11 +1762,7 @@ def demo(
 @click.option("--relay", required=True, help="The relay: ws://HOST:PORT or wss://HOST:PORT.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", type=int, default=8080, show_default=True, help="TCP port; 0: any free.")
-@click.option(
-    "--cafile",
-    type=click.Path(dir_okay=False, exists=True),
-    help="CA certificates (PEM) for a wss:// relay with a self-signed certificate.",
-)
+@_cafile_option
 @click.option("--certfile", type=click.Path(dir_okay=False), help="Serve HTTPS: certificate.")
 @click.option("--keyfile", type=click.Path(dir_okay=False), help="Serve HTTPS: private key.")
 @click.option(
@@ -1758,12 +1772,7 @@ def demo(
     show_default=True,
     help="Seconds between two GET /api/devices.",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="warning",
-    show_default=True,
-)
+@_log_level_option("warning")
 def dashboard_command(
     relay: str,
     host: str,
@@ -1836,89 +1845,33 @@ def dashboard_command(
 )
 @click.option("--certfile", type=click.Path(dir_okay=False), help="TLS certificate (PEM): wss.")
 @click.option("--keyfile", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
-@click.option(
-    "--max-message-bytes",
-    type=click.IntRange(min=1),
-    default=16 << 20,
-    show_default=True,
-    help="A larger frame gets a status error and is dropped.",
+@_count_option(
+    "--max-message-bytes", 16 << 20, "A larger frame gets a status error and is dropped."
 )
-@click.option(
-    "--max-frame-bytes",
-    type=click.IntRange(min=1),
-    default=16 << 20,
-    show_default=True,
-    help="Hard cap: a larger frame closes the connection (1009).",
+@_count_option(
+    "--max-frame-bytes", 16 << 20, "Hard cap: a larger frame closes the connection (1009)."
 )
-@click.option(
-    "--preauth-frame-bytes",
-    type=click.IntRange(min=64),
-    default=4096,
-    show_default=True,
-    help="Hard cap on frames before a peer has authenticated.",
+@_count_option(
+    "--preauth-frame-bytes", 4096, "Hard cap on frames before a peer has authenticated.", minimum=64
 )
-@click.option(
+@_number_option(
     "--auth-failures",
-    type=float,
-    callback=_seconds(),
-    default=30.0,
-    show_default=True,
+    30.0,
     help="Failed sign-ins allowed per client address per minute (then HTTP 429).",
 )
-@click.option(
+@_count_option(
     "--send-queue",
-    type=click.IntRange(min=1),
-    default=4096,
-    show_default=True,
-    help="Frames queued per connection; beyond it the oldest are dropped (and reported).",
+    4096,
+    "Frames queued per connection; beyond it the oldest are dropped (and reported).",
 )
-@click.option(
-    "--send-queue-bytes",
-    type=click.IntRange(min=1),
-    default=64 << 20,
-    show_default=True,
-    help="Bytes queued per connection (same drop policy).",
+@_count_option("--send-queue-bytes", 64 << 20, "Bytes queued per connection (same drop policy).")
+@_number_option("--rate-limit", 1000.0, help="Incoming messages/s per connection.")
+@_number_option(
+    "--rate-burst", 10000.0, minimum=1.0, allow_equal=True, help="Token bucket size, messages."
 )
-@click.option(
-    "--rate-limit",
-    type=float,
-    callback=_seconds(),
-    default=1000.0,
-    show_default=True,
-    help="Incoming messages/s per connection.",
-)
-@click.option(
-    "--rate-burst",
-    type=float,
-    callback=_seconds(1.0, allow_equal=True),
-    default=10000.0,
-    show_default=True,
-    help="Token bucket size, messages.",
-)
-@click.option(
-    "--service-timeout",
-    type=float,
-    callback=_seconds(),
-    default=10.0,
-    show_default=True,
-    help="Seconds.",
-)
-@click.option(
-    "--auth-timeout",
-    type=float,
-    callback=_seconds(),
-    default=5.0,
-    show_default=True,
-    help="Seconds.",
-)
-@click.option(
-    "--ping-interval",
-    type=float,
-    callback=_seconds(0.0, allow_equal=True),
-    default=20.0,
-    show_default=True,
-    help="Seconds; 0: no pings.",
-)
+@_number_option("--service-timeout", 10.0, help="Seconds.")
+@_number_option("--auth-timeout", 5.0, help="Seconds.")
+@_number_option("--ping-interval", 20.0, allow_equal=True, help="Seconds; 0: no pings.")
 @click.option(
     "--dashboard",
     is_flag=True,
@@ -1927,12 +1880,7 @@ def dashboard_command(
 @click.option(
     "--dashboard-port", type=int, default=8080, show_default=True, help="The dashboard's port."
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="warning",
-    show_default=True,
-)
+@_log_level_option("warning")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
