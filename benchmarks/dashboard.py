@@ -35,17 +35,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1000",
-]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -189,17 +178,11 @@ return !!tree;
 
 def open_dashboard(url: str, profile: str) -> Any:
     """Chromium with the fleet view in one tab and dev000's view in another."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(
-        service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options
-    )
+    from tests.dashboard.chromium import start_chromium
+
+    driver = start_chromium(profile)
     driver.get(url + "/login")
     deadline = time.monotonic() + 30
     while not driver.find_elements(By.CSS_SELECTOR, '[data-testid="token"]'):

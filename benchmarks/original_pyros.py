@@ -25,10 +25,11 @@ import difflib
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.setup_log import run_logged
 
 __all__ = ["PATCHES", "REQUIREMENTS", "Installed", "ensure"]
 
@@ -189,19 +190,19 @@ def ensure(cache: Path, *, install: bool, log: Path) -> Installed:
             raise RuntimeError("Debian's python3-rosparam is missing and installs are disabled")
         if os.geteuid() != 0:
             raise RuntimeError("needs Debian's python3-rosparam (apt-get, as root)")
-        _run(["apt-get", "install", "-y", "python3-rosparam"], log)
+        run_logged(["apt-get", "install", "-y", "python3-rosparam"], log)
     if not (stamp.exists() and stamp.read_text() == _stamp()):
         if not install:
             raise RuntimeError(f"not installed in {root} and installs are disabled (--no-install)")
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
-        _run([sys.executable, "-m", "venv", str(venv)], log)
-        _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *REQUIREMENTS], log)
+        run_logged([sys.executable, "-m", "venv", str(venv)], log)
+        run_logged([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *REQUIREMENTS], log)
         site = _site_packages(venv)
         pristine = root / "pristine"
         for package in PACKAGES:
             shutil.copytree(site / package, pristine / package, ignore=_no_pycache)
-        _run(
+        run_logged(
             [str(venv / "bin" / "python"), "-W", "ignore", "-m", "lib2to3", "-w", "-n"]
             + [str(site / package) for package in PACKAGES],
             log,
@@ -246,12 +247,3 @@ def _diff(pristine: Path, site: Path) -> str:
         new = after.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
         chunks.extend(difflib.unified_diff(old, new, f"a/{relative}", f"b/{relative}"))
     return "".join(chunks)
-
-
-def _run(argv: list[str], log: Path) -> None:
-    with open(log, "ab") as out:
-        out.write(f"$ {' '.join(argv)}\n".encode())
-        out.flush()
-        code = subprocess.call(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    if code != 0:
-        raise RuntimeError(f"{' '.join(argv[:4])}... exited with {code} (see {log})")

@@ -131,8 +131,9 @@ CONTENDERS = [
     Contender(
         "pyros",
         "ros1",
-        "pyros_ros1.py",
+        "pyros_client.py",
         "this repository: pyros.spawn('ros1'), one node process, ZeroMQ over ipc://.",
+        env={"PYROS_BENCH_BACKEND": "ros1"},
     ),
     Contender(
         "pyros 0.4.3",
@@ -157,9 +158,10 @@ CONTENDERS = [
     Contender(
         "pyros-rosbridge",
         "ros2",
-        "pyros_rosbridge.py",
+        "pyros_client.py",
         "this repository: pyros.spawn('rosbridge') through the same rosbridge-server-rs as "
         "roslibpy (compare with roslibpy); no discovery row (the server has no rosapi).",
+        env={"PYROS_BENCH_BACKEND": "rosbridge"},
     ),
 ]
 

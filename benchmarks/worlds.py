@@ -3,9 +3,9 @@
 :class:`Ros1World` starts a ``rosmaster`` on 127.0.0.1 and the rospy peers of the test tier
 (``tests/ros1/peers``: two ``echo`` nodes and the ``setbool_server``), through
 ``tests/ros1/ros1_support`` (``Ros1Master``, ``Peer``). :class:`Ros2World` starts the rclpy
-peers of ``benchmarks/peers/ros2_peer.py`` and, for roslibpy, a rosbridge server
-(:mod:`benchmarks.rosbridge`), with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a random
-``ROS_DOMAIN_ID``.
+peers of ``benchmarks/peers/ros2_peer.py`` and, for roslibpy, a rosbridge server, through
+``tests/rosbridge_server`` (``RosbridgeServer``, ``LineProcess``, ``ros_env``): with
+``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a random ``ROS_DOMAIN_ID``.
 
 Both answer the contenders' requests (:meth:`handle`): ``start_peer`` starts a ``talker`` on a
 topic and replies with the moment the topic appeared (CLOCK_MONOTONIC), ``stop_peer`` ends it.
@@ -14,12 +14,8 @@ topic and replies with the moment the topic appeared (CLOCK_MONOTONIC), ``stop_p
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
-import threading
 import time
 import xmlrpc.client
 from pathlib import Path
@@ -31,78 +27,15 @@ sys.path.insert(0, str(REPO / "tests" / "ros1"))
 
 from ros1_support import PEERS_DIR, Peer, Ros1Master  # noqa: E402
 
-__all__ = ["Ros1World", "Ros2World", "LineProcess"]
+from tests.rosbridge_server import LineProcess, RosbridgeServer, ros_env  # noqa: E402
+
+__all__ = ["Ros1World", "Ros2World"]
 
 TALKER_FULL_SPEED = 1e9
 """``--rate`` given to the rospy talker peer for "as fast as it goes" (rospy.Rate never sleeps)."""
 
 APPEAR_POLL = 0.001
 """Seconds between two master polls while waiting for a new topic to appear."""
-
-
-class LineProcess:
-    """A child process whose stdout lines a thread reads (for peers run by another Python).
-
-    Args:
-        argv: the command.
-        env: its environment.
-        log: file receiving its stderr (and stdout lines nobody reads).
-    """
-
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self._log = open(log, "ab")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            bufsize=1,
-        )
-        self._lines: list[str] = []
-        self._cond = threading.Condition()
-        self._done = False
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._cond:
-                self._lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
-
-    def next_line(self, timeout: float) -> str:
-        """Return the next stdout line (RuntimeError on timeout or exit)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not self._lines:
-                remaining = deadline - time.monotonic()
-                if self._done or remaining <= 0:
-                    raise RuntimeError(
-                        f"{self.proc.args[1:3]}: no output (exit {self.proc.poll()})"
-                    )
-                self._cond.wait(remaining)
-            return self._lines.pop(0)
-
-    def wait_ready(self, timeout: float) -> None:
-        line = self.next_line(timeout)
-        if line != "READY":
-            raise RuntimeError(f"{self.proc.args[1:3]}: expected READY, got {line!r}")
-
-    def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds; always reaped."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
 
 
 class Ros1World:
@@ -198,21 +131,11 @@ class Ros2World:
     name = "ros2"
 
     def __init__(self, home: Path, venv: Any) -> None:
-        from benchmarks.rosbridge import RosbridgeServer
-
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         self.python = venv.python
-        self.env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("ROS_", "LD_", "AMENT_", "PYTHONPATH"))
-        }
-        self.env.update(
-            ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-            ROS_DOMAIN_ID=str(random.randint(1, 101)),
-            PYTHONUNBUFFERED="1",
-        )
+        domain_id = random.randint(1, 101)
+        self.env = ros_env(domain_id)
         self.ros_env = {**self.env, **venv.env}
         self._peers: dict[int, LineProcess] = {}
         self._ids = iter(range(1, 1 << 30))
@@ -231,7 +154,9 @@ class Ros2World:
                 peer = self._start(args, home / f"ros2_{log}.log")
                 self._always.append(peer)
                 peer.wait_ready(60)
-            self.server = RosbridgeServer(venv, self.ros_env, home / "rosbridge_server.log")
+            self.server = RosbridgeServer(
+                venv, home / "rosbridge_server.log", domain_id=domain_id, rosapi=False
+            )
             self.env["ROSBRIDGE_URL"] = self.server.url
         except BaseException:
             self.stop()

@@ -72,6 +72,28 @@ def large_index(data_offset: int) -> int:
     return data_offset - _OFFSET
 
 
+def round_trip_topics(large: bool) -> tuple[str, str]:
+    """The round trip's ``(in, out)`` topics: ``/bench/in``, ``/bench/out`` or, for the large
+    messages, ``/bench/in_large``, ``/bench/out_large`` (the echo peers' topics)."""
+    return ("/bench/in_large", "/bench/out_large") if large else ("/bench/in", "/bench/out")
+
+
+def round_trip_fields(large: bool, index: int, data: Any) -> tuple[dict[str, Any], Any]:
+    """Round-trip message ``index``'s fields, and what tells its echo: ``layout.data_offset``
+    read with :func:`large_index` (large) or ``data`` (small).
+
+    Args:
+        large: a std_msgs/UInt8MultiArray of ``data`` (1 MB in the form the library takes it:
+            bytes, base64 text), else a std_msgs/String of :func:`small_text`.
+        index: the message's number; below 0 for warm-up messages.
+        data: the large payload.
+    """
+    if large:
+        return {"layout": large_layout(index), "data": data}, index
+    text = small_text(index)
+    return {"data": text}, text
+
+
 def talker_index(text: str) -> int:
     """The N of the ``talker`` peer's ``"hello N"`` messages."""
     return int(text.rsplit(" ", 1)[-1])
@@ -201,6 +223,15 @@ def deadline_loop(seconds: float) -> Callable[[], bool]:
     """Return a function that is True until ``seconds`` have passed (for bounded loops)."""
     end = time.monotonic() + seconds
     return lambda: time.monotonic() < end
+
+
+OPS = ("footprint", "spawn_to_ready", "round_trip", "stream", "service", "discovery")
+"""The ops the orchestrator runs, each a function of the same name in every contender script."""
+
+
+def serve_ops(namespace: dict[str, Any], at_exit: Callable[[], None] | None = None) -> None:
+    """:func:`serve` the :data:`OPS` a contender script defines: ``serve_ops(globals())``."""
+    serve({op: namespace[op] for op in OPS if op in namespace}, at_exit)
 
 
 def serve(ops: dict[str, Callable[..., Any]], at_exit: Callable[[], None] | None = None) -> None:

@@ -138,9 +138,7 @@ def round_trip(size: str, count: int) -> list[float]:
     import base64
 
     large = size == "large"
-    topic_in, topic_out = (
-        ("/bench/in_large", "/bench/out_large") if large else ("/bench/in", "/bench/out")
-    )
+    topic_in, topic_out = harness.round_trip_topics(large)
     node, client = _start([topic_out], [topic_in], [])
     data = base64.b64encode(harness.large_data()).decode("ascii")
     samples = []
@@ -150,12 +148,7 @@ def round_trip(size: str, count: int) -> list[float]:
         else:
             _await_echo(client, -100, time.monotonic() + 30)
         for index in range(-5, count):
-            if large:
-                message = {"layout": harness.large_layout(index), "data": data}
-                wanted = index
-            else:
-                message = {"data": harness.small_text(index)}
-                wanted = harness.small_text(index)
+            message, wanted = harness.round_trip_fields(large, index, data)
             started = time.perf_counter()
             client.topic_inject(topic_in, message)
             deadline = time.monotonic() + 10
@@ -280,14 +273,4 @@ def discovery(count: int) -> list[float]:
 
 
 if __name__ == "__main__":
-    harness.serve(
-        {
-            "footprint": footprint,
-            "spawn_to_ready": spawn_to_ready,
-            "round_trip": round_trip,
-            "stream": stream,
-            "service": service,
-            "discovery": discovery,
-        },
-        at_exit=_shutdown_manager,
-    )
+    harness.serve_ops(globals(), at_exit=_shutdown_manager)

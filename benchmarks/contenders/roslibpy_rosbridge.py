@@ -103,9 +103,7 @@ def round_trip(size: str, count: int) -> list[float]:
     callback, on roslibpy's network thread), one at a time."""
     roslibpy = _import()
     large = size == "large"
-    topic_in, topic_out = (
-        ("/bench/in_large", "/bench/out_large") if large else ("/bench/in", "/bench/out")
-    )
+    topic_in, topic_out = harness.round_trip_topics(large)
     type_name = LARGE if large else STRING
     ros = _connect()
     received: queue.SimpleQueue[tuple[float, Any]] = queue.SimpleQueue()
@@ -119,12 +117,7 @@ def round_trip(size: str, count: int) -> list[float]:
         index = -5
         deadline = time.monotonic() + 30
         while index < count:  # the first messages may be lost while DDS matches: resend
-            if large:
-                message = {"layout": harness.large_layout(index), "data": data}
-                wanted = index
-            else:
-                message = {"data": harness.small_text(index)}
-                wanted = harness.small_text(index)
+            message, wanted = harness.round_trip_fields(large, index, data)
             started = time.perf_counter()
             into.publish(roslibpy.Message(message))
             try:
@@ -205,13 +198,4 @@ def discovery(count: int) -> list[float]:
 
 
 if __name__ == "__main__":
-    harness.serve(
-        {
-            "footprint": footprint,
-            "spawn_to_ready": spawn_to_ready,
-            "round_trip": round_trip,
-            "stream": stream,
-            "service": service,
-            "discovery": discovery,
-        }
-    )
+    harness.serve_ops(globals())

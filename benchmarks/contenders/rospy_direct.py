@@ -114,12 +114,9 @@ def round_trip(size: str, count: int) -> list[float]:
     large = size == "large"
     if large:
         from std_msgs.msg import UInt8MultiArray as cls
-
-        topic_in, topic_out = "/bench/in_large", "/bench/out_large"
     else:
         from std_msgs.msg import String as cls
-
-        topic_in, topic_out = "/bench/in", "/bench/out"
+    topic_in, topic_out = harness.round_trip_topics(large)
     received: queue.SimpleQueue[tuple[float, Any]] = queue.SimpleQueue()
     subscriber = rospy.Subscriber(
         topic_out, cls, lambda m: received.put((time.perf_counter(), m)), tcp_nodelay=True
@@ -129,13 +126,10 @@ def round_trip(size: str, count: int) -> list[float]:
     data = harness.large_data()
     samples = []
     for index in range(-5, count):
+        fields, wanted = harness.round_trip_fields(large, index, data)
+        message = cls(data=fields["data"])
         if large:
-            message = cls(data=data)
-            message.layout.data_offset = harness.large_layout(index)["data_offset"]
-            wanted = index
-        else:
-            message = cls(data=harness.small_text(index))
-            wanted = harness.small_text(index)
+            message.layout.data_offset = fields["layout"]["data_offset"]
         started = time.perf_counter()
         publisher.publish(message)
         try:
@@ -212,13 +206,4 @@ def discovery(count: int) -> list[float]:
 
 
 if __name__ == "__main__":
-    harness.serve(
-        {
-            "footprint": footprint,
-            "spawn_to_ready": spawn_to_ready,
-            "round_trip": round_trip,
-            "stream": stream,
-            "service": service,
-            "discovery": discovery,
-        }
-    )
+    harness.serve_ops(globals())

@@ -1,10 +1,8 @@
-"""What the dashboard's browser tests share: a real Chromium (Debian's ``chromium`` and
-``chromium-driver``, driven by selenium), a ``pyros dashboard`` process, and helpers to wait for
-what the page shows.
+"""What the dashboard's browser tests share: a real Chromium (:mod:`tests.dashboard.chromium`,
+with a fresh profile directory per browser, so no cookie survives between tests), a ``pyros
+dashboard`` process, and helpers to wait for what the page shows.
 
-Chromium starts headless with no sandbox, no GPU, no background networking, no component
-updates, no sync, no first-run page, and a fresh ``--user-data-dir`` (so no cookie survives
-between tests). Screenshots go to ``$PYROS_DASHBOARD_SCREENSHOTS`` or a temporary directory
+Screenshots go to ``$PYROS_DASHBOARD_SCREENSHOTS`` or a temporary directory
 that the run prints at its end (see ``conftest.py``).
 """
 
@@ -25,27 +23,13 @@ from typing import Any
 import pytest
 
 from tests.cloud.relay_support import ROOT, stop_process
+from tests.dashboard.chromium import CHROMEDRIVER, CHROMIUM, start_chromium
 from tests.support import limit
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 SCREENSHOTS = Path(
     os.environ.get("PYROS_DASHBOARD_SCREENSHOTS")
     or tempfile.mkdtemp(prefix="pyros-dashboard-screenshots-")
 )
-
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1000",
-]
 
 
 def require_browser() -> None:
@@ -60,15 +44,8 @@ class Browser:
     """One headless Chromium with its own profile directory."""
 
     def __init__(self) -> None:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-
         self.profile = tempfile.mkdtemp(prefix="pyros-chromium-")
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={self.profile}"]:
-            options.add_argument(flag)
-        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        self.driver = start_chromium(self.profile)
         self.driver.set_page_load_timeout(limit(30.0))
 
     def open(self, url: str) -> None:

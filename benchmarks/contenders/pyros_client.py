@@ -1,9 +1,15 @@
-"""Contender ``pyros-rosbridge``: this repository, ``pyros.spawn("rosbridge")``, through the
-same rosbridge-server-rs as the ``roslibpy`` contender (ROS 2 world; URL from ``ROSBRIDGE_URL``).
+"""Contenders ``pyros`` and ``pyros-rosbridge``: this repository's client,
+``pyros.spawn(BACKEND)``, one node process.
 
 Run by ``benchmarks/run.py`` with the project's ``.venv`` Python; see ``harness`` for the
-protocol. Every op starts its own node and closes it; timings are taken in this (the client)
-process. The node exposes ``/bench/*`` topics and the ``/set_flag`` service.
+protocol. The backend comes from ``PYROS_BENCH_BACKEND`` (the contender's environment):
+
+* ``ros1``: the ROS 1 world's master, from ``ROS_MASTER_URI``;
+* ``rosbridge``: the same rosbridge-server-rs as the ``roslibpy`` contender (ROS 2 world; URL
+  from ``ROSBRIDGE_URL``).
+
+Every op starts its own node and closes it; timings are taken in this (the client) process.
+The node exposes ``/bench/*`` topics and the ``/set_flag`` service.
 """
 
 from __future__ import annotations
@@ -17,15 +23,26 @@ import harness
 TOPICS = ["/bench/*"]
 SERVICES = ["/set_flag"]
 
+BACKEND = os.environ["PYROS_BENCH_BACKEND"]
+
+BACKEND_OPTIONS = {
+    "ros1": {"master_uri": "ROS_MASTER_URI"},
+    # The benchmark's rosbridge-server-rs runs with --no-rosapi: the node cannot list the
+    # graph, so it subscribes and calls with type "" and the server finds the types.
+    "rosbridge": {"url": "ROSBRIDGE_URL"},
+}
+"""Per backend: each ``spawn`` option and the environment variable that gives it."""
+
+DISCOVERY_TIMEOUT = {"ros1": 10.0, "rosbridge": 30.0}
+"""Seconds to wait for a new topic's first message. Without rosapi the rosbridge backend asks
+for the topic again every 0.1 s until it exists."""
+
 
 def _spawn() -> Any:
     import pyros
 
-    # The benchmark's rosbridge-server-rs runs with --no-rosapi: the node cannot list the
-    # graph, so it subscribes and calls with type "" and the server finds the types.
-    return pyros.spawn(
-        "rosbridge", topics=TOPICS, services=SERVICES, url=os.environ["ROSBRIDGE_URL"]
-    )
+    options = {name: os.environ[variable] for name, variable in BACKEND_OPTIONS[BACKEND].items()}
+    return pyros.spawn(BACKEND, topics=TOPICS, services=SERVICES, **options)
 
 
 def footprint() -> dict[str, Any]:
@@ -84,18 +101,13 @@ def spawn_to_ready() -> float:
 def round_trip(size: str, count: int) -> list[float]:
     """``client.publish`` on the in-topic to ``sub.get()`` returning the echo, one at a time."""
     large = size == "large"
-    topic_in, topic_out = (
-        ("/bench/in_large", "/bench/out_large") if large else ("/bench/in", "/bench/out")
-    )
+    topic_in, topic_out = harness.round_trip_topics(large)
     type_name = harness.LARGE_TYPE if large else "std_msgs/String"
     data = harness.large_data()
     samples = []
     with _spawn() as client, client.subscribe(topic_out, queue_size=10) as sub:
         for index in range(-5, count):  # 5 warm-up messages, not counted
-            if large:
-                message = {"layout": harness.large_layout(index), "data": data}
-            else:
-                message = {"data": harness.small_text(index)}
+            message, wanted = harness.round_trip_fields(large, index, data)
             started = time.perf_counter()
             client.publish(topic_in, message, type=type_name)
             while True:
@@ -105,10 +117,8 @@ def round_trip(size: str, count: int) -> list[float]:
                     if index >= 0:
                         raise
                     break  # a warm-up message lost on a fresh connection: not counted
-                if large:
-                    if harness.large_index(echo["layout"]["data_offset"]) == index:
-                        break
-                elif echo["data"] == harness.small_text(index):
+                got = harness.large_index(echo["layout"]["data_offset"]) if large else echo["data"]
+                if got == wanted:
                     break
             if index >= 0:
                 samples.append(time.perf_counter() - started)
@@ -152,26 +162,18 @@ def service(count: int) -> list[float]:
 
 def discovery(count: int) -> list[float]:
     """A subscription to a topic that does not exist yet; a talker peer then creates it. From
-    the talker's ``create_publisher`` return to the first message's callback here (the server
-    has no rosapi: the backend asks for the topic again every 0.1 s until it exists)."""
+    the moment the topic appears (ROS 1: the orchestrator sees it in the master, polling
+    ``getTopicTypes``; ROS 2: the talker's ``create_publisher`` returns) to the first
+    message's callback here."""
     samples = []
     with _spawn() as client:
         for index in range(count):
             topic = f"/bench/new_{os.getpid()}_{index}"
             arrival = harness.FirstArrival()
             with client.subscribe(topic, arrival.on_message):
-                samples.append(arrival.after_talker_starts(topic, 30.0))
+                samples.append(arrival.after_talker_starts(topic, DISCOVERY_TIMEOUT[BACKEND]))
     return samples
 
 
 if __name__ == "__main__":
-    harness.serve(
-        {
-            "footprint": footprint,
-            "spawn_to_ready": spawn_to_ready,
-            "round_trip": round_trip,
-            "stream": stream,
-            "service": service,
-            "discovery": discovery,
-        }
-    )
+    harness.serve_ops(globals())
