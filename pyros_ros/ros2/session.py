@@ -250,7 +250,10 @@ class Session:
     def stop(self) -> None:
         """End every goal, destroy the node and shut the context down. Idempotent.
 
-        The node leaves the graph at once: destroying the DDS participant announces it.
+        The node leaves the graph at once: destroying the last node deletes the DDS
+        participant, which announces it. The executor thread is joined first: while it waits
+        on the node, rclpy only defers the node's destruction, and a process that exits
+        right after would leave its node in the others' graphs until the DDS lease expires.
         """
         with self._lock:
             if self._stopped:
@@ -260,16 +263,18 @@ class Session:
         self._wake.set()
         for goal in goals:
             goal.finish(GoalOutcome("aborted", None, "the pyros node stopped"))
+        current = threading.current_thread()
+        if self._watcher is not current:
+            self._watcher.join(2.0)
         self.executor.shutdown(timeout_sec=2.0)
+        if self._spinner is not current:
+            self._spinner.join(2.0)
         with self._lock:
-            for (_, _), client in self._action_clients.items():
+            for client in self._action_clients.values():
                 client.destroy()
             self._action_clients.clear()
             self.node.destroy_node()
         self.context.try_shutdown()
-        for thread in (self._spinner, self._watcher):
-            if thread is not threading.current_thread():
-                thread.join(2.0)
 
     def _require(self) -> Node:
         if self._stopped:
@@ -297,11 +302,21 @@ class Session:
         return any(_full_name(i.node_name, i.node_namespace) != self.name for i in infos)
 
     def services(self) -> dict[str, str]:
-        """Every visible service in the graph with its type; see ``Backend.services``."""
+        """Every visible service that has a server, with its type; see ``Backend.services``.
+
+        The graph lists a service name as soon as any node has a client for it (this node's
+        own clients included), so names without a server are dropped (``count_services``;
+        rclpy versions without it keep them).
+        """
         node = self._require()
         with self._graph_lock:
             pairs = node.get_service_names_and_types()
-        return {name: types[0] for name, types in pairs if types and not _hidden(name)}
+            count = getattr(node, "count_services", None)
+            return {
+                name: types[0]
+                for name, types in pairs
+                if types and not _hidden(name) and (count is None or count(name) > 0)
+            }
 
     def actions(self) -> dict[str, str]:
         """Every action in the graph with its type; see ``Backend.actions``."""
@@ -586,13 +601,11 @@ class Session:
         """Call a service with a deadline; see ``Backend.call``."""
         deadline = time.monotonic() + timeout
         srv_cls = conversion.service_class(type_name)
-        msg = conversion.from_dict(srv_cls.Request, request, "request")
+        msg = conversion.from_dict(srv_cls.Request, request)
         client = self._clients.get((service, srv_cls))
         if client is None or not client.service_is_ready():
             # A ready client is matched with a server of this type: no graph lookup needed.
-            with self._graph_lock:
-                pairs = self._require().get_service_names_and_types()
-            existing = self._graph_type(pairs, service)
+            existing = self.services().get(service)
             if existing is None:
                 raise NotExposedError(f"service {service} does not exist in the ROS graph")
             if existing != conversion.graph_name(srv_cls):
@@ -630,12 +643,18 @@ class Session:
     # --- parameters --------------------------------------------------------------------------
 
     def params(self) -> list[str]:
-        """``<node>:<param>`` for every parameter of every node that answers in time."""
-        services = self.services()
+        """``<node>:<param>`` for every parameter of every node that answers in time.
+
+        The nodes are found by their ``<node>/list_parameters`` services (which the graph
+        shows before it shows node names).
+        """
+        suffix = "/list_parameters"
         targets = [
-            full
-            for full in (_full_name(n, ns) for n, ns in self._node_pairs())
-            if full != self.name and services.get(f"{full}/list_parameters")
+            name[: -len(suffix)]
+            for name, type_name in self.services().items()
+            if name.endswith(suffix)
+            and type_name == "rcl_interfaces/srv/ListParameters"
+            and name[: -len(suffix)] != self.name
         ]
         deadline = time.monotonic() + PARAM_LIST_TIMEOUT
         if not targets:
@@ -659,12 +678,12 @@ class Session:
         Raises:
             ParamNotSetError: the node is not in the graph, or serves no parameters.
         """
+        name = f"{node_name}/{service}"
+        if name in self.services():
+            return name
         if self._find_node(node_name) is None:
             raise ParamNotSetError(f"node {node_name} is not in the ROS graph")
-        name = f"{node_name}/{service}"
-        if name not in self.services():
-            raise ParamNotSetError(f"node {node_name} serves no parameters ({name})")
-        return name
+        raise ParamNotSetError(f"node {node_name} serves no parameters ({name})")
 
     def _get_values(self, node_name: str, names: list[str], deadline: float) -> list[Any]:
         service = self._node_service(node_name, "get_parameters")
@@ -785,7 +804,7 @@ class Session:
         """Send a goal and wait until it is accepted; see ``Backend.send_goal``."""
         deadline = time.monotonic() + timeout
         action_cls = conversion.action_class(type_name)
-        msg = conversion.from_dict(action_cls.Goal, goal, "goal")
+        msg = conversion.from_dict(action_cls.Goal, goal)
         existing = self.actions().get(action)
         if existing is None:
             raise NotExposedError(f"action {action} has no server in the ROS graph")
