@@ -39,7 +39,11 @@ def _long_description() -> str:
 
 # The examples/ apps; the tests run them for real (gunicorn workers, a Celery prefork pool).
 EXAMPLES_REQUIRE = ["flask", "gunicorn", "celery", "redis"]
-TEST_REQUIRE = ["pytest", "pytest-timeout", "hypothesis", "roslibpy", *EXAMPLES_REQUIRE]
+# The fleet dashboard (pyros dashboard, pyros relay --dashboard): NiceGUI for the pages, httpx
+# for GET /api/devices, Pillow to show sensor_msgs/Image. The relay alone needs none of them.
+DASHBOARD_REQUIRE = ["nicegui>=3.0", "httpx", "pillow"]
+# selenium drives Debian's chromium (apt: chromium, chromium-driver) in tests/dashboard.
+TEST_REQUIRE = ["pytest", "pytest-timeout", "hypothesis", "roslibpy", "selenium", *EXAMPLES_REQUIRE]
 
 setup(
     name="pyros",
@@ -54,7 +58,14 @@ setup(
         exclude=["tests", "tests.*", "benchmarks", "benchmarks.*"],
     ),
     package_data={"pyros": ["py.typed"]},
-    install_requires=["pyzmq", "msgpack", "psutil", "click", "websockets>=14"],
+    install_requires=[
+        "pyzmq",
+        "msgpack",
+        "psutil",
+        "click",
+        "websockets>=14",
+        'exceptiongroup; python_version < "3.11"',
+    ],
     extras_require={
         # ROS 1 itself (rospy, rosmaster, message packages) comes from Debian's apt packages
         # in /usr/lib/python3/dist-packages, which the pyros node appends to its own sys.path.
@@ -64,14 +75,20 @@ setup(
         # and defusedxml (rosmaster.util). netifaces stays Debian's C extension.
         "ros1": ["rospkg", "catkin_pkg", "pyyaml", "defusedxml"],
         "examples": EXAMPLES_REQUIRE,
+        "dashboard": DASHBOARD_REQUIRE,
         "bench": ["matplotlib", "roslibpy"],  # benchmarks/: plots; the roslibpy contender
         "test": TEST_REQUIRE,
-        "dev": [*TEST_REQUIRE, "ruff", "mypy", "tox"],
+        "dev": [*TEST_REQUIRE, *DASHBOARD_REQUIRE, "ruff", "mypy", "tox"],
     },
     entry_points={"console_scripts": ["pyros = pyros.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3 :: Only",
+        # What CI tests (scripts/test runs the unit and process tiers on each of these).
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
         "Operating System :: POSIX :: Linux",
         "Typing :: Typed",
     ],

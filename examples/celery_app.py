@@ -20,8 +20,8 @@ Run a worker (the mock backend needs no ROS) and use the tasks::
 
 Task results are JSON: ``bytes`` fields come back as base64 strings. A pyros error in a task
 (``NotExposedError``, ``MessageError``, ``ServiceError``...) fails the task with that
-exception; after ``NodeDiedError`` the pool process drops its client and attaches again on its
-next task.
+exception; after ``NodeDiedError`` the pool process attaches again on its next task
+(:class:`pyros.SharedClient` does it).
 
 Configuration, from the environment: ``CELERY_BROKER_URL`` (``redis://127.0.0.1:6379/0``),
 ``CELERY_RESULT_BACKEND`` (the broker URL); ``PYROS_NODE`` (``celery_app``), ``PYROS_BACKEND``
@@ -35,9 +35,6 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
@@ -76,66 +73,23 @@ def _backend_options(backend: str) -> dict[str, Any]:
     return options
 
 
-_lock = threading.Lock()
-_client: pyros.Client | None = None
-_client_pid: int | None = None
-
-
-def _attach() -> pyros.Client:
-    """Return this process's client, attaching to (or starting) the shared node if needed.
-
-    A :class:`pyros.Client` belongs to the process that made it, so one is made per process
-    id: a pool process forked from a parent that had one makes its own.
-
-    Raises:
-        pyros.SpawnError, pyros.TimeoutError: the node could not be started.
-    """
-    global _client, _client_pid
-    with _lock:
-        if _client is None or _client_pid != os.getpid():
-            backend = os.environ.get("PYROS_BACKEND", "mock")
-            _client = pyros.attach(
-                os.environ.get("PYROS_NODE", "celery_app"),
-                backend,
-                topics=_globs(os.environ.get("PYROS_TOPICS", "*")),
-                services=_globs(os.environ.get("PYROS_SERVICES", "*")),
-                idle_timeout=float(os.environ.get("PYROS_IDLE_TIMEOUT", "60")),
-                **_backend_options(backend),
-            )
-            _client_pid = os.getpid()
-        return _client
-
-
-@contextmanager
-def robot() -> Iterator[pyros.Client]:
-    """Context manager giving this process's client of the shared node.
-
-    If the block raises :class:`pyros.NodeDiedError` the client is dropped, so that the next
-    task attaches again (starting a new node if none runs), and the error is re-raised.
-
-    Raises:
-        pyros.SpawnError, pyros.TimeoutError: the node could not be started.
-    """
-    global _client
-    client = _attach()
-    try:
-        yield client
-    except pyros.NodeDiedError:
-        with _lock:
-            if _client is client:
-                _client = None
-        client.close()
-        raise
+_backend = os.environ.get("PYROS_BACKEND", "mock")
+robot = pyros.SharedClient(
+    os.environ.get("PYROS_NODE", "celery_app"),
+    _backend,
+    topics=_globs(os.environ.get("PYROS_TOPICS", "*")),
+    services=_globs(os.environ.get("PYROS_SERVICES", "*")),
+    idle_timeout=float(os.environ.get("PYROS_IDLE_TIMEOUT", "60")),
+    **_backend_options(_backend),
+)
+"""The shared node, for every pool process: each attaches on its first task (a pool process
+forked from a parent that had a client makes its own), and again after the node went away."""
 
 
 @worker_process_shutdown.connect
 def _close_client(**_: Any) -> None:
     """Close this pool process's client as it exits (the shared node keeps running)."""
-    global _client
-    with _lock:
-        client, _client = _client, None
-    if client is not None and _client_pid == os.getpid():
-        client.close()
+    robot.close()
 
 
 def jsonable(value: Any) -> Any:
@@ -166,8 +120,7 @@ def publish(topic: str, message: dict[str, Any], type: str | None = None) -> dic
         pyros.NotExposedError: the topic matches none of the node's patterns.
         pyros.MessageError: the dict does not fit the type (``field`` names the field).
     """
-    with robot() as client:
-        client.publish(topic, message, type=type)
+    robot.publish(topic, message, type=type)
     return {"topic": topic}
 
 
@@ -188,8 +141,7 @@ def call_service(
         pyros.ServiceError: the service failed.
         pyros.TimeoutError: no response within ``timeout``.
     """
-    with robot() as client:
-        response = client.call(service, request, timeout=timeout)
+    response = robot.call(service, request, timeout=timeout)
     result: dict[str, Any] = jsonable(response)
     return result
 
@@ -197,12 +149,12 @@ def call_service(
 @app.task(name="pyros_example.topics")
 def topics() -> dict[str, str]:
     """Return the exposed topics and their types: ``{"/chatter": "std_msgs/String"}``."""
-    with robot() as client:
-        return client.topics()
+    result: dict[str, str] = robot.topics()
+    return result
 
 
 @app.task(name="pyros_example.services")
 def services() -> dict[str, str]:
     """Return the exposed services and their types: ``{"/set_flag": "std_srvs/SetBool"}``."""
-    with robot() as client:
-        return client.services()
+    result: dict[str, str] = robot.services()
+    return result

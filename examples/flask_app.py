@@ -18,13 +18,15 @@ Endpoints (JSON in and out; ``bytes`` fields such as ``uint8[]`` come out as bas
 go in as lists of integers):
 
 ``GET /``
-    ``{"node", "backend", "node_pid", "worker_pid", "clients"}``: which node this worker uses.
+    ``{"node", "backend", "node_pid", "worker_pid", "clients"}``: which node this worker uses
+    and the backend it really runs (from ``client.info()``).
 ``GET /topics``, ``GET /services``
     ``{"/chatter": "std_msgs/String", ...}``: what the node exposes now.
 ``GET /topics/<topic>``
-    The latest message of the topic: ``{"topic", "type", "message", "age"}`` (``age`` in
-    seconds since this worker received it). The first request for a topic subscribes and waits
-    up to ``PYROS_FIRST_MESSAGE_TIMEOUT`` seconds for a message (504 if none comes).
+    The latest message of the topic: ``{"topic", "message"}``. The first request for a topic
+    subscribes and waits up to ``PYROS_FIRST_MESSAGE_TIMEOUT`` seconds for a message (504 if
+    none comes); later ones answer from memory. A topic that does not exist answers 404 with
+    the closest existing names, and nothing is cached for it.
 ``POST /topics/<topic>``
     Body ``{"message": {...}, "type": "pkg/Type"}`` (``type`` only needed for a new topic);
     publishes once and answers ``{"topic": "/cmd_vel"}``.
@@ -52,17 +54,14 @@ import atexit
 import base64
 import dataclasses
 import os
-import threading
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, jsonify, request
 
 import pyros
 
-__all__ = ["Settings", "RobotLink", "BadRequestBody", "create_app", "jsonable", "app"]
+__all__ = ["Settings", "BadRequestBody", "create_app", "jsonable", "app"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,132 +114,6 @@ class Settings:
 
 def _globs(text: str) -> tuple[str, ...]:
     return tuple(part for part in text.replace(",", " ").split() if part)
-
-
-class _Latest:
-    """One topic's subscription in this process, and the newest message taken from it."""
-
-    def __init__(self, subscription: pyros.Subscription) -> None:
-        self.subscription = subscription
-        self.lock = threading.Lock()
-        self.message: dict[str, Any] | None = None
-        self.received = 0.0
-
-    def read(self, first_timeout: float) -> tuple[dict[str, Any], float]:
-        """Return the newest message and its age in seconds.
-
-        The subscription keeps one message (``queue_size=1``), so whatever is queued is the
-        newest; without one, the last message taken is still the latest.
-
-        Raises:
-            pyros.TimeoutError: no message has ever come, within ``first_timeout`` seconds.
-            pyros.NodeDiedError: the node is gone.
-        """
-        with self.lock:
-            try:
-                wait = 0.0 if self.message is not None else first_timeout
-                self.message = self.subscription.get(timeout=wait)
-                self.received = time.monotonic()
-            except pyros.TimeoutError:
-                if self.message is None:
-                    raise pyros.TimeoutError(
-                        f"no message on {self.subscription.topic} within {first_timeout:g} s"
-                    ) from None
-            return self.message, time.monotonic() - self.received
-
-
-class RobotLink:
-    """This process's client of the shared node, made on first use.
-
-    A :class:`pyros.Client` belongs to the process that made it, so the client is made per
-    process id: a worker forked from a process that had one (gunicorn ``--preload``) makes
-    its own. After :class:`pyros.NodeDiedError` the client is dropped, and the next use
-    attaches again (starting a new node if needed). Thread-safe.
-
-    Args:
-        settings: the node to attach to.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._client: pyros.Client | None = None
-        self._latest: dict[str, _Latest] = {}
-
-    def client(self) -> pyros.Client:
-        """Return this process's client, attaching to (or starting) the node first if needed.
-
-        Raises:
-            pyros.SpawnError, pyros.TimeoutError: the node could not be started.
-        """
-        with self._lock:
-            return self._client_locked()
-
-    def _client_locked(self) -> pyros.Client:
-        if self._client is None or self._pid != os.getpid():
-            settings = self.settings
-            self._client = None
-            self._latest = {}  # subscriptions of another process or a dead node
-            self._client = pyros.attach(
-                settings.node,
-                settings.backend,
-                topics=settings.topics,
-                services=settings.services,
-                idle_timeout=settings.idle_timeout,
-                **settings.backend_options,
-            )
-            self._pid = os.getpid()
-        return self._client
-
-    @contextmanager
-    def use(self) -> Iterator[pyros.Client]:
-        """Context manager giving the client; drops it if the node turns out to be dead.
-
-        Raises:
-            pyros.PyrosError: whatever the block raised (re-raised unchanged).
-        """
-        client = self.client()
-        try:
-            yield client
-        except pyros.NodeDiedError:
-            self._forget(client)
-            raise
-
-    def latest(self, topic: str) -> tuple[dict[str, Any], float, str | None]:
-        """Return ``(message, age in seconds, type)`` of the newest message on ``topic``.
-
-        The first call for a topic subscribes to it and waits up to
-        ``settings.first_message_timeout`` seconds for a message.
-
-        Raises:
-            pyros.NotExposedError: the topic matches none of the node's patterns.
-            pyros.TimeoutError: no message has come yet.
-            pyros.NodeDiedError: the node is gone.
-        """
-        with self.use() as client:
-            with self._lock:
-                entry = self._latest.get(topic)
-                if entry is None:
-                    entry = _Latest(client.subscribe(topic, queue_size=1))
-                    self._latest[topic] = entry
-            message, age = entry.read(self.settings.first_message_timeout)
-            return message, age, entry.subscription.type
-
-    def _forget(self, client: pyros.Client) -> None:
-        with self._lock:
-            if self._client is client:
-                self._client = None
-                self._latest = {}
-        client.close()
-
-    def close(self) -> None:
-        """Close this process's client (the shared node keeps running). Idempotent."""
-        with self._lock:
-            client, self._client, self._latest = self._client, None, {}
-            mine = self._pid == os.getpid()
-        if client is not None and mine:
-            client.close()
 
 
 def jsonable(value: Any) -> Any:
@@ -296,14 +169,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     Args:
         settings: the node to use; None reads :meth:`Settings.from_env`.
 
-    The application's :class:`RobotLink` is ``app.extensions["pyros"]``; it is closed when
-    the process exits.
+    The application's :class:`pyros.SharedClient` is ``app.extensions["pyros"]``: one handle
+    for every worker process, each of which attaches on first use (again after a fork, or
+    after the node went away). It is closed when the process exits.
     """
     settings = Settings.from_env() if settings is None else settings
-    link = RobotLink(settings)
+    robot = pyros.SharedClient(
+        settings.node,
+        settings.backend,
+        topics=settings.topics,
+        services=settings.services,
+        idle_timeout=settings.idle_timeout,
+        **settings.backend_options,
+    )
     app = Flask(__name__)
-    app.extensions["pyros"] = link
-    atexit.register(link.close)
+    app.extensions["pyros"] = robot
+    atexit.register(robot.close)
 
     @app.errorhandler(pyros.PyrosError)
     def pyros_error(exc: pyros.PyrosError) -> Any:
@@ -317,31 +198,32 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/")
     def status() -> Any:
-        with link.use() as client:
-            info = client.info()
+        info = robot.info()
         return jsonify(
             node=settings.node,
-            backend=settings.backend,
-            node_pid=client.node_pid,
+            backend=info["backend"],
+            node_pid=info["pid"],
             worker_pid=os.getpid(),
-            clients=info.get("clients"),
+            clients=info["clients"],
         )
 
     @app.get("/topics")
     def topics() -> Any:
-        with link.use() as client:
-            return jsonify(client.topics())
+        return jsonify(robot.topics())
 
     @app.get("/services")
     def services() -> Any:
-        with link.use() as client:
-            return jsonify(client.services())
+        return jsonify(robot.services())
 
     @app.get("/topics/<path:topic>")
     def read_topic(topic: str) -> Any:
         name = "/" + topic
-        message, age, type_name = link.latest(name)
-        return jsonify(topic=name, type=type_name, message=jsonable(message), age=age)
+        message = robot.latest(name, timeout=settings.first_message_timeout)
+        if message is None:
+            raise pyros.TimeoutError(
+                f"no message on {name} within {settings.first_message_timeout:g} s"
+            )
+        return jsonify(topic=name, message=jsonable(message))
 
     @app.post("/topics/<path:topic>")
     def publish(topic: str) -> Any:
@@ -350,8 +232,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         type_name = body.get("type")
         if not isinstance(message, dict) or not isinstance(type_name, (str, type(None))):
             raise BadRequestBody('expected {"message": {...}, "type": "pkg/Type"}')
-        with link.use() as client:
-            client.publish("/" + topic, message, type=type_name)
+        robot.publish("/" + topic, message, type=type_name)
         return jsonify(topic="/" + topic)
 
     @app.post("/services/<path:service>")
@@ -361,8 +242,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             timeout = float(request.args.get("timeout", "5"))
         except ValueError:
             raise BadRequestBody("timeout must be a number of seconds") from None
-        with link.use() as client:
-            response = client.call("/" + service, body or None, timeout=timeout)
+        response = robot.call("/" + service, body or None, timeout=timeout)
         return jsonify(jsonable(response))
 
     return app

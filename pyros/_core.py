@@ -400,7 +400,6 @@ class GoalCore(_StreamCore):
         status: ``"accepted"``, ``"executing"`` (feedback arrived), ``"canceling"``, then one
             of ``"succeeded"``, ``"canceled"``, ``"aborted"`` (``action_msgs/GoalStatus``
             names).
-        result: the result dict once the goal ended with one, else None.
         message: why the goal ended without success, when the server or node said.
     """
 
@@ -412,7 +411,7 @@ class GoalCore(_StreamCore):
         self.type: str | None = None
         self.id: str | None = None
         self._state = "pending"
-        self.result: dict[str, Any] | None = None
+        self._result: dict[str, Any] | None = None
         self.message = ""
         self.feedback_dropped = 0
         self._callback = feedback
@@ -462,7 +461,7 @@ class GoalCore(_StreamCore):
             status = outcome.get("status")
             self._state = status if isinstance(status, str) else "aborted"
             result = outcome.get("result")
-            self.result = result if isinstance(result, dict) else None
+            self._result = result if isinstance(result, dict) else None
             self.message = str(outcome.get("message") or "")
         elif item.kind == KIND_ERROR:
             self.fail(_error_from(item.body))
@@ -477,11 +476,11 @@ class GoalCore(_StreamCore):
             NodeDiedError, PyrosError: the node died, or the goal can no longer be followed.
         """
         if self._state == "succeeded":
-            return self.result if self.result is not None else {}
+            return self._result if self._result is not None else {}
         if self._state in ("canceled", "aborted", "rejected"):
             detail = f": {self.message}" if self.message else ""
             raise ActionError(
-                f"goal on {self.action} {self._state}{detail}", self._state, self.result
+                f"goal on {self.action} {self._state}{detail}", self._state, self._result
             )
         self._raise_if_ended(f"goal on {self.action}")
         return None

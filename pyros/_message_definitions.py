@@ -8,12 +8,12 @@ request and response. :mod:`pyros.message_types` parses them into its registry; 
 only text so that it stays cheap to import and easy to read.
 
 The field lists follow the ROS packages of the same names (std_msgs, geometry_msgs,
-sensor_msgs, std_srvs, turtlesim); comments are pyros's own.
+sensor_msgs, std_srvs, turtlesim, test_msgs); comments are pyros's own.
 """
 
 from __future__ import annotations
 
-__all__ = ["MESSAGE_DEFINITIONS", "SERVICE_DEFINITIONS"]
+__all__ = ["MESSAGE_DEFINITIONS", "SERVICE_DEFINITIONS", "ACTION_DEFINITIONS"]
 
 
 def _ints() -> dict[str, str]:
@@ -22,6 +22,24 @@ def _ints() -> dict[str, str]:
     for bits in (8, 16, 32, 64):
         found[f"std_msgs/Int{bits}"] = f"int{bits} data\n"
         found[f"std_msgs/UInt{bits}"] = f"uint{bits} data\n"
+    return found
+
+
+def _multi_arrays() -> dict[str, str]:
+    """The std_msgs arrays with a layout: ``std_msgs/Float64MultiArray`` and the rest."""
+    elements = {
+        "Byte": "byte",
+        "Float32": "float32",
+        "Float64": "float64",
+        **{f"Int{bits}": f"int{bits}" for bits in (8, 16, 32, 64)},
+        **{f"UInt{bits}": f"uint{bits}" for bits in (8, 16, 32, 64)},
+    }
+    found = {
+        f"std_msgs/{name}MultiArray": f"MultiArrayLayout layout\n{element}[] data\n"
+        for name, element in elements.items()
+    }
+    found["std_msgs/MultiArrayLayout"] = "MultiArrayDimension[] dim\nuint32 data_offset\n"
+    found["std_msgs/MultiArrayDimension"] = "string label\nuint32 size\nuint32 stride\n"
     return found
 
 
@@ -37,6 +55,7 @@ MESSAGE_DEFINITIONS: dict[str, str] = {
     "std_msgs/Duration": "duration data\n",
     "std_msgs/Empty": "# no fields\n",
     **_ints(),
+    **_multi_arrays(),
     "std_msgs/ColorRGBA": """\
 # a colour, each component in 0..1
 float32 r
@@ -100,6 +119,13 @@ Header header
 Twist twist
 """,
     # sensor_msgs
+    "sensor_msgs/CompressedImage": """\
+# a compressed picture: format is "jpeg" or "png" (image_transport's compressed plugin may add
+# the source encoding, e.g. "rgb8; jpeg compressed bgr8"); data holds the encoded file
+Header header
+string format
+uint8[] data
+""",
     "sensor_msgs/Image": """\
 # an uncompressed image; data holds height rows of step bytes each
 Header header
@@ -170,3 +196,24 @@ float32 theta
 """,
 }
 """Service type ``pkg/Type`` -> ``.srv`` text (request, ``---``, response)."""
+
+ACTION_DEFINITIONS: dict[str, str] = {
+    "turtlesim/RotateAbsolute": """\
+# the heading to turn to, radians
+float32 theta
+---
+# the angle turned, radians
+float32 delta
+---
+# what is left to turn, radians
+float32 remaining
+""",
+    "test_msgs/Fibonacci": """\
+int32 order
+---
+int32[] sequence
+---
+int32[] sequence
+""",
+}
+"""Action type ``pkg/Type`` -> ``.action`` text (goal, ``---``, result, ``---``, feedback)."""

@@ -36,7 +36,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +110,9 @@ HELLO_GRACE = 1.0
 STREAM_HWM = 10_000
 """Messages queued per subscription before the node drops (ZMQ_SNDHWM; counted per token)."""
 
+INLINE_LIMIT = 64 * 1024
+"""Bytes above which a request is never answered on the main loop (a big publish)."""
+
 _DEFERRED = object()
 
 
@@ -157,6 +160,12 @@ class Node:
         self.heartbeat_endpoint = f"ipc://{directory / 'heartbeat.sock'}"
         self.router.bind(self.request_endpoint)
         self.xpub.bind(self.stream_endpoint)
+        # The XPUB is shared: backend threads send topic messages, feedback and results on it
+        # themselves (no hand-off to the main loop), under this lock; the main loop polls its
+        # ZMQ_FD, never the socket, and reads control frames under the lock too.
+        self._xpub_lock = threading.Lock()
+        self._xpub_fd = int(self.xpub.getsockopt(zmq.FD))
+        self._xpub_closed = False
 
         self._serial = ThreadPoolExecutor(1, thread_name_prefix="pyros-backend")
         self._calls = ThreadPoolExecutor(CALL_WORKERS, thread_name_prefix="pyros-call")
@@ -223,6 +232,10 @@ class Node:
             self._shutdown()
         return self._stop_reason or "stopped"
 
+    def event(self, event: dict[str, Any]) -> None:
+        """Send a backend event to every client (from any thread)."""
+        self.outbox.put(("event", dict(event)))
+
     def stop(self, reason: str) -> None:
         """Ask the loop to stop (from any thread or a signal handler)."""
         if self._stop_reason is None:
@@ -249,7 +262,7 @@ class Node:
     def _loop(self) -> None:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
-        poller.register(self.xpub, zmq.POLLIN)
+        poller.register(self._xpub_fd, zmq.POLLIN)
         poller.register(self.outbox.fd, zmq.POLLIN)
         next_owner_check = time.monotonic() + OWNER_CHECK_INTERVAL
         while self._stop_reason is None:
@@ -258,8 +271,7 @@ class Node:
             ready = dict(poller.poll(max(0, int((wake_at - now) * 1000) + 1)))
             if self.outbox.fd in ready:
                 self._drain_outbox()
-            if self.xpub in ready:
-                self._drain_control()
+            self._drain_control()  # ZMQ_FD is edge-triggered: look every time
             if self.router in ready:
                 self._drain_requests()
             now = time.monotonic()
@@ -322,7 +334,9 @@ class Node:
             if item[0] == "reply":
                 self.router.send_multipart([item[1], item[2]])
         self.router.close(linger=200)
-        self.xpub.close()
+        with self._xpub_lock:
+            self._xpub_closed = True
+            self.xpub.close()
         self.context.term()
         self.outbox.close()
         remove_node_directory(self.directory)
@@ -331,36 +345,47 @@ class Node:
 
     # --- sockets --------------------------------------------------------------------------
 
-    def _send_stream(self, token: bytes, kind: bytes, body: bytes) -> None:
-        dropped = self._dropped.get(token, 0)
-        try:
-            self.xpub.send_multipart(
-                self.protocol.stream_frames(token, kind, body, dropped), zmq.NOBLOCK
-            )
-        except zmq.Again:  # this subscriber's queue is full: drop and count
-            self._dropped[token] = dropped + 1
+    def send_stream(self, tokens: Iterable[bytes], kind: bytes, body: bytes) -> None:
+        """Send ``body`` to each of ``tokens`` on the XPUB, from any thread.
+
+        A token whose client's queue is full (ZMQ_SNDHWM) loses the message, and the count
+        goes out with its next one. If sending let control frames arrive unseen by the main
+        loop (ZMQ_FD is edge-triggered), the main loop is woken to read them.
+        """
+        with self._xpub_lock:
+            if self._xpub_closed:
+                return
+            for token in tokens:
+                dropped = self._dropped.get(token, 0)
+                try:
+                    self.xpub.send_multipart(
+                        self.protocol.stream_frames(token, kind, body, dropped), zmq.NOBLOCK
+                    )
+                except zmq.Again:
+                    self._dropped[token] = dropped + 1
+            pending = int(self.xpub.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+        if pending and threading.current_thread() is not threading.main_thread():
+            self.outbox.put(("wake",))
 
     def _drain_outbox(self) -> None:
         for item in self.outbox.drain():
             kind = item[0]
-            if kind == "msg":
-                _, topic, body = item
-                for token in self._topic_tokens.get(topic, ()):
-                    self._send_stream(token, KIND_MESSAGE, body)
-            elif kind == "reply":
+            if kind == "reply":
                 self.router.send_multipart([item[1], item[2]])
             elif kind == "token":
                 _, token, stream_kind, body = item
-                self._send_stream(token, stream_kind, body)
+                self.send_stream((token,), stream_kind, body)
             elif kind == "event":
-                self.xpub.send_multipart(self.protocol.event(item[1]))
+                with self._xpub_lock:
+                    if not self._xpub_closed:
+                        self.xpub.send_multipart(self.protocol.event(item[1]))
 
     def _drain_control(self) -> None:
-        while True:
-            try:
-                frame = self.xpub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        frames = []
+        with self._xpub_lock:
+            while int(self.xpub.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                frames.append(self.xpub.recv(zmq.NOBLOCK))
+        for frame in frames:
             event = self.protocol.receive_control(frame)
             if isinstance(event, Subscribed):
                 self._on_subscribed(event.prefix)
@@ -385,7 +410,8 @@ class Node:
             token = prefix[len(MESSAGE_PREFIX) :]
             self._listening.discard(token)
             self._awaiting.pop(token, None)
-            self._dropped.pop(token, None)
+            with self._xpub_lock:
+                self._dropped.pop(token, None)
             if token in self._token_topic:
                 self._submit(self._serial, self._detach, token)
             elif token in self._goals:  # the client went away: stop its goal
@@ -409,7 +435,7 @@ class Node:
             identity, frame = frames
             decoded = self.protocol.receive_request(frame)
             if isinstance(decoded, Request):
-                self._handle(identity, decoded)
+                self._handle(identity, decoded, len(frame))
             else:
                 request_id, reply = decoded
                 self._send(identity, reply, request_id)
@@ -420,10 +446,18 @@ class Node:
 
     # --- requests -------------------------------------------------------------------------
 
-    def _handle(self, identity: bytes, request: Request) -> None:
-        """Run a request inline, or hand it to a worker; never raises."""
+    def _handle(self, identity: bytes, request: Request, size: int = 0) -> None:
+        """Run a request inline, or hand it to a worker; never raises.
+
+        Args:
+            identity: the client's ROUTER identity.
+            request: the checked request.
+            size: the request frame's size in bytes; big publishes go to the backend worker
+                so that they never hold up the main loop.
+        """
         try:
-            inline = self._inline(request)
+            big = size > INLINE_LIMIT and request.op == "publish"
+            inline: Any = _DEFERRED if big else self._inline(request)
         except PyrosError as exc:
             self._send(identity, self.protocol.fail(request.id, exc), request.id)
             return
@@ -523,6 +557,7 @@ class Node:
             published_topics=sorted(self._published),
             dropped=sum(self._dropped.values()),
             uptime=time.time() - self.started,
+            connection=self.backend.connection_info(),
         )
         return info
 
@@ -562,10 +597,10 @@ class Node:
         args = request.args
         topic = self.topics.check(args["topic"])
         type_name = args["type"] or self._topic_type(topic)
-        if type_name is None:
+        if not type_name:
             raise MessageError(
-                f"topic {topic!r} does not exist yet, so its type is unknown: "
-                "pass type='pkg/Type' to create it"
+                f"the type of topic {topic!r} is unknown (it does not exist yet, or the graph "
+                "cannot be listed): pass type='pkg/Type'"
             )
         _type_name(type_name)
         with self._lock:
@@ -582,7 +617,7 @@ class Node:
         timeout = args["timeout"] if args["timeout"] is not None else 5.0
         type_name = args["type"] or self._service_types.get(service)
         if type_name is None:
-            type_name = self._refresh_services().get(service)
+            type_name = self._lookup(self._refresh_services, service)
         if type_name is None:
             raise NotExposedError(f"service {service!r} does not exist in the graph")
         return self.backend.call(service, type_name, args["request"], timeout)
@@ -613,7 +648,25 @@ class Node:
         return actions
 
     def _topic_type(self, topic: str) -> str | None:
-        return self._topic_types.get(topic) or self._refresh_topics().get(topic)
+        known = self._topic_types.get(topic)
+        if known:
+            return known
+        try:
+            return self._refresh_topics().get(topic)
+        except PyrosError:
+            if self.backend.resolves_types:  # it cannot list, but finds the type itself
+                return ""
+            raise
+
+    def _lookup(self, refresh: Callable[[], dict[str, str]], name: str) -> str | None:
+        """Return ``name``'s type from a fresh listing, or ``""`` for a backend that finds
+        types itself when the listing is not possible."""
+        try:
+            return refresh().get(name)
+        except PyrosError:
+            if self.backend.resolves_types:
+                return ""
+            raise
 
     # --- subscriptions and goals ------------------------------------------------------------
 
@@ -678,10 +731,13 @@ class Node:
             self.backend.unsubscribe(topic)
 
     def _deliverer(self, topic: str) -> Callable[[dict[str, Any]], None]:
-        outbox = self.outbox
+        topic_tokens = self._topic_tokens
+        send = self.send_stream
 
         def deliver(message: dict[str, Any]) -> None:
-            outbox.put(("msg", topic, encode(message)))
+            tokens = topic_tokens.get(topic)  # a frozenset, replaced (never changed) by workers
+            if tokens:
+                send(tokens, KIND_MESSAGE, encode(message))
 
         return deliver
 
@@ -727,23 +783,22 @@ class Node:
         action = self.actions.check(args["action"])
         type_name = args["type"] or self._action_types.get(action)
         if type_name is None:
-            type_name = self._refresh_actions().get(action)
+            type_name = self._lookup(self._refresh_actions, action)
         if type_name is None:
             raise NotExposedError(f"action {action!r} has no server in the graph")
         goal = _Goal(action)
         with self._lock:
             self._goals[token] = goal
-        outbox = self.outbox
 
         def on_feedback(feedback: dict[str, Any]) -> None:
-            outbox.put(("token", token, KIND_FEEDBACK, encode(feedback)))
+            self.send_stream((token,), KIND_FEEDBACK, encode(feedback))
 
         def on_done(outcome: GoalOutcome) -> None:
             with self._lock:
                 goal.done = True
                 self._goals.pop(token, None)
             body = {"status": outcome.status, "result": outcome.result, "message": outcome.message}
-            outbox.put(("token", token, KIND_RESULT, encode(body)))
+            self.send_stream((token,), KIND_RESULT, encode(body))
 
         try:
             handle = self.backend.send_goal(
@@ -872,10 +927,15 @@ def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
             backend = backend_class(config.graph_name, **config.options)
         except TypeError as exc:
             raise SpawnError(f"bad options for backend {config.backend!r}: {exc}") from exc
+        early_events: list[dict[str, Any]] = []
+        backend.events = early_events.append  # until the node's sockets exist
         backend.start()
         if stopping.is_set():  # the spawner went away while we started
             raise SpawnError("stopped by a signal during start-up")
         node = Node(config, backend, directory)
+        backend.events = node.event
+        for event in early_events:
+            node.event(event)
     except Exception as exc:
         if backend is not None:
             backend.stop()

@@ -35,7 +35,7 @@ from pyros._runtime import (
     runtime_root,
 )
 from pyros.client import Client, Subscription, connect
-from pyros.exceptions import NodeDiedError, PyrosError, SpawnError, TimeoutError
+from pyros.exceptions import NodeDiedError, NotExposedError, PyrosError, SpawnError, TimeoutError
 
 __all__ = [
     "attach",
@@ -322,13 +322,23 @@ class SharedClient:
             The latest message, or None if none arrived (within ``timeout``).
 
         Raises:
-            NotExposedError: the topic is not exposed.
+            NotExposedError: the topic is not exposed, or does not exist in the graph (a typo
+                is not remembered: the message names the closest existing topics).
         """
         client = self.client
         with self._lock:
             subscription = self._latest.get(topic)
             if subscription is None:
-                subscription = self._latest[topic] = client.subscribe(topic, queue_size=1)
+                subscription = client.subscribe(topic, queue_size=1)
+                if subscription.type is None:
+                    subscription.close()
+                    hint = (
+                        f"; did you mean {', '.join(subscription.similar)}?"
+                        if subscription.similar
+                        else ""
+                    )
+                    raise NotExposedError(f"topic {subscription.topic} does not exist{hint}")
+                self._latest[topic] = subscription
         message = subscription.latest()
         if message is None and timeout is not None:
             try:

@@ -478,14 +478,21 @@ class Client(_AsyncClosable):
         request_id, frame = self._protocol.send_request(
             op.op, op.args, now=time.monotonic(), timeout=op.timeout
         )
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._waiters[request_id] = future
+        # A timer, not asyncio.wait_for: before Python 3.12, wait_for loses a cancellation
+        # that arrives as the reply does (the caller's task then never ends).
+        timer = None
+        if op.timeout is not None:
+            error = TimeoutError(f"no reply to {op.op!r} within {op.timeout} s")
+            timer = loop.call_later(op.timeout, _fail_future, future, error)
         try:
             await self._dealer.send(frame)
-            return await asyncio.wait_for(asyncio.shield(future), op.timeout)
-        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
-            raise TimeoutError(f"no reply to {op.op!r} within {op.timeout} s") from None
+            return await future
         finally:
+            if timer is not None:
+                timer.cancel()
             self._waiters.pop(request_id, None)
             self._protocol.cancel(request_id)
 
@@ -554,6 +561,11 @@ class Client(_AsyncClosable):
             stream.end(None if closing else error)
 
 
+def _fail_future(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
 def _log_task_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         LOGGER.error("pyros: an asyncio handler raised", exc_info=task.exception())
@@ -571,6 +583,7 @@ class _Stream:
         socket.setsockopt(zmq.SUBSCRIBE, MESSAGE_PREFIX + token)
         socket.connect(client._core.endpoints["stream"])
         self.socket: zmq.asyncio.Socket | None = socket
+        self._reader: zmq.Socket[bytes] = zmq.Socket.shadow(socket.underlying)
         self._reading = asyncio.Lock()
         self._changed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -578,12 +591,15 @@ class _Stream:
 
     def drain(self) -> list[Any]:
         """Read what the socket holds into the core, without blocking."""
-        socket = self.socket
         got: list[Any] = []
-        if socket is None:
+        if self.socket is None:
             return got
-        while int(socket.get(zmq.EVENTS)) & zmq.POLLIN:
-            frames = socket.recv_multipart(zmq.NOBLOCK).result()
+        reader = self._reader  # the same socket, read synchronously: it never blocks here
+        while True:
+            try:
+                frames = reader.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
             item = parse_stream(frames)
             if isinstance(item, StreamItem):
                 result = self.core.receive(item)

@@ -433,20 +433,125 @@ def connector(
 
 
 @cli.command()
-@click.option("--duration", type=float, default=5.0, show_default=True, help="Seconds to drive.")
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    help="Seconds to drive [default: 5; with --dashboard 0, until Ctrl-C].",
+)
 @click.option("--rate", type=float, default=5.0, show_default=True, help="Poses printed per s.")
-def demo(duration: float, rate: float) -> None:
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Run a demo fleet with the fleet dashboard until Ctrl-C (prints the URL to open).",
+)
+@click.option(
+    "--devices",
+    type=click.IntRange(min=1, max=20),
+    default=3,
+    show_default=True,
+    help="--dashboard: mock robots in the fleet.",
+)
+@click.option(
+    "--dashboard-port", type=int, default=0, show_default=True, help="--dashboard: 0 any free."
+)
+def demo(
+    duration: float | None, rate: float, dashboard: bool, devices: int, dashboard_port: int
+) -> None:
     """Drive the mock turtle in a circle through the whole cloud chain and print its pose.
 
     One machine, loopback only: a mock robot node, a relay on a free port, a cloud connector,
     and an operator speaking rosbridge v2 that sends the circle command and prints the poses
-    coming back through the relay.
+    coming back through the relay. With --dashboard: a fleet of mock robots (the first one
+    waits for you to drive it, the others drive in circles) and the fleet dashboard, until
+    Ctrl-C; --duration 0 keeps it running, a positive one stops it after that many seconds.
     """
     import asyncio
 
+    if dashboard:
+        from pyros.cloud.connector_demo import run_fleet_demo
+
+        try:
+            asyncio.run(run_fleet_demo(devices, dashboard_port, duration or 0.0, click.echo))
+        except PyrosError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
     from pyros.cloud.connector_demo import run_demo
 
-    asyncio.run(run_demo(duration, rate, click.echo))
+    asyncio.run(run_demo(5.0 if duration is None else duration, rate, click.echo))
+
+
+@cli.command("dashboard")
+@click.option("--relay", required=True, help="The relay: ws://HOST:PORT or wss://HOST:PORT.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", type=int, default=8080, show_default=True, help="TCP port; 0: any free.")
+@click.option(
+    "--cafile",
+    type=click.Path(dir_okay=False, exists=True),
+    help="CA certificates (PEM) for a wss:// relay with a self-signed certificate.",
+)
+@click.option("--certfile", type=click.Path(dir_okay=False), help="Serve HTTPS: certificate.")
+@click.option("--keyfile", type=click.Path(dir_okay=False), help="Serve HTTPS: private key.")
+@click.option(
+    "--poll-interval",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Seconds between two GET /api/devices.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+)
+def dashboard_command(
+    relay: str,
+    host: str,
+    port: int,
+    cafile: str | None,
+    certfile: str | None,
+    keyfile: str | None,
+    poll_interval: float,
+    log_level: str,
+) -> None:
+    """Serve the fleet dashboard: a browser app signed in to RELAY as an operator.
+
+    Browsers sign in with an operator token of the relay's tokens file and see, and command,
+    only what that token allows. Prints "serving http://HOST:PORT/" once ready; stops on
+    Ctrl-C or SIGTERM. Needs the dashboard extra: pip install 'pyros[dashboard]'.
+    """
+    import logging
+
+    if keyfile and not certfile:
+        raise click.UsageError("--keyfile needs --certfile")
+    try:
+        from pyros.dashboard.app import serve
+        from pyros.dashboard.link import relay_urls
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the dashboard needs the dashboard extra (pip install 'pyros[dashboard]'): {exc}"
+        ) from exc
+    try:
+        relay_urls(relay)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--relay") from exc
+    logging.basicConfig(
+        level=log_level.upper(), format="pyros dashboard: %(levelname)s: %(message)s"
+    )
+    try:
+        serve(
+            relay,
+            host,
+            port,
+            cafile=cafile,
+            certfile=certfile,
+            keyfile=keyfile,
+            poll_interval=poll_interval,
+            announce=lambda line: click.echo(f"pyros dashboard: {line}"),
+        )
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
 
 
 @cli.command("relay")
@@ -508,6 +613,14 @@ def demo(duration: float, rate: float) -> None:
     "--ping-interval", type=float, default=20.0, show_default=True, help="Seconds; 0: no pings."
 )
 @click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Also run the fleet dashboard (its own process and port; GET /dashboard redirects).",
+)
+@click.option(
+    "--dashboard-port", type=int, default=8080, show_default=True, help="The dashboard's port."
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="warning",
@@ -528,11 +641,15 @@ def relay_command(
     service_timeout: float,
     auth_timeout: float,
     ping_interval: float,
+    dashboard: bool,
+    dashboard_port: int,
     log_level: str,
 ) -> None:
     """Run the websocket relay: connectors at /device, rosbridge v2 operators at /.
 
-    Prints "listening on ws://HOST:PORT" once ready; stops on Ctrl-C or SIGTERM.
+    Prints "listening on ws://HOST:PORT" once ready; stops on Ctrl-C or SIGTERM. With
+    --dashboard it also starts the fleet dashboard (pyros dashboard) on --dashboard-port of the
+    same host, dialing this relay as an operator, and stops it on exit.
     """
     import logging
 
@@ -568,6 +685,26 @@ def relay_command(
         context = tls_context(certfile, keyfile) if certfile else None
     except OSError as exc:
         raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from exc
+    child = None
+    if dashboard:
+        from pyros.dashboard.process import DashboardProcess
+
+        if port == 0:
+            port = _free_port(host)
+        dial = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        scheme = "wss" if context is not None else "ws"
+        try:
+            child = DashboardProcess.start(
+                f"{scheme}://{dial}:{port}",
+                host=host,
+                port=dashboard_port,
+                cafile=certfile if context is not None else None,
+                certfile=certfile,
+                keyfile=keyfile,
+            )
+        except pyros.SpawnError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"pyros relay: dashboard on {child.url} (GET /dashboard redirects there)")
     try:
         run(
             host,
@@ -576,9 +713,23 @@ def relay_command(
             limits=limits,
             ssl_context=context,
             announce=lambda line: click.echo(f"pyros relay: {line}"),
+            dashboard_port=child.port if child is not None else None,
+            dashboard_scheme="https" if certfile else "http",
         )
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
+    finally:
+        if child is not None:
+            child.stop()
+
+
+def _free_port(host: str) -> int:
+    """Return a TCP port free on ``host`` now (the relay binds it a moment later)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 def main(argv: list[str] | None = None) -> int:

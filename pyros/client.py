@@ -972,7 +972,6 @@ class Goal(GoalCore):
         action: the absolute action name.
         type: the action type as the graph names it.
         id: the goal id the action server knows it by.
-        result: the result dict once the goal ended with one.
         message: why the goal ended without success, when known.
     """
 

@@ -19,6 +19,8 @@
     ├── pyros.cloud.auth.AuthError              a token was refused (carries the HTTP status)
     ├── pyros.cloud.auth.TokensFileError        the relay's tokens file is malformed
     ├── pyros.cloud.connector.ConnectorError    a connector failure retrying cannot fix
+    ├── pyros.dashboard.link.SignInError        the relay refused the dashboard's operator token
+    ├── pyros.dashboard.link.RelayUnreachableError   the dashboard cannot reach the relay
     ├── pyros_ros.ros1.master.MasterError       the ROS master answered with a failure
     └── pyros_ros.ros1.master.MasterUnreachableError   no ROS master at that URI
 

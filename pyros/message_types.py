@@ -50,8 +50,10 @@ __all__ = [
     "Constant",
     "MessageSpec",
     "ServiceSpec",
+    "ActionSpec",
     "parse_message",
     "parse_service",
+    "parse_action",
     "canonical_type",
     "TypeRegistry",
     "REGISTRY",
@@ -66,6 +68,7 @@ __all__ = [
     "default_response",
     "check_request",
     "check_response",
+    "check_param_value",
 ]
 
 INT_RANGES: dict[str, tuple[int, int]] = {
@@ -88,6 +91,8 @@ FLOAT_TYPES = frozenset({"float32", "float64", "float", "double"})
 _BOOL_TYPES = frozenset({"bool", "boolean"})
 _STRING_TYPES = frozenset({"string", "wstring"})
 _TIME_TYPES = frozenset({"time", "duration"})
+_FLOAT32_TYPES = frozenset({"float32", "float"})
+_FLOAT32_MAX = 3.4028234663852886e38
 _BYTE_ARRAY_TYPES = frozenset({"uint8", "char", "octet", "byte"})
 
 PRIMITIVE_TYPES = frozenset(INT_RANGES) | FLOAT_TYPES | _BOOL_TYPES | _STRING_TYPES | _TIME_TYPES
@@ -144,7 +149,19 @@ def coerce_primitive(base_type: str, value: Any, field: str) -> Any:
     if base_type in FLOAT_TYPES:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _type_error(field, base_type, value)
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise MessageError(
+                f"field {field!r}: {base_type} cannot hold an integer this large", field=field
+            ) from None
+        if base_type in _FLOAT32_TYPES and math.isfinite(number) and abs(number) > _FLOAT32_MAX:
+            raise MessageError(
+                f"field {field!r}: {number:g} is out of range for {base_type} "
+                f"(largest {_FLOAT32_MAX:g})",
+                field=field,
+            )
+        return number
     if base_type in _BOOL_TYPES:
         if not isinstance(value, bool):
             raise _type_error(field, base_type, value)
@@ -154,7 +171,7 @@ def coerce_primitive(base_type: str, value: Any, field: str) -> Any:
             raise _type_error(field, base_type, value)
         return value
     if base_type in _TIME_TYPES:
-        return coerce_time(value, field)
+        return coerce_time(value, field, base_type)
     raise MessageError(f"field {field!r}: unknown primitive type {base_type!r}", field=field)
 
 
@@ -196,14 +213,36 @@ def coerce_bytes(value: Any, field: str, length: int | None = None) -> bytes:
     return data
 
 
-def coerce_time(value: Any, field: str) -> dict[str, int]:
+def coerce_time(value: Any, field: str, kind: str = "duration") -> dict[str, int]:
     """Check a time or duration: ``{"secs": int, "nsecs": int}``, or a number of seconds.
 
-    ``nsecs`` outside 0..999999999 is normalised into ``secs`` (as ``genpy.Time`` does).
+    ``nsecs`` outside 0..999999999 is normalised into ``secs`` (as ``genpy.Time`` does). The
+    ROS 2 spelling ``{"sec": int, "nanosec": int}`` (builtin_interfaces) is accepted too.
+
+    Args:
+        value: the user's value.
+        field: dotted path used in the error message.
+        kind: ``"time"`` (``secs`` a uint32, as in ROS 1's wire format) or ``"duration"``
+            (``secs`` an int32).
 
     Raises:
-        MessageError: not a dict of ints or a finite number, or a dict with other keys.
+        MessageError: not a dict of ints or a finite number, a dict with other keys, or
+            ``secs`` out of range for ``kind``.
     """
+    if isinstance(value, dict) and set(value) <= {"sec", "nanosec"} and value:
+        value = {"secs": value.get("sec", 0), "nsecs": value.get("nanosec", 0)}
+    checked = _coerce_time(value, field)
+    low, high = INT_RANGES["uint32" if kind == "time" else "int32"]
+    if not low <= checked["secs"] <= high:
+        raise MessageError(
+            f"field {field!r}: {checked['secs']} s is out of range for a ROS {kind} "
+            f"[{low}, {high}] s",
+            field=field,
+        )
+    return checked
+
+
+def _coerce_time(value: Any, field: str) -> dict[str, int]:
     if isinstance(value, dict):
         extra = set(value) - {"secs", "nsecs"}
         if extra:
@@ -220,8 +259,12 @@ def coerce_time(value: Any, field: str) -> dict[str, int]:
         extra_secs, nsecs = divmod(nsecs, _NSECS_PER_SEC)
         return {"secs": secs + extra_secs, "nsecs": nsecs}
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise MessageError(f"field {field!r}: time must be finite, got {value}", field=field)
+        if not math.isfinite(value) or abs(value) > 2**62 / _NSECS_PER_SEC:
+            raise MessageError(
+                f"field {field!r}: time must be a finite number of seconds within "
+                f"+-{2**62 / _NSECS_PER_SEC:.3g}, got {value}",
+                field=field,
+            )
         total = round(value * _NSECS_PER_SEC)
         secs, nsecs = divmod(total, _NSECS_PER_SEC)
         return {"secs": secs, "nsecs": nsecs}
@@ -247,7 +290,9 @@ _BYTES_ARRAY_BASES = frozenset({"uint8", "char", "octet"})
 
 _CONSTANT_TYPES = (frozenset(INT_RANGES) | FLOAT_TYPES | _BOOL_TYPES | _STRING_TYPES) - {"wstring"}
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_TYPE_NAME_RE = re.compile(r"([A-Za-z][A-Za-z0-9_]*)/(?:(?:msg|srv)/)?([A-Za-z][A-Za-z0-9_]*)\Z")
+_TYPE_NAME_RE = re.compile(
+    r"([A-Za-z][A-Za-z0-9_]*)/(?:(?:msg|srv|action)/)?([A-Za-z][A-Za-z0-9_]*)\Z"
+)
 _FIELD_TYPE_RE = re.compile(
     r"(?:([A-Za-z][A-Za-z0-9_]*)/)?([A-Za-z][A-Za-z0-9_]*)(\[([0-9]*)\])?\Z"
 )
@@ -328,6 +373,23 @@ class ServiceSpec:
     type: str
     request: MessageSpec
     response: MessageSpec
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A parsed action definition (``.action``: goal ``---`` result ``---`` feedback).
+
+    Attributes:
+        type: ``pkg/Type``.
+        goal: the goal part, named ``pkg/TypeGoal`` as in ROS 1 actionlib.
+        result: the result part, ``pkg/TypeResult``.
+        feedback: the feedback part, ``pkg/TypeFeedback``.
+    """
+
+    type: str
+    goal: MessageSpec
+    result: MessageSpec
+    feedback: MessageSpec
 
 
 def canonical_type(type_name: str) -> str:
@@ -424,6 +486,36 @@ def parse_service(type_name: str, text: str) -> ServiceSpec:
     # Keep line numbers in errors meaningful for the response half too.
     response = parse_message(f"{type_name}Response", "\n" * (cut + 1) + "\n".join(lines[cut + 1 :]))
     return ServiceSpec(type_name, request, response)
+
+
+def parse_action(type_name: str, text: str) -> ActionSpec:
+    """Parse ``.action`` text: goal, ``---``, result, ``---``, feedback.
+
+    Format from http://wiki.ros.org/actionlib and the ROS 2 action design
+    (https://design.ros2.org/articles/actions.html); each part follows :func:`parse_message`.
+
+    Raises:
+        ValueError: not exactly two ``---`` lines, or a part is invalid.
+    """
+    try:
+        type_name = canonical_type(type_name)
+    except MessageError as exc:
+        raise ValueError(str(exc)) from None
+    lines = text.splitlines()
+    cuts = [i for i, line in enumerate(lines) if line.strip() == _SERVICE_SEPARATOR]
+    if len(cuts) != 2:
+        raise ValueError(
+            f"{type_name}: an action definition needs exactly two '---' lines, found {len(cuts)}"
+        )
+    first, second = cuts
+    goal = parse_message(f"{type_name}Goal", "\n".join(lines[:first]))
+    result = parse_message(
+        f"{type_name}Result", "\n" * (first + 1) + "\n".join(lines[first + 1 : second])
+    )
+    feedback = parse_message(
+        f"{type_name}Feedback", "\n" * (second + 1) + "\n".join(lines[second + 1 :])
+    )
+    return ActionSpec(type_name, goal, result, feedback)
 
 
 def _parse_line(raw: str, package: str, where: str) -> Field | Constant | None:
@@ -526,9 +618,10 @@ def _primitive_check(base: str) -> _Check:
 
         return check_int
     if base in FLOAT_TYPES:
+        limit = _FLOAT32_MAX if base in _FLOAT32_TYPES else math.inf
 
         def check_float(value: Any, path: str) -> Any:
-            if type(value) is float:
+            if type(value) is float and -limit <= value <= limit:
                 return value
             return coerce_primitive(base, value, path)
 
@@ -549,7 +642,11 @@ def _primitive_check(base: str) -> _Check:
             return coerce_primitive(base, value, path)
 
         return check_str
-    return coerce_time
+
+    def check_time(value: Any, path: str) -> Any:
+        return coerce_time(value, path, base)
+
+    return check_time
 
 
 def _primitive_default(base: str) -> _Default:
@@ -678,14 +775,19 @@ class TypeRegistry:
         self,
         messages: Mapping[str, str] | None = None,
         services: Mapping[str, str] | None = None,
+        actions: Mapping[str, str] | None = None,
     ) -> None:
         self._messages: dict[str, MessageSpec] = {}
         self._services: dict[str, ServiceSpec] = {}
+        self._actions: dict[str, ActionSpec] = {}
+        self._texts: dict[str, str] = {}
         self._compiled: dict[str, _Compiled] = {}
         for type_name, text in (messages or {}).items():
             self.register_message(type_name, text)
         for type_name, text in (services or {}).items():
             self.register_service(type_name, text)
+        for type_name, text in (actions or {}).items():
+            self.register_action(type_name, text)
 
     # -- definitions ----------------------------------------------------------------------
 
@@ -704,6 +806,7 @@ class TypeRegistry:
         """
         spec = parse_message(type_name, text)
         self._messages[spec.type] = spec
+        self._texts[spec.type] = text
         self._compiled = {}  # types that use this one must be rebuilt
         return spec
 
@@ -722,12 +825,70 @@ class TypeRegistry:
         """
         spec = parse_service(type_name, text)
         self._services[spec.type] = spec
+        self._texts[spec.type] = text
         self._compiled = {}
         return spec
 
+    def register_action(self, type_name: str, text: str) -> ActionSpec:
+        """Parse and add (or replace) an action definition.
+
+        Its goal, result and feedback become message types ``pkg/TypeGoal``,
+        ``pkg/TypeResult`` and ``pkg/TypeFeedback`` (ROS 1 actionlib's names).
+
+        Raises:
+            ValueError: the text does not parse.
+        """
+        spec = parse_action(type_name, text)
+        self._actions[spec.type] = spec
+        for part in (spec.goal, spec.result, spec.feedback):
+            self._messages[part.type] = part
+        self._texts[spec.type] = text
+        self._compiled = {}
+        return spec
+
+    def action_types(self) -> list[str]:
+        """Return every registered action type, sorted."""
+        return sorted(self._actions)
+
+    def is_action_type(self, type_name: str) -> bool:
+        """Return True if ``type_name`` is a registered action type."""
+        try:
+            return canonical_type(type_name) in self._actions
+        except MessageError:
+            return False
+
+    def definition(self, type_name: str) -> str:
+        """Return the ``.msg``/``.srv``/``.action`` text a type was registered with.
+
+        Raises:
+            MessageError: the type is not registered (the message suggests close names).
+        """
+        canonical = canonical_type(type_name)
+        text = self._texts.get(canonical)
+        if text is None:
+            raise MessageError(f"unknown type {type_name!r}{self.suggest(canonical)}")
+        return text
+
+    def knows_package(self, type_name: str) -> bool:
+        """Return True if some registered type lives in ``type_name``'s package."""
+        package = canonical_type(type_name).split("/", 1)[0] + "/"
+        return any(name.startswith(package) for name in self._texts)
+
+    def suggest(self, type_name: str) -> str:
+        """Return ``"; did you mean pkg/Type?"`` for the closest registered types, or ``""``."""
+        import difflib
+
+        close = difflib.get_close_matches(type_name, list(self._texts), n=3, cutoff=0.6)
+        return f"; did you mean {', '.join(close)}?" if close else ""
+
     def message_types(self) -> list[str]:
-        """Return every registered message type, sorted (service halves not included)."""
-        return sorted(self._messages)
+        """Return every registered message type, sorted (service and action parts not included)."""
+        parts = {
+            part.type
+            for spec in self._actions.values()
+            for part in (spec.goal, spec.result, spec.feedback)
+        }
+        return sorted(name for name in self._messages if name not in parts)
 
     def service_types(self) -> list[str]:
         """Return every registered service type, sorted."""
@@ -914,9 +1075,13 @@ class TypeRegistry:
 
 
 def _builtin_registry() -> TypeRegistry:
-    from pyros._message_definitions import MESSAGE_DEFINITIONS, SERVICE_DEFINITIONS
+    from pyros._message_definitions import (
+        ACTION_DEFINITIONS,
+        MESSAGE_DEFINITIONS,
+        SERVICE_DEFINITIONS,
+    )
 
-    return TypeRegistry(MESSAGE_DEFINITIONS, SERVICE_DEFINITIONS)
+    return TypeRegistry(MESSAGE_DEFINITIONS, SERVICE_DEFINITIONS, ACTION_DEFINITIONS)
 
 
 REGISTRY: TypeRegistry = _builtin_registry()
@@ -1021,3 +1186,67 @@ def check_response(type_name: str, data: Any, field_prefix: str = "") -> dict[st
         MessageError: with ``field`` the dotted path of the bad field.
     """
     return REGISTRY.check_response(type_name, data, field_prefix)
+
+
+_PARAM_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def check_param_value(value: Any, name: str) -> Any:
+    """Check a value for the ROS 1 parameter server and return a copy of it.
+
+    The server speaks XML-RPC (http://wiki.ros.org/Parameter%20Server), so a value is a bool,
+    an int that fits in 32 bits (XML-RPC ``i4``), a float, a str, bytes (``base64``), a list
+    of values (mixed types allowed) or a dict of values whose keys are ROS name tokens (a
+    namespace). None is nowhere allowed. The mock backend applies the same rules, so what
+    works on the mock works on ROS 1.
+
+    Args:
+        value: the value to store.
+        name: the parameter's name, for errors.
+
+    Returns:
+        A deep copy (tuples become lists, bytearrays bytes).
+
+    Raises:
+        MessageError: something the server cannot hold; ``field`` names where (``"a.b[2]"``).
+    """
+    return _param_copy(value, name, "")
+
+
+def _param_copy(value: Any, name: str, path: str) -> Any:
+    where = path or "(value)"
+    if value is None:
+        raise MessageError(
+            f"parameter {name}: {where} is None, which the parameter server cannot hold",
+            field=path or None,
+        )
+    if isinstance(value, bool) or isinstance(value, (float, str, bytes)):
+        return value
+    if isinstance(value, int):
+        low, high = INT_RANGES["int32"]
+        if not low <= value <= high:
+            raise MessageError(
+                f"parameter {name}: {where} = {value} does not fit in 32 bits (the ROS 1 "
+                "parameter server's XML-RPC int); store it as a float or a string",
+                field=path or None,
+            )
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, (list, tuple)):
+        return [_param_copy(item, name, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        copied = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not _PARAM_KEY.match(key):
+                raise MessageError(
+                    f"parameter {name}: key {key!r} is not a valid ROS name token "
+                    "(a letter, then letters, digits and '_')",
+                    field=path or None,
+                )
+            copied[key] = _param_copy(item, name, f"{path}.{key}" if path else key)
+        return copied
+    raise MessageError(
+        f"parameter {name}: {where} is a {type(value).__name__}, not plain data",
+        field=path or None,
+    )

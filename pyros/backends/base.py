@@ -31,6 +31,7 @@ __all__ = [
     "MessageCallback",
     "FeedbackCallback",
     "DoneCallback",
+    "EventListener",
     "QoS",
     "GOAL_STATUSES",
     "FINAL_GOAL_STATUSES",
@@ -78,8 +79,9 @@ class GoalOutcome:
     """How a goal ended.
 
     Attributes:
-        status: one of :data:`FINAL_GOAL_STATUSES` except ``"rejected"`` (a rejected goal
-            never gets a :class:`BackendGoal`: :meth:`Backend.send_goal` raises instead).
+        status: one of :data:`FINAL_GOAL_STATUSES`. ``"rejected"`` only from backends that
+            learn of a rejection after :meth:`Backend.send_goal` returned (rosbridge has no
+            "accepted" message); the others raise ActionError from ``send_goal`` instead.
         result: the action's result message as a dict; None when the server gave none
             (it went away, or the goal was cancelled before it ran).
         message: why the goal ended without success, for the user ("the action server went
@@ -93,6 +95,9 @@ class GoalOutcome:
 
 DoneCallback = Callable[[GoalOutcome], None]
 """Called exactly once per accepted goal, with how it ended."""
+
+EventListener = Callable[[dict[str, Any]], None]
+"""Called with a backend event for every client: ``{"event": "disconnected", ...}``."""
 
 
 class BackendGoal(abc.ABC):
@@ -126,8 +131,16 @@ class Backend(abc.ABC):
 
     name: ClassVar[str] = ""
 
+    resolves_types: ClassVar[bool] = False
+    """True if :meth:`subscribe`, :meth:`call` and :meth:`send_goal` accept ``type=""`` and
+    find the type themselves; the node then uses that when the graph cannot be listed (a
+    rosbridge server without rosapi)."""
+
     def __init__(self, node_name: str, **options: Any) -> None:
         self.node_name = node_name
+        self.events: EventListener | None = None
+        """Set by the node before :meth:`start`: call it with events every client should
+        see (a connection lost and regained...)."""
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -322,6 +335,14 @@ class Backend(abc.ABC):
             MessageError: the type is unknown to this backend.
         """
         raise MessageError(f"the {self.name} backend cannot show type {type!r}")
+
+    def connection_info(self) -> dict[str, Any] | None:
+        """Describe the backend's connection for ``client.info()["connection"]``, or None.
+
+        A backend that talks to a server (rosbridge) says whether it is connected, how often
+        it reconnected, and its last error.
+        """
+        return None
 
     def delete_param(self, name: str) -> None:
         """Delete a parameter (or a namespace of them).

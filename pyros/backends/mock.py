@@ -20,7 +20,14 @@ It holds what a ROS master and a few nodes would:
   ``/set_flag``                   std_srvs/SetBool            keeps a flag, says old and new
   ``/trigger``                    std_srvs/Trigger            counts its calls
   ``/fail``                       std_srvs/Trigger            always fails: to test errors
+  ``/slow``                       std_srvs/Trigger            answers after 1 s: to test timeouts
   ==============================  ==========================  ================================
+
+* **actions**: ``/turtle1/rotate_absolute`` (turtlesim/action/RotateAbsolute, turtle on: turns
+  the turtle to ``theta`` with feedback ``remaining``, result ``delta``; a new goal preempts the
+  running one) and ``/fibonacci`` (test_msgs/action/Fibonacci: ``order`` in, the sequence as it
+  grows as feedback every 10 ms, the sequence as result; a negative order is rejected, one
+  above 46 aborted). :meth:`MockBackend.add_action` adds more.
 
   :meth:`MockBackend.add_service` adds more (tests use it for slow or custom services).
 * a **parameter server** with ROS semantics (rosmaster's): names are absolute, setting a dict
@@ -43,26 +50,42 @@ from __future__ import annotations
 import collections
 import math
 import re
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyros.backends.base import Backend, MessageCallback, QoS
+from pyros.backends.base import (
+    Backend,
+    BackendGoal,
+    DoneCallback,
+    FeedbackCallback,
+    GoalOutcome,
+    MessageCallback,
+    QoS,
+)
 from pyros.exceptions import (
+    ActionError,
     MessageError,
     NotExposedError,
     ParamNotSetError,
     ServiceError,
     TimeoutError,
 )
-from pyros.message_types import REGISTRY, canonical_type
+from pyros.message_types import INT_RANGES, REGISTRY, canonical_type, check_param_value
+
+if sys.version_info < (3, 11):  # pragma: no cover - the backport on Python 3.10
+    from exceptiongroup import ExceptionGroup
 
 __all__ = [
     "MockBackend",
     "Turtle",
     "ServiceHandler",
+    "ActionHandler",
+    "GoalContext",
     "ARENA_SIZE",
     "TURTLE_START",
     "COMMAND_TIMEOUT",
@@ -88,8 +111,22 @@ DEFAULT_RATE = 30.0
 ServiceHandler = Callable[[dict[str, Any]], dict[str, Any]]
 """A mock service: takes the checked request dict, returns the response dict (or raises)."""
 
+ROTATE_SPEED = 2.0
+"""Fastest turn of the mock's ``/turtle1/rotate_absolute`` action, rad/s."""
+
+ROTATE_TOLERANCE = 0.01
+"""Radians from the goal heading at which a rotation counts as done."""
+
+SLOW_SERVICE = 1.0
+"""Seconds the mock's ``/slow`` service takes to answer: to test timeouts."""
+
+FIBONACCI_STEP = 0.01
+"""Seconds between two feedback messages of the mock's ``/fibonacci`` action."""
+
+FIBONACCI_MAX_ORDER = 46
+"""Largest ``order`` whose Fibonacci numbers fit in int32; larger goals are aborted."""
+
 _NAME_RE = re.compile(r"(?:/[A-Za-z][A-Za-z0-9_]*)+\Z")
-_PARAM_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _TWO_PI = 2.0 * math.pi
 _NODE = "node"  # owner of what the node asks for through the Backend methods
 _TURTLE = "turtle"  # owner of the simulated turtle's publisher and subscriber
@@ -241,12 +278,56 @@ class _Topic:
     type: str  # "" while only untyped subscribers know the topic
     publishers: set[str] = field(default_factory=set)
     subscribers: list[tuple[str, MessageCallback]] = field(default_factory=list)
+    latched: bool = False
 
 
 @dataclass(frozen=True)
 class _Service:
     type: str
     handler: ServiceHandler
+    provider: str = "/mock"
+
+
+class GoalContext:
+    """What a mock action handler gets besides the goal: feedback and cancellation.
+
+    Attributes:
+        canceled: set when the client asked to cancel (or a newer goal preempted this one).
+        preempted: set, with ``canceled``, when a newer goal on the same action replaced it.
+    """
+
+    def __init__(self, on_feedback: FeedbackCallback) -> None:
+        self.canceled = threading.Event()
+        self.preempted = threading.Event()
+        self._on_feedback = on_feedback
+
+    def feedback(self, message: dict[str, Any]) -> None:
+        """Send one feedback message to the client."""
+        self._on_feedback(message)
+
+
+ActionHandler = Callable[[dict[str, Any], GoalContext], GoalOutcome]
+"""A mock action: takes the checked goal and a :class:`GoalContext`, returns the outcome.
+
+It runs on a thread of its own and should watch ``context.canceled``. To reject a goal,
+raise :class:`~pyros.exceptions.ActionError` before the first feedback."""
+
+
+@dataclass(frozen=True)
+class _Action:
+    type: str
+    handler: ActionHandler
+    accept: Callable[[dict[str, Any]], None]
+    provider: str = "/mock"
+
+
+class _MockGoal(BackendGoal):
+    def __init__(self, goal_id: str, context: GoalContext) -> None:
+        self.id = goal_id
+        self._context = context
+
+    def cancel(self) -> None:
+        self._context.canceled.set()
 
 
 class MockBackend(Backend):
@@ -291,6 +372,9 @@ class MockBackend(Backend):
         self._lock = threading.Lock()  # topics, services, params, started; never held in callbacks
         self._topics: dict[str, _Topic] = {}
         self._services: dict[str, _Service] = {}
+        self._actions: dict[str, _Action] = {}
+        self._running: dict[str, GoalContext] = {}  # action -> its current goal
+        self._latched: dict[str, dict[str, Any]] = {}
         self._params: dict[str, Any] = {}
         self._started = False
         self._state_lock = threading.Lock()  # the built-in services' state
@@ -316,13 +400,20 @@ class MockBackend(Backend):
                 "/set_flag": _Service("std_srvs/SetBool", self._set_flag),
                 "/trigger": _Service("std_srvs/Trigger", self._trigger),
                 "/fail": _Service("std_srvs/Trigger", _fail),
+                "/slow": _Service("std_srvs/Trigger", _slow),
+            }
+            self._actions = {
+                "/fibonacci": _Action("test_msgs/action/Fibonacci", _fibonacci, _check_order),
             }
             if not self.with_turtle:
                 return
             turtle = self.turtle = Turtle(time.monotonic())
-            self._services["/reset"] = _Service("std_srvs/Empty", self._reset)
+            self._services["/reset"] = _Service("std_srvs/Empty", self._reset, "/turtlesim")
             self._services["/turtle1/teleport_absolute"] = _Service(
-                "turtlesim/TeleportAbsolute", self._teleport
+                "turtlesim/TeleportAbsolute", self._teleport, "/turtlesim"
+            )
+            self._actions["/turtle1/rotate_absolute"] = _Action(
+                "turtlesim/action/RotateAbsolute", self._rotate, _accept_any, "/turtlesim"
             )
             self._params = {
                 "turtlesim": {"background_r": 69, "background_g": 86, "background_b": 255}
@@ -356,8 +447,14 @@ class MockBackend(Backend):
             self._started = False
             self._topics.clear()
             self._services.clear()
+            self._actions.clear()
+            self._latched.clear()
             self._params = {}
             self.turtle = None
+            running = list(self._running.values())
+            self._running.clear()
+        for context in running:
+            context.canceled.set()
         with self._state_lock:
             self._flag = False
             self._triggers = 0
@@ -402,7 +499,7 @@ class MockBackend(Backend):
                 message (an ``ExceptionGroup`` when several raised).
         """
         _check_name(topic, "topic")
-        type_name = canonical_type(type) if type else ""
+        type_name = _known_type(type) if type else ""
         with self._lock:
             existing = self._topics.get(topic)
             current = existing.type if existing is not None else ""
@@ -421,6 +518,10 @@ class MockBackend(Backend):
                 raise MessageError(f"topic {topic} has type {state.type}, not {type_name}")
             state.publishers.add(_NODE)
             callbacks = [callback for _, callback in state.subscribers]
+            if qos is not None and qos.get("durability") == "transient_local":
+                state.latched = True
+            if state.latched:
+                self._latched[topic] = checked
         self._deliver(checked, callbacks)
 
     def subscribe(
@@ -439,7 +540,7 @@ class MockBackend(Backend):
             MessageError: ``type`` is malformed or differs from the topic's type.
         """
         _check_name(topic, "topic")
-        type_name = canonical_type(type) if type else ""
+        type_name = _known_type(type) if type else ""
         with self._lock:
             state = self._topics.get(topic)
             if state is None:
@@ -449,6 +550,9 @@ class MockBackend(Backend):
             elif type_name:
                 state.type = type_name
             state.subscribers.append((_NODE, callback))
+            latched = self._latched.get(topic)
+        if latched is not None:  # a transient-local topic: the late subscriber gets the last
+            self._deliver(_copy_plain(latched), [callback])
 
     def unsubscribe(self, topic: str) -> None:
         """Drop the node's subscriptions to ``topic``; the topic goes when nothing uses it.
@@ -462,6 +566,7 @@ class MockBackend(Backend):
             state.subscribers = [s for s in state.subscribers if s[0] != _NODE]
             if not state.subscribers and not state.publishers:
                 del self._topics[topic]
+                self._latched.pop(topic, None)
 
     def tick(self, now: float | None = None) -> dict[str, float]:
         """Move the turtle to ``now`` and publish its pose on ``/turtle1/pose``.
@@ -560,6 +665,188 @@ class MockBackend(Backend):
         with self._lock:
             self._services.pop(service, None)
 
+    # -- actions ----------------------------------------------------------------------------
+
+    def actions(self) -> dict[str, str]:
+        """Return every action with its type, ``{"/fibonacci": "test_msgs/action/Fibonacci"}``."""
+        with self._lock:
+            return {name: action.type for name, action in self._actions.items()}
+
+    def add_action(
+        self,
+        action: str,
+        type: str,
+        handler: ActionHandler,
+        accept: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Offer an action in the mock graph, or replace the one of that name.
+
+        Args:
+            action: absolute action name.
+            type: ``pkg/action/Type`` (or ``pkg/Type``); goals of registered types are checked.
+            handler: runs each accepted goal on a thread of its own (see
+                :data:`ActionHandler`).
+            accept: called with each goal before it is accepted; raising
+                :class:`~pyros.exceptions.ActionError` rejects it.
+
+        Raises:
+            NotExposedError: ``action`` is not a valid absolute ROS name.
+            MessageError: ``type`` is malformed.
+        """
+        _check_name(action, "action")
+        canonical = canonical_type(type)
+        package, name = canonical.split("/")
+        entry = _Action(f"{package}/action/{name}", handler, accept or _accept_any)
+        with self._lock:
+            self._actions[action] = entry
+
+    def send_goal(
+        self,
+        action: str,
+        type: str,
+        goal: dict[str, Any],
+        on_feedback: FeedbackCallback,
+        on_done: DoneCallback,
+        timeout: float,
+    ) -> BackendGoal:
+        """Start a goal on a mock action server; see :meth:`Backend.send_goal`.
+
+        A new goal on an action preempts the goal running there (which ends ``aborted``), as
+        turtlesim's ``rotate_absolute`` does.
+
+        Raises:
+            NotExposedError: no such action.
+            MessageError: the goal does not fit the type, or ``type`` differs.
+            ActionError: the server rejected the goal (``/fibonacci``: a negative order).
+        """
+        _check_name(action, "action")
+        with self._lock:
+            entry = self._actions.get(action)
+        if entry is None:
+            raise NotExposedError(f"action {action} does not exist in the mock graph")
+        if type and canonical_type(type) != canonical_type(entry.type):
+            raise MessageError(f"action {action} has type {entry.type}, not {type}")
+        checked = _normalise(canonical_type(entry.type) + "Goal", goal)
+        entry.accept(checked)
+        context = GoalContext(on_feedback)
+        with self._lock:
+            previous = self._running.get(action)
+            self._running[action] = context
+        if previous is not None:
+            previous.preempted.set()
+            previous.canceled.set()
+        result_type = canonical_type(entry.type) + "Result"
+
+        def run() -> None:
+            try:
+                outcome = entry.handler(checked, context)
+                if outcome.result is not None:
+                    outcome = GoalOutcome(
+                        outcome.status, _normalise(result_type, outcome.result), outcome.message
+                    )
+            except Exception as exc:  # a handler bug aborts the goal, with the reason
+                outcome = GoalOutcome("aborted", None, f"the action server failed: {exc}")
+            with self._lock:
+                if self._running.get(action) is context:
+                    del self._running[action]
+            on_done(outcome)
+
+        goal_id = uuid.uuid4().hex
+        threading.Thread(target=run, name=f"pyros-mock-goal-{action}", daemon=True).start()
+        return _MockGoal(goal_id, context)
+
+    # -- the graph, as rosnode/rostopic info would show it ---------------------------------
+
+    def nodes(self) -> list[str]:
+        """Return the mock graph's nodes: this node, ``/turtlesim`` and ``/mock``."""
+        found = {"/" + self.node_name, "/mock"}
+        if self.turtle is not None:
+            found.add("/turtlesim")
+        return sorted(found)
+
+    def topic_info(self, topic: str) -> dict[str, Any]:
+        """Describe a topic: its type, publishing and subscribing nodes.
+
+        Raises:
+            NotExposedError: no such topic.
+        """
+        with self._lock:
+            state = self._topics.get(topic)
+            if state is None or not state.type:
+                raise NotExposedError(f"topic {topic} does not exist in the mock graph")
+            return {
+                "type": state.type,
+                "publishers": sorted({self._owner(owner) for owner in state.publishers}),
+                "subscribers": sorted({self._owner(owner) for owner, _ in state.subscribers}),
+            }
+
+    def service_info(self, service: str) -> dict[str, Any]:
+        """Describe a service: its type and providing node.
+
+        Raises:
+            NotExposedError: no such service.
+        """
+        with self._lock:
+            entry = self._services.get(service)
+        if entry is None:
+            raise NotExposedError(f"service {service} does not exist in the mock graph")
+        return {"type": entry.type, "providers": [entry.provider]}
+
+    def action_info(self, action: str) -> dict[str, Any]:
+        """Describe an action: its type and server node.
+
+        Raises:
+            NotExposedError: no such action.
+        """
+        with self._lock:
+            entry = self._actions.get(action)
+        if entry is None:
+            raise NotExposedError(f"action {action} does not exist in the mock graph")
+        return {"type": entry.type, "servers": [entry.provider], "clients": []}
+
+    def node_info(self, node: str) -> dict[str, Any]:
+        """Describe a node: what it publishes, subscribes to, and serves.
+
+        Raises:
+            NotExposedError: no such node.
+        """
+        if node not in self.nodes():
+            raise NotExposedError(f"node {node} does not exist in the mock graph")
+        with self._lock:
+            publishes = {
+                name: state.type
+                for name, state in self._topics.items()
+                if node in {self._owner(owner) for owner in state.publishers}
+            }
+            subscribes = {
+                name: state.type
+                for name, state in self._topics.items()
+                if node in {self._owner(owner) for owner, _ in state.subscribers}
+            }
+            services = {
+                name: entry.type for name, entry in self._services.items() if entry.provider == node
+            }
+            actions = {
+                name: entry.type for name, entry in self._actions.items() if entry.provider == node
+            }
+        return {
+            "publishes": publishes,
+            "subscribes": subscribes,
+            "services": services,
+            "actions": actions,
+        }
+
+    def definition(self, type: str) -> str:
+        """Return the built-in definition of a message, service or action type.
+
+        Raises:
+            MessageError: the mock does not know the type.
+        """
+        return REGISTRY.definition(type)
+
+    def _owner(self, owner: str) -> str:
+        return {_NODE: "/" + self.node_name, _TURTLE: "/turtlesim"}.get(owner, owner)
+
     # -- parameters -----------------------------------------------------------------------
 
     def params(self) -> list[str]:
@@ -603,19 +890,20 @@ class MockBackend(Backend):
 
         Args:
             name: absolute parameter name; ``"/"`` replaces everything (value must be a dict).
-            value: plain data (None, bool, int, float, str, bytes, lists, dicts with
-                name-like string keys); it is copied.
+            value: what the ROS 1 parameter server holds (see
+                :func:`pyros.message_types.check_param_value`); it is copied.
 
         Raises:
-            NotExposedError: ``name`` or a dict key is not a valid name.
-            TypeError: ``value`` is not plain data, or ``"/"`` is set to a non-dict.
+            NotExposedError: ``name`` is not a valid name.
+            MessageError: ``value`` is not a parameter value (None, a 64-bit int, a bad
+                key...), or ``"/"`` is set to a non-dict.
         """
         path = _param_path(name)
-        copied = _param_value(value, name)
+        copied = check_param_value(value, name)
         with self._lock:
             if not path:
                 if not isinstance(copied, dict):
-                    raise TypeError("the root parameter '/' can only be set to a dict")
+                    raise MessageError("the root parameter '/' can only be set to a dict")
                 self._params = copied
                 return
             node = self._params
@@ -625,6 +913,25 @@ class MockBackend(Backend):
                     child = node[part] = {}
                 node = child
             node[path[-1]] = copied
+
+    def delete_param(self, name: str) -> None:
+        """Delete a parameter or a whole namespace, as rosmaster's ``deleteParam`` does.
+
+        Raises:
+            NotExposedError: ``name`` is not a valid absolute name.
+            ParamNotSetError: nothing is set at ``name``.
+        """
+        path = _param_path(name)
+        with self._lock:
+            if not path:
+                self._params = {}
+                return
+            node: Any = self._params
+            for part in path[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict) or path[-1] not in node:
+                raise ParamNotSetError(f"parameter {name} is not set")
+            del node[path[-1]]
 
     # -- internals ------------------------------------------------------------------------
 
@@ -690,6 +997,30 @@ class MockBackend(Backend):
             turtle.teleport(request["x"], request["y"], request["theta"], time.monotonic())
         return {}
 
+    def _rotate(self, goal: dict[str, Any], context: GoalContext) -> GoalOutcome:
+        """turtlesim's ``rotate_absolute``: turn in place to ``theta``, reporting what is left."""
+        turtle = self.turtle
+        if turtle is None:
+            return GoalOutcome("aborted", None, "the turtle is gone")
+        start = turtle.pose()["theta"]
+        target = _wrap_angle(goal["theta"])
+        while True:
+            theta = turtle.advance(time.monotonic())["theta"]
+            remaining = _wrap_angle(target - theta)
+            delta = {"delta": _wrap_angle(theta - start)}
+            if context.canceled.is_set():
+                turtle.command(0.0, 0.0, time.monotonic())
+                if context.preempted.is_set():
+                    return GoalOutcome("aborted", delta, "preempted by a newer goal")
+                return GoalOutcome("canceled", delta)
+            if abs(remaining) < ROTATE_TOLERANCE:
+                turtle.command(0.0, 0.0, time.monotonic())
+                return GoalOutcome("succeeded", delta)
+            speed = math.copysign(min(ROTATE_SPEED, max(0.2, 4.0 * abs(remaining))), remaining)
+            turtle.command(0.0, speed, time.monotonic())
+            context.feedback({"remaining": remaining})
+            context.canceled.wait(PHYSICS_STEP)
+
     def _set_flag(self, request: dict[str, Any]) -> dict[str, Any]:
         with self._state_lock:
             old, self._flag = self._flag, request["data"]
@@ -710,6 +1041,54 @@ class MockBackend(Backend):
 
 def _fail(request: dict[str, Any]) -> dict[str, Any]:
     raise RuntimeError("/fail always fails; it is there to test error handling")
+
+
+def _slow(request: dict[str, Any]) -> dict[str, Any]:
+    time.sleep(SLOW_SERVICE)
+    return {"success": True, "message": f"answered after {SLOW_SERVICE} s"}
+
+
+def _accept_any(goal: dict[str, Any]) -> None:
+    return None
+
+
+def _check_order(goal: dict[str, Any]) -> None:
+    if goal["order"] < 0:
+        raise ActionError(f"order must be >= 0, not {goal['order']}", "rejected")
+
+
+def _fibonacci(goal: dict[str, Any], context: GoalContext) -> GoalOutcome:
+    """test_msgs/Fibonacci: the first ``order`` + 1 Fibonacci numbers, one feedback a step.
+
+    Goals above :data:`FIBONACCI_MAX_ORDER` are aborted once the numbers overflow int32.
+    """
+    sequence = [0, 1][: goal["order"] + 1]
+    for _ in range(goal["order"] - 1):
+        if context.canceled.wait(FIBONACCI_STEP):
+            return GoalOutcome("canceled", {"sequence": sequence})
+        following = sequence[-1] + sequence[-2]
+        if following > INT_RANGES["int32"][1]:
+            return GoalOutcome(
+                "aborted",
+                {"sequence": sequence},
+                f"order {goal['order']} overflows int32 (at most {FIBONACCI_MAX_ORDER})",
+            )
+        sequence.append(following)
+        context.feedback({"sequence": list(sequence)})
+    return GoalOutcome("succeeded", {"sequence": sequence})
+
+
+def _known_type(type_name: str) -> str:
+    """Return ``pkg/Type`` for a message type the mock accepts.
+
+    A package the mock knows (std_msgs, geometry_msgs, ...) must contain the type, so a typo
+    such as ``std_msgs/Strin`` is refused as ROS refuses it; types of other packages are the
+    application's own and are accepted as dicts of plain data.
+    """
+    canonical = canonical_type(type_name)
+    if REGISTRY.knows_package(canonical) and not REGISTRY.is_message_type(canonical):
+        raise MessageError(f"unknown message type {type_name!r}{REGISTRY.suggest(canonical)}")
+    return canonical
 
 
 def _check_name(name: str, kind: str) -> None:
@@ -767,24 +1146,6 @@ def _param_path(name: str) -> list[str]:
     if not isinstance(name, str) or not (name == "/" or _NAME_RE.match(name.rstrip("/"))):
         raise NotExposedError(f"{name!r} is not a valid absolute ROS parameter name")
     return [part for part in name.split("/") if part]
-
-
-def _param_value(value: Any, name: str) -> Any:
-    """Copy a parameter value, checking that it is plain data with name-like dict keys."""
-    try:
-        copied = _plain(value, name)
-    except MessageError as exc:
-        raise TypeError(f"parameter {name}: {exc}") from None
-    _check_keys(copied, name)
-    return copied
-
-
-def _check_keys(value: Any, name: str) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not _PARAM_KEY_RE.match(key):
-                raise NotExposedError(f"parameter {name}: key {key!r} is not a valid ROS name part")
-            _check_keys(item, f"{name.rstrip('/')}/{key}")
 
 
 def _leaf_names(tree: dict[str, Any], prefix: str, names: list[str]) -> None:

@@ -10,14 +10,23 @@ roslibpy or roslibjs would: it calls ``/demo/reset``, advertises ``/demo/turtle1
 publishes a constant circle command on it (linear.x 2 m/s, angular.z 1 rad/s, as the server of
 the original AWS connection scripts did), and prints the poses coming back through the relay on
 ``/demo/turtle1/pose``.
+
+:func:`run_fleet_demo` (``pyros demo --dashboard``) runs a small fleet instead: several mock
+robots, each with its own node and connector, the fleet dashboard beside the relay, and the
+robots other than the first driving themselves in circles while the first waits for the user's
+joystick. Each robot also sends a small camera picture (``sensor_msgs/CompressedImage``, PNG):
+its arena seen from above, drawn with Pillow from the dashboard extra.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import itertools
 import json
 import math
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +37,7 @@ import pyros.asyncio
 from pyros.cloud.connector import Connector
 from pyros.exceptions import PyrosError
 
-__all__ = ["run_demo", "DEVICE", "CIRCLE"]
+__all__ = ["run_demo", "run_fleet_demo", "DEVICE", "CIRCLE", "CAMERA_TOPIC"]
 
 DEVICE = "demo"
 """The demo robot's device id: its topics appear as ``/demo/turtle1/...`` at the relay."""
@@ -37,6 +46,12 @@ CIRCLE = {"linear": {"x": 2.0, "y": 0.0, "z": 0.0}, "angular": {"x": 0.0, "y": 0
 """The operator's constant command: 2 m/s forward, turning at 1 rad/s (a 2 m radius circle)."""
 
 _COMMAND_PERIOD = 0.1  # seconds between two commands (the turtle stops 1 s after the last one)
+
+CAMERA_TOPIC = "/camera/image/compressed"
+"""The fleet demo's camera topic (sensor_msgs/CompressedImage, PNG), 2 pictures a second."""
+
+_CAMERA_PERIOD = 0.5
+_FLEET_SERVICES = ["/reset", "/turtle1/teleport_absolute", "/set_flag", "/trigger"]
 
 
 async def run_demo(
@@ -123,7 +138,7 @@ async def _operate(
             deadline = min(deadline, next_print)
         try:
             frame = await asyncio.wait_for(operator.recv(), max(0.001, deadline - now))
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             continue
         message = json.loads(frame)
         if message.get("op") == "publish" and message.get("topic") == pose_topic:
@@ -141,3 +156,152 @@ async def _operate(
 
 async def _send(operator: ClientConnection, **message: Any) -> None:
     await operator.send(json.dumps(message))
+
+
+async def run_fleet_demo(
+    devices: int = 3,
+    dashboard_port: int = 0,
+    duration: float = 0.0,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Run a fleet of mock robots with the relay and the fleet dashboard.
+
+    Args:
+        devices: robots in the fleet: ``demo`` (waits for the user to drive it), ``demo2``...
+            (drive in circles).
+        dashboard_port: the dashboard's TCP port on 127.0.0.1; 0 picks a free one.
+        duration: seconds to run; 0 runs until SIGINT or SIGTERM.
+        echo: where lines go (the dashboard URL among them).
+
+    Raises:
+        PyrosError: a node, the relay, a connector or the dashboard failed to start.
+    """
+    from pyros.cloud.relay import Relay
+    from pyros.dashboard.process import DashboardProcess
+
+    relay = Relay()
+    await relay.start("127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{relay.port}"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    tasks: list[asyncio.Future[Any]] = []
+    dashboard: DashboardProcess | None = None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            connectors = []
+            for index in range(devices):
+                name = DEVICE if index == 0 else f"{DEVICE}{index + 1}"
+                robot = await stack.enter_async_context(
+                    await pyros.asyncio.spawn(
+                        "mock",
+                        topics=["/turtle1/*", "/camera/**"],
+                        services=_FLEET_SERVICES,
+                        name=f"fleet_demo_{name}_{relay.port}",
+                    )
+                )
+                connector = Connector(
+                    robot,
+                    relay=url,
+                    device=name,
+                    token="demo",
+                    topics=["/turtle1/pose", CAMERA_TOPIC],
+                    commands=["/turtle1/cmd_vel"],
+                    services=_FLEET_SERVICES,
+                )
+                connectors.append(connector)
+                tasks.append(asyncio.ensure_future(connector.run()))
+                tasks.append(asyncio.ensure_future(_camera(robot)))
+                if index > 0:
+                    tasks.append(asyncio.ensure_future(_circle(robot, 1.0 + 0.3 * index)))
+            # Pushed last, run first: the connectors and drivers stop before the robots' nodes
+            # close (a connector whose node closed first reports closed subscriptions).
+            stack.push_async_callback(_cancel, tasks)
+            for connector in connectors:
+                await connector.wait_online(timeout=30.0)
+            echo(f"relay on {url}; robots {', '.join(c.device for c in connectors)} connected")
+            dashboard = await asyncio.to_thread(DashboardProcess.start, url, port=dashboard_port)
+            relay.dashboard_port = dashboard.port
+            echo(f"dashboard: open {dashboard.url}")
+            echo(
+                "  (this demo relay has no tokens file: it serves this machine only; sign in "
+                "with an empty token)"
+            )
+            echo(f"  drive {DEVICE!r} with its joystick or the arrow keys; Ctrl-C stops the demo")
+            waiting: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait(
+                [waiting, *tasks],
+                timeout=duration if duration > 0 else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            waiting.cancel()
+            for task in done:
+                if task is not waiting and not task.cancelled() and task.exception() is not None:
+                    raise PyrosError(f"the demo fleet failed: {task.exception()!r}")
+    finally:
+        await _cancel(tasks)
+        if dashboard is not None:
+            await asyncio.to_thread(dashboard.stop)
+        await relay.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    echo("done")
+
+
+async def _cancel(tasks: list[asyncio.Future[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _circle(robot: pyros.asyncio.Client, speed: float) -> None:
+    """Drive a robot in a circle of 2 m radius at ``speed`` m/s, forever."""
+    command = {"linear": {"x": speed}, "angular": {"z": speed / 2.0}}
+    while True:
+        await robot.publish("/turtle1/cmd_vel", command, "geometry_msgs/Twist")
+        await asyncio.sleep(_COMMAND_PERIOD)
+
+
+async def _camera(robot: pyros.asyncio.Client) -> None:
+    """Publish the arena seen from above as a PNG ``sensor_msgs/CompressedImage``."""
+    try:
+        from PIL import Image, ImageDraw  # the dashboard extra
+    except ImportError:
+        return  # no camera without Pillow
+    from pyros.backends.mock import ARENA_SIZE
+
+    poses = await robot.subscribe("/turtle1/pose", queue_size=1)  # only the newest pose
+    trail: list[tuple[float, float]] = []
+    try:
+        while True:
+            pose = await poses.get(timeout=10.0)
+            scale = 160 / ARENA_SIZE
+            point = (pose["x"] * scale, 160 - pose["y"] * scale)
+            trail = (trail + [point])[-40:]
+            image = Image.new("RGB", (160, 160), (69, 86, 255))
+            draw = ImageDraw.Draw(image)
+            if len(trail) > 1:
+                draw.line(trail, fill=(255, 255, 255), width=2)
+            x, y = point
+            draw.ellipse((x - 6, y - 6, x + 6, y + 6), fill=(255, 210, 0))
+            heading = pose["theta"]
+            draw.line(
+                (x, y, x + 12 * math.cos(heading), y - 12 * math.sin(heading)),
+                fill=(0, 0, 0),
+                width=3,
+            )
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+            await robot.publish(
+                CAMERA_TOPIC,
+                {
+                    "header": {"seq": 0, "stamp": {"secs": 0, "nsecs": 0}, "frame_id": "camera"},
+                    "format": "png",
+                    "data": out.getvalue(),
+                },
+                "sensor_msgs/CompressedImage",
+            )
+            await asyncio.sleep(_CAMERA_PERIOD)
+    finally:
+        await poses.close()

@@ -7,7 +7,10 @@ One asyncio process, one port, routed by URL path (``websockets.asyncio.server``
 * ``/``: operators (roslibpy, roslibjs, browsers) speak rosbridge v2 (``ROSBRIDGE_PROTOCOL.md`` in
   RobotWebTools/rosbridge_suite; details in :mod:`pyros.cloud.rosbridge`). Device ``robot1``'s
   ``/turtle1/pose`` is ``/robot1/turtle1/pose``, so one connection sees the whole fleet.
-* ``GET /api/devices``: plain HTTP, a JSON list of the devices the operator token may read.
+* ``GET /api/devices``: plain HTTP, a JSON list of the devices the operator token may read
+  (each with ``may_command``: whether that token may command it).
+* ``GET /dashboard``: a redirect to the fleet dashboard (``pyros relay --dashboard`` runs it as
+  its own process on its own port, see :mod:`pyros.dashboard`), or 404 without one.
 
 Authentication (:mod:`pyros.cloud.auth`) happens in the handshake (HTTP 401/403 on refusal):
 ``Authorization: Bearer <token>`` or ``?token=``; connectors also name their device with
@@ -82,7 +85,7 @@ from pyros.cloud.auth import (
 from pyros.cloud.limits import Limits, SendQueue, TokenBucket
 from pyros.cloud.store import DeviceRecord, Registry, full_name, split_name
 
-__all__ = ["Relay", "run", "tls_context", "CLOSE_POLICY", "CLOSE_REPLACED"]
+__all__ = ["Relay", "run", "tls_context", "CLOSE_POLICY", "CLOSE_REPLACED", "DASHBOARD_PATH"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,9 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 """RFC 6455 "Try Again Later": a device over its rate limit; it reconnects and resends."""
 """Websocket close code for a peer that broke the rules (wrong hello device, failed auth)."""
+
+DASHBOARD_PATH = "/dashboard"
+"""``GET`` it for a redirect to the fleet dashboard (when the relay runs one)."""
 
 CLOSE_REPLACED = dp.REPLACED_CLOSE_CODE
 """Close code for a device connection replaced by a newer one of the same device id."""
@@ -332,15 +338,25 @@ class Relay:
     Args:
         tokens: the parsed tokens file; None accepts only loopback peers, granted everything.
         limits: every limit; defaults as in :class:`~pyros.cloud.limits.Limits`.
+        dashboard_port: the TCP port of the fleet dashboard on this host; ``GET /dashboard``
+            redirects there (None: no dashboard, 404).
 
     Attributes:
         registry: every device seen (:class:`~pyros.cloud.store.Registry`).
         port: the bound TCP port after :meth:`start` (useful with port 0).
     """
 
-    def __init__(self, tokens: Tokens | None = None, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        tokens: Tokens | None = None,
+        limits: Limits | None = None,
+        dashboard_port: int | None = None,
+    ) -> None:
         self.tokens = tokens
         self.limits = limits or Limits()
+        self.dashboard_port = dashboard_port
+        self.dashboard_scheme = "http"
+        """``https`` when the dashboard serves TLS (``GET /dashboard`` redirects there)."""
         self.registry = Registry()
         self.port = 0
         self._server: Server | None = None
@@ -445,9 +461,15 @@ class Relay:
         host = _peer_host(connection)
         try:
             identity = self._identify(request, host)
-            if urlsplit(request.path).path == dp.DEVICES_API_PATH:
+            path = urlsplit(request.path).path
+            if path in (DASHBOARD_PATH, DASHBOARD_PATH + "/"):
+                return self._dashboard_redirect(connection, request)
+            if path == dp.DEVICES_API_PATH:
                 grant = self._operator_grant(request)
-                body = json.dumps(self.registry.describe(grant.may_read))
+                devices = self.registry.describe(grant.may_read)
+                for device in devices:
+                    device["may_command"] = grant.may_command(device["id"])
+                body = json.dumps(devices)
                 response = connection.respond(200, body)
                 del response.headers["Content-Type"]
                 response.headers["Content-Type"] = "application/json"
@@ -462,6 +484,18 @@ class Relay:
                 404, "not found: operators use /, connectors /device, GET /api/devices lists\n"
             )
         return None
+
+    def _dashboard_redirect(self, connection: ServerConnection, request: Request) -> Response:
+        if self.dashboard_port is None:
+            return connection.respond(404, "no dashboard: start the relay with --dashboard\n")
+        host = request.headers.get("Host", "127.0.0.1")
+        hostname = urlsplit(f"//{host}").hostname or "127.0.0.1"
+        if ":" in hostname:
+            hostname = f"[{hostname}]"  # an IPv6 literal
+        location = f"{self.dashboard_scheme}://{hostname}:{self.dashboard_port}/"
+        response = connection.respond(302, f"the dashboard is at {location}\n")
+        response.headers["Location"] = location
+        return response
 
     # --- connections --------------------------------------------------------------------------
 
@@ -909,6 +943,8 @@ def run(
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     announce: Callable[[str], None] | None = None,
+    dashboard_port: int | None = None,
+    dashboard_scheme: str = "http",
 ) -> None:
     """Run a relay until SIGINT or SIGTERM (what ``pyros relay`` does).
 
@@ -920,13 +956,16 @@ def run(
         ssl_context: TLS for ``wss://`` (see :func:`tls_context`).
         announce: called once listening with a line such as
             ``"listening on ws://127.0.0.1:9090"`` (the bound port, also for port 0).
+        dashboard_port: where ``GET /dashboard`` redirects (see :class:`Relay`).
+        dashboard_scheme: ``http`` or ``https``, the dashboard's scheme.
 
     Raises:
         OSError: the address cannot be bound.
     """
 
     async def main() -> None:
-        relay = Relay(tokens, limits)
+        relay = Relay(tokens, limits, dashboard_port)
+        relay.dashboard_scheme = dashboard_scheme
         await relay.start(host, port, ssl_context=ssl_context)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

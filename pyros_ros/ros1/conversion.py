@@ -333,7 +333,7 @@ def _bytes_in(value: Any, field: str, length: int | None) -> bytes:
 
 
 def _time_in(base: str, time_cls: type, value: Any, field: str) -> Any:
-    checked = coerce_time(value, field)
+    checked = coerce_time(value, field, base)
     secs = checked["secs"]
     low, high = _TIME_SECS_RANGE[base]
     if not low <= secs <= high:

@@ -350,7 +350,7 @@ def test_byte_is_signed_and_stays_a_list() -> None:
         ("std_msgs/Time", {"data": math.inf}, "data"),
         ("sensor_msgs/Image", {"data": [1, 2, 3, 256]}, "data[3]"),
         ("sensor_msgs/Image", {"data": "not bytes"}, "data"),
-        ("sensor_msgs/Image", {"header": {"stamp": {"sec": 1}}}, "header.stamp.sec"),
+        ("sensor_msgs/Image", {"header": {"stamp": {"sec": 1, "nsecs": 0}}}, "header.stamp.sec"),
         ("sensor_msgs/Image", {"header": {"seq": -1}}, "header.seq"),
         ("sensor_msgs/LaserScan", {"ranges": [1.0, 2.0, 3.0, "x"]}, "ranges[3]"),
         ("sensor_msgs/LaserScan", {"ranges": "1,2"}, "ranges"),
@@ -491,11 +491,39 @@ def test_strings_round_trip(text: str) -> None:
     assert check_message("std_msgs/String", {"data": text}) == {"data": text}
 
 
-@given(st.integers(-(2**40), 2**40), st.integers(-(10**12), 10**12))
+@given(st.integers(1000, 2**32 - 1000), st.integers(-(10**11), 10**11))
 def test_times_normalise_nsecs_into_range(secs: int, nsecs: int) -> None:
     result = check_message("std_msgs/Time", {"data": {"secs": secs, "nsecs": nsecs}})["data"]
     assert 0 <= result["nsecs"] < 10**9
     assert result["secs"] * 10**9 + result["nsecs"] == secs * 10**9 + nsecs
+
+
+@pytest.mark.parametrize(
+    ("type_name", "value"),
+    [
+        ("std_msgs/Duration", {"secs": 2**33}),  # ROS 1 durations are int32 seconds
+        ("std_msgs/Duration", 2.0**33),
+        ("std_msgs/Time", {"secs": -1}),  # ...and times uint32
+        ("std_msgs/Time", 1e300),
+    ],
+)
+def test_times_out_of_ros_range_are_refused(type_name: str, value: object) -> None:
+    with pytest.raises(MessageError) as info:
+        check_message(type_name, {"data": value})
+    assert info.value.field == "data"
+
+
+def test_float32_beyond_its_range_is_refused_but_inf_and_nan_are_kept() -> None:
+    with pytest.raises(MessageError, match="out of range for float32") as info:
+        check_message("geometry_msgs/Point32", {"x": 1e300})
+    assert info.value.field == "x"
+    assert check_message("geometry_msgs/Point32", {"x": float("inf")})["x"] == float("inf")
+    assert check_message("geometry_msgs/Point", {"x": 1e300})["x"] == 1e300  # float64
+
+
+def test_ros2_time_spelling_is_accepted() -> None:
+    stamp = check_message("std_msgs/Header", {"stamp": {"sec": 3, "nanosec": 5}})["stamp"]
+    assert stamp == {"secs": 3, "nsecs": 5}
 
 
 def _single_field_registry(base: str) -> TypeRegistry:

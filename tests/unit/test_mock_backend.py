@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyros.backends import load
+from pyros.backends.base import GoalOutcome
 from pyros.backends.mock import (
     ARENA_SIZE,
     COMMAND_TIMEOUT,
@@ -22,6 +24,7 @@ from pyros.backends.mock import (
     Turtle,
 )
 from pyros.exceptions import (
+    ActionError,
     MessageError,
     NotExposedError,
     ParamNotSetError,
@@ -29,6 +32,9 @@ from pyros.exceptions import (
     TimeoutError,
 )
 from tests.support import limit
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
 
 START_POSE = {
     "x": TURTLE_START,
@@ -403,6 +409,11 @@ def test_turtle_topics_services_and_params(backend: MockBackend) -> None:
         "/set_flag": "std_srvs/SetBool",
         "/trigger": "std_srvs/Trigger",
         "/fail": "std_srvs/Trigger",
+        "/slow": "std_srvs/Trigger",
+    }
+    assert backend.actions() == {
+        "/fibonacci": "test_msgs/action/Fibonacci",
+        "/turtle1/rotate_absolute": "turtlesim/action/RotateAbsolute",
     }
     assert backend.get_param("/turtlesim/background_r") == 69
     assert backend.get_param("/turtlesim/background_g") == 86
@@ -581,8 +592,8 @@ def test_unset_params(bare: MockBackend) -> None:
 
 
 def test_params_round_trip_plain_data(bare: MockBackend) -> None:
-    values = {"/none": None, "/b": True, "/i": -3, "/f": 2.5, "/s": "x", "/y": b"\x00"}
-    values["/l"] = [1, "two", [3.0]]
+    values = {"/b": True, "/i": -3, "/f": 2.5, "/s": "x", "/y": b"\x00"}
+    values["/l"] = [1, "two", [3.0]]  # XML-RPC arrays may mix types, as on ROS 1
     for name, value in values.items():
         bare.set_param(name, value)
     for name, value in values.items():
@@ -622,7 +633,7 @@ def test_root_param(backend: MockBackend) -> None:
     }
     backend.set_param("/", {"only": 1})
     assert backend.params() == ["/only"]
-    with pytest.raises(TypeError):
+    with pytest.raises(MessageError):
         backend.set_param("/", 5)
 
 
@@ -643,11 +654,127 @@ def test_invalid_param_names(bare: MockBackend, name: str) -> None:
         bare.get_param(name)
 
 
-def test_invalid_param_values(bare: MockBackend) -> None:
-    with pytest.raises(TypeError):
-        bare.set_param("/p", object())
-    with pytest.raises(TypeError):
-        bare.set_param("/p", {1: "x"})
-    with pytest.raises(NotExposedError):
-        bare.set_param("/p", {"not a name": 1})
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (object(), None),
+        ({1: "x"}, None),
+        ({"not a name": 1}, None),
+        ({"1a": 1}, None),  # ROS names start with a letter
+        (None, None),  # the ROS 1 parameter server has no nil
+        ({"a": [1, None]}, "a[1]"),
+        (2**40, None),  # XML-RPC ints are 32 bits
+        ({"big": -(2**31) - 1}, "big"),
+    ],
+)
+def test_invalid_param_values_are_refused_as_on_ros1(
+    bare: MockBackend, value: object, field: str | None
+) -> None:
+    with pytest.raises(MessageError) as info:
+        bare.set_param("/p", value)
+    assert info.value.field == field
     assert bare.params() == []
+
+
+# --- actions, graph information, latching -------------------------------------------------
+
+
+class GoalRecorder:
+    """Collects a goal's feedback and its outcome, from the goal's thread."""
+
+    def __init__(self) -> None:
+        self.feedback: list[dict[str, Any]] = []
+        self.outcome: GoalOutcome | None = None
+        self.done = threading.Event()
+
+    def on_done(self, outcome: GoalOutcome) -> None:
+        self.outcome = outcome
+        self.done.set()
+
+
+def test_fibonacci_goal_feedback_and_result(bare: MockBackend) -> None:
+    goal = GoalRecorder()
+    handle = bare.send_goal(
+        "/fibonacci", "test_msgs/Fibonacci", {"order": 5}, goal.feedback.append, goal.on_done, 1
+    )
+    assert handle.id and goal.done.wait(limit(2))
+    assert goal.outcome == GoalOutcome("succeeded", {"sequence": [0, 1, 1, 2, 3, 5]})
+    assert [len(f["sequence"]) for f in goal.feedback] == [3, 4, 5, 6]
+
+
+def test_goals_are_rejected_aborted_and_cancelled(bare: MockBackend) -> None:
+    with pytest.raises(ActionError) as info:
+        bare.send_goal("/fibonacci", "", {"order": -1}, print, print, 1)
+    assert info.value.status == "rejected"
+    aborted = GoalRecorder()
+    bare.send_goal("/fibonacci", "", {"order": 47}, aborted.feedback.append, aborted.on_done, 1)
+    assert aborted.done.wait(limit(5)) and aborted.outcome is not None
+    assert aborted.outcome.status == "aborted" and "int32" in aborted.outcome.message
+    cancelled = GoalRecorder()
+    handle = bare.send_goal("/fibonacci", "", {"order": 40}, print, cancelled.on_done, 1)
+    handle.cancel()
+    assert cancelled.done.wait(limit(2)) and cancelled.outcome is not None
+    assert cancelled.outcome.status == "canceled"
+    with pytest.raises(MessageError) as error:
+        bare.send_goal("/fibonacci", "", {"order": "x"}, print, print, 1)
+    assert error.value.field == "order"
+    with pytest.raises(NotExposedError):
+        bare.send_goal("/nothing", "", {}, print, print, 1)
+
+
+def test_rotate_absolute_turns_the_turtle_and_a_new_goal_preempts(backend: MockBackend) -> None:
+    first = GoalRecorder()
+    backend.send_goal("/turtle1/rotate_absolute", "", {"theta": 3.0}, print, first.on_done, 1)
+    second = GoalRecorder()
+    backend.send_goal(
+        "/turtle1/rotate_absolute", "", {"theta": 0.5}, second.feedback.append, second.on_done, 1
+    )
+    assert first.done.wait(limit(2)) and first.outcome is not None
+    assert first.outcome.status == "aborted"
+    assert second.done.wait(limit(5)) and second.outcome is not None
+    assert second.outcome.status == "succeeded"
+    assert second.feedback and abs(backend.tick()["theta"] - 0.5) < 0.05
+
+
+def test_graph_information(backend: MockBackend) -> None:
+    assert backend.nodes() == ["/mock", "/test", "/turtlesim"]
+    info = backend.topic_info("/turtle1/pose")
+    assert info == {"type": "turtlesim/Pose", "publishers": ["/turtlesim"], "subscribers": []}
+    assert backend.service_info("/reset") == {"type": "std_srvs/Empty", "providers": ["/turtlesim"]}
+    assert backend.action_info("/fibonacci")["servers"] == ["/mock"]
+    assert backend.node_info("/turtlesim")["subscribes"] == {
+        "/turtle1/cmd_vel": "geometry_msgs/Twist"
+    }
+    assert "float32 x" in backend.definition("turtlesim/msg/Pose")
+    assert backend.definition("std_srvs/srv/SetBool").count("---") == 1
+    with pytest.raises(NotExposedError):
+        backend.topic_info("/nothing")
+    with pytest.raises(MessageError, match="did you mean std_msgs/String"):
+        backend.definition("std_msgs/Strin")
+
+
+def test_transient_local_topics_reach_late_subscribers(bare: MockBackend) -> None:
+    latched = {"durability": "transient_local"}
+    bare.publish("/map", "std_msgs/String", {"data": "the map"}, latched)
+    got: list[dict[str, Any]] = []
+    bare.subscribe("/map", "", got.append)
+    assert got == [{"data": "the map"}]
+    bare.publish("/events", "std_msgs/String", {"data": "gone"})
+    bare.subscribe("/events", "", got.append)
+    assert got == [{"data": "the map"}]  # a volatile topic replays nothing
+
+
+def test_typos_in_known_packages_are_refused_but_own_types_are_not(bare: MockBackend) -> None:
+    with pytest.raises(MessageError, match="did you mean std_msgs/String"):
+        bare.publish("/t", "std_msgs/Strin", {"data": "x"})
+    bare.publish("/mine", "my_robot_msgs/Custom", {"anything": [1, "two"]})
+
+
+def test_delete_param(backend: MockBackend) -> None:
+    backend.delete_param("/turtlesim/background_r")
+    with pytest.raises(ParamNotSetError):
+        backend.get_param("/turtlesim/background_r")
+    backend.delete_param("/turtlesim")
+    assert backend.params() == []
+    with pytest.raises(ParamNotSetError):
+        backend.delete_param("/turtlesim")

@@ -1,0 +1,42 @@
+"""The ``world`` fixture: every conformance test runs once per backend (see worlds.py)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.worlds import WORLDS, World
+
+for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+    if module.name.startswith("world_"):
+        importlib.import_module(f"tests.conformance.{module.name}")
+
+_cleanups: dict[str, Callable[[], None]] = {}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "world" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "world_name",
+            [pytest.param(name, marks=getattr(pytest.mark, name)) for name in sorted(WORLDS)],
+            scope="session",
+        )
+
+
+@pytest.fixture(scope="session")
+def world(world_name: str) -> Iterator[World]:
+    """The backend and its graph, started once per session."""
+    world = WORLDS[world_name]
+    missing = world.available()
+    if missing:
+        pytest.skip(f"{world_name} is not available here: {missing}")
+    cleanup = world.start() if world.start is not None else None
+    try:
+        yield world
+    finally:
+        if cleanup is not None:
+            cleanup()
