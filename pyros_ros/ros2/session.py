@@ -63,6 +63,8 @@ __all__ = [
     "PARAM_LIST_TIMEOUT",
     "PARAM_TIMEOUT",
     "WATCH_INTERVAL",
+    "DISCOVERY_SETTLE",
+    "DISCOVERY_WAIT",
 ]
 
 LOG = logging.getLogger("pyros.ros2")
@@ -80,6 +82,13 @@ PARAM_TIMEOUT = 5.0
 
 WATCH_INTERVAL = 0.1
 """Seconds between two checks of the running goals' action servers."""
+
+DISCOVERY_SETTLE = 0.3
+"""Seconds the graph must stay unchanged before :class:`Session` counts initial discovery
+as done (what ``ros2 topic list`` waits too, without a daemon, is its 0.5 s spin time)."""
+
+DISCOVERY_WAIT = 2.0
+"""Seconds :class:`Session` waits at most for initial discovery to settle."""
 
 _READY_POLL = 0.002
 """Seconds between two looks at whether a new client has matched its server."""
@@ -142,14 +151,17 @@ class _Goal(BackendGoal):
     def __init__(
         self,
         session: Session,
+        action: str,
         client: Any,
         handle: Any,
         on_feedback: FeedbackCallback,
         on_done: DoneCallback,
     ) -> None:
+        self.action = action
         self.id = str(uuid.UUID(bytes=bytes(handle.goal_id.uuid)))
         self._session = session
         self.client = client
+        self.servers: frozenset[tuple[int, ...]] = frozenset()
         self.handle = handle
         self.on_feedback = on_feedback
         self._on_done = on_done
@@ -233,6 +245,32 @@ class Session:
         self._watcher = threading.Thread(target=self._watch, name="pyros-ros2-watch", daemon=True)
         self._spinner.start()
         self._watcher.start()
+        self._settle()
+
+    def _settle(self) -> None:
+        """Wait until discovery stops finding new nodes, topics and services.
+
+        A new DDS participant learns the graph within about 0.1 s to 1 s; without this wait a
+        first ``topics()`` right after start (``pyros topics --backend ros2``) would list
+        nothing. Returns after :data:`DISCOVERY_SETTLE` seconds without change, or
+        :data:`DISCOVERY_WAIT` seconds in all.
+        """
+        node = self.node
+        deadline = time.monotonic() + DISCOVERY_WAIT
+        seen: tuple[int, int, int] | None = None
+        stable_since = time.monotonic()
+        while time.monotonic() < deadline:
+            with self._graph_lock:
+                now = (
+                    len(node.get_node_names_and_namespaces()),
+                    len(node.get_topic_names_and_types()),
+                    len(node.get_service_names_and_types()),
+                )
+            if now != seen:
+                seen, stable_since = now, time.monotonic()
+            elif time.monotonic() - stable_since >= DISCOVERY_SETTLE:
+                return
+            time.sleep(0.02)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -838,7 +876,8 @@ class Session:
         handle = future.result()
         if not handle.accepted:
             raise ActionError(f"the server of {action} rejected the goal", status="rejected")
-        entry = _Goal(self, client, handle, on_feedback, on_done)
+        entry = _Goal(self, action, client, handle, on_feedback, on_done)
+        entry.servers = self._action_servers(action)
         with self._lock:
             if self._stopped:
                 entry.cancel()
@@ -873,6 +912,21 @@ class Session:
             return
         entry.finish(GoalOutcome(status, conversion.to_dict(response.result)))
 
+    def _action_servers(self, action: str) -> frozenset[tuple[int, ...]]:
+        """Identify the servers of ``action`` now: the DDS GIDs of its status publishers.
+
+        A goal is watched against the servers that existed when it was accepted, so that a
+        server started again under the same name does not hide that the goal's one is gone.
+        """
+        with self._graph_lock:
+            infos = self.node.get_publishers_info_by_topic(f"{action}/_action/status")
+        return frozenset(tuple(info.endpoint_gid) for info in infos)
+
+    def _server_gone(self, goal: _Goal) -> bool:
+        if goal.servers:
+            return not goal.servers & self._action_servers(goal.action)
+        return not goal.client.server_is_ready()
+
     def forget_goal(self, entry: _Goal) -> None:
         with self._lock:
             self._goals.pop(entry.id, None)
@@ -892,7 +946,7 @@ class Session:
                 with self._lock:
                     goals = list(self._goals.values())
                 for goal in goals:
-                    if not goal.client.server_is_ready():
+                    if self._server_gone(goal):
                         goal.finish(
                             GoalOutcome("aborted", None, "the action server left the ROS graph")
                         )

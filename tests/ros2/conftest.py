@@ -15,7 +15,8 @@ Fixtures:
 ``ros2_env`` -> dict (session scope)
     The environment for peer processes: ``os.environ`` with the above.
 
-``ros2_peer`` -> factory ``ros2_peer(node_name=None, *args) -> RclpyPeer`` (function scope)
+``ros2_peer`` -> factory ``ros2_peer(node_name=None, *args, env=None) -> RclpyPeer``
+    (function scope; ``env`` adds variables to the peer's environment)
     Starts ``peers/peer.py`` (a real rclpy node driven by JSON lines) and waits for its
     ``READY``. Every peer is stopped (stdin closed: it leaves the graph; then SIGTERM and
     SIGKILL) and reaped at teardown.
@@ -61,7 +62,10 @@ def ros2_domain() -> Iterator[int]:
     """The session's private ROS 2 domain, set in os.environ (see the module docstring)."""
     saved = {name: os.environ.get(name) for name in _VARIABLES}
     log_dir = Path(tempfile.mkdtemp(prefix="pyros-ros2-log-"))
-    domain = pick_domain()
+    current = os.environ.get("ROS_DOMAIN_ID", "")
+    domain = pick_domain(
+        avoid=(int(current),) if current.isdigit() else ()
+    )  # the conformance world's
     for name in ("ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
         os.environ.pop(name, None)
     os.environ.update(domain_env(domain, log_dir))
@@ -91,10 +95,13 @@ class _Peers:
         self.peers: list[RclpyPeer] = []
         self._count = itertools.count()
 
-    def __call__(self, node_name: str | None = None, *args: str) -> RclpyPeer:
+    def __call__(
+        self, node_name: str | None = None, *args: str, env: dict[str, str] | None = None
+    ) -> RclpyPeer:
         number = next(self._count)
         name = node_name or f"peer{os.getpid()}_{number}"
-        peer = RclpyPeer(name, self.env, self.log_dir / f"peer-{name}-{number}.stderr", args)
+        log = self.log_dir / f"peer-{name}-{number}.stderr"
+        peer = RclpyPeer(name, {**self.env, **(env or {})}, log, args)
         self.peers.append(peer)
         return peer.wait_ready(limit(20))
 

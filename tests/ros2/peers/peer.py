@@ -17,11 +17,12 @@ Ops (each returns once its entities exist):
 - ``talk`` (topic, rate, type?="std_msgs/msg/String", qos?): a timer publishing ``"hello N"``;
 - ``subscribe`` (topic, type, qos?): emit every message as an event;
 - ``destroy`` (topic | service | action): remove that entity;
-- ``service`` (name, kind): ``setbool`` (success = data), ``trigger`` (counts calls),
+- ``service`` (name, kind): ``setbool`` (success = data; the message says the old and new
+  flag), ``trigger`` (counts calls),
   ``slow`` (Trigger answered after ``delay`` s), ``exit`` (Trigger; the process leaves the
   graph cleanly instead of answering);
 - ``action`` (name, period?): test_msgs/action/Fibonacci: one feedback per ``period`` s
-  with the sequence so far; order < 0 is rejected; order 99 aborts; ``exit_at``/``kill_at``
+  with the sequence so far; order < 0 is rejected, order > 46 aborted; ``exit_at``/``kill_at``
   (k): after k feedbacks the process leaves cleanly / SIGKILLs itself;
 - ``declare`` (params: {name: value}), ``param`` (name): the node's own parameters;
 - ``nodes``: the full names this peer sees in the graph;
@@ -219,10 +220,13 @@ class Peer:
     def op_service(self, name: str, kind: str, delay: float = 0.0) -> None:
         from std_srvs.srv import SetBool, Trigger
 
+        flag = [False]
+
         def setbool(request: Any, response: Any) -> Any:
             emit({"event": "call", "service": name, "request": plain(request)})
             response.success = request.data
-            response.message = f"flag is {request.data}"
+            response.message = f"flag was {flag[0]}, is {request.data}"
+            flag[0] = request.data
             return response
 
         def trigger(request: Any, response: Any) -> Any:
@@ -261,6 +265,9 @@ class Peer:
         def execute(handle: Any) -> Any:
             order = handle.request.order
             sequence = [0, 1]
+            if order > 46:  # the sequence would overflow int32
+                handle.abort()
+                return Fibonacci.Result(sequence=[-1])
             feedback = Fibonacci.Feedback()
             for step in range(1, max(order, 1)):
                 if handle.is_cancel_requested:
@@ -274,10 +281,7 @@ class Peer:
                 feedback.sequence = sequence
                 handle.publish_feedback(feedback)
                 time.sleep(period)
-            if order == 99:
-                handle.abort()
-            else:
-                handle.succeed()
+            handle.succeed()
             return Fibonacci.Result(sequence=sequence)
 
         self.entities[name] = ActionServer(
