@@ -356,7 +356,14 @@ def _rclpy_matches_python(directory: str) -> bool:
     """True if the rclpy in ``directory`` has a C extension this interpreter can load."""
     pattern = os.path.join(directory, "rclpy", "_rclpy_pybind11*")
     suffixes = importlib.machinery.EXTENSION_SUFFIXES
-    return any(path.endswith(tuple(suffixes)) for path in glob.glob(pattern))
+    for path in glob.glob(pattern):
+        suffix = os.path.basename(path)[len("_rclpy_pybind11") :]
+        # A tagged build (.cpython-312-x86_64-linux-gnu.so) must carry this interpreter's tag.
+        if suffix.startswith(".cpython-") and suffix != suffixes[0]:
+            continue
+        if suffix in suffixes:
+            return True
+    return False
 
 
 def _split_path(value: str) -> list[str]:
