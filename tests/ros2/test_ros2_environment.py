@@ -31,6 +31,7 @@ def fake_opt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the /opt/ros search at an empty directory; hide the real rclpy."""
     (tmp_path / "opt_ros").mkdir()
     monkeypatch.setattr(environment, "OPT_ROS", str(tmp_path / "opt_ros"))
+    monkeypatch.setattr(environment, "_INSTALLATION", None)  # set up by an earlier test?
     real_find_spec = environment.importlib.util.find_spec
 
     def find_spec(name: str, *args: object) -> object:
