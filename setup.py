@@ -37,6 +37,17 @@ def _long_description() -> str:
         return f.read()
 
 
+ROS2_REQUIRE = [
+    "ros-rclpy",
+    "ros-rmw-fastrtps-cpp",
+    "ros-std-msgs",
+    "ros-std-srvs",
+    "ros-geometry-msgs",
+    "ros-action-msgs",
+    "ros-rcl-interfaces",
+    "ros-test-msgs",
+]
+
 # The examples/ apps; the tests run them for real (gunicorn workers, a Celery prefork pool).
 EXAMPLES_REQUIRE = ["flask", "gunicorn", "celery", "redis"]
 # The fleet dashboard (pyros dashboard, pyros relay --dashboard): NiceGUI for the pages, httpx
@@ -74,6 +85,10 @@ setup(
         # rospkg (-> distro), catkin_pkg (-> python-dateutil, docutils, pyparsing), yaml,
         # and defusedxml (rosmaster.util). netifaces stays Debian's C extension.
         "ros1": ["rospkg", "catkin_pkg", "pyyaml", "defusedxml"],
+        # ROS 2 Kilted as PyPI wheels (the ros-jazzy-* names give Jazzy instead): rclpy, the
+        # Fast DDS RMW, and the interface packages the ros2 backend and its tests use
+        # (pyros_ros.environment.ROS2_WHEELS). Only the node process imports them.
+        "ros2": ROS2_REQUIRE,
         "examples": EXAMPLES_REQUIRE,
         "dashboard": DASHBOARD_REQUIRE,
         "bench": ["matplotlib", "roslibpy"],  # benchmarks/: plots; the roslibpy contender

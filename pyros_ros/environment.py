@@ -193,15 +193,16 @@ def setup_ros1(environ: Mapping[str, str] | None = None) -> list[str]:
 
 ROS2_WHEELS = (
     "rclpy",
+    "rmw-fastrtps-cpp",
     "std-msgs",
     "std-srvs",
     "geometry-msgs",
     "action-msgs",
     "rcl-interfaces",
-    "rmw-fastrtps-cpp",
+    "test-msgs",
 )
-"""The ROS 2 wheels pyros's ``ros2`` backend needs, as ``ros-<name>`` (Kilted) or
-``ros-<distro>-<name>`` (``ros-jazzy-rclpy``) on PyPI; the ``ros2`` extra installs them."""
+"""The ROS 2 wheels of the ``ros2`` extra (setup.py), as ``ros-<name>`` (Kilted) or
+``ros-<distro>-<name>`` (``ros-jazzy-rclpy``) on PyPI. Only the node process imports them."""
 
 _PYTHON_TAG = f"python{sys.version_info.major}.{sys.version_info.minor}"
 

@@ -150,3 +150,13 @@ def test_setup_makes_rclpy_importable(bootstrap: bool) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(not bootstrap), "True", "True"]
+
+
+def test_the_ros2_extra_installs_the_wheels_the_errors_name() -> None:
+    setup_py = (Path(__file__).resolve().parents[2] / "setup.py").read_text()
+    listed = setup_py[
+        setup_py.index("ROS2_REQUIRE = [") : setup_py.index("]", setup_py.index("ROS2_REQUIRE = ["))
+    ]
+    assert sorted(line.strip().strip('",') for line in listed.splitlines()[1:]) == sorted(
+        f"ros-{name}" for name in environment.ROS2_WHEELS
+    )
