@@ -69,6 +69,12 @@ setup(
         exclude=["tests", "tests.*", "benchmarks", "benchmarks.*"],
     ),
     package_data={"pyros": ["py.typed"]},
+    # What an ament_python package installs besides its code (colcon on ROS 2): its marker in
+    # the ament resource index and its package.xml, so that `ros2 pkg` finds it.
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/pyros"]),
+        ("share/pyros", ["package.xml"]),
+    ],
     install_requires=[
         "pyzmq",
         "msgpack",
