@@ -12,9 +12,11 @@ Only the node process (and test peers) call :func:`setup_ros1`. Importing this m
 :mod:`pyros_ros`, never changes ``sys.path`` and never imports a ROS library.
 
 Directories are *appended* to ``sys.path``, so packages installed in the virtualenv (PyYAML,
-rospkg, ...) win over the system copies. The system directory is meant for the system Python's
-version (Debian 12: 3.11); its pure-Python packages work from any Python 3, its C extensions
-only from the same minor version.
+rospkg, ...) win over the system copies, except ROS 1's message packages: where the virtualenv
+holds ROS 2's wheels too, their ``std_msgs``... would shadow ROS 1's, so a finder first on
+``sys.meta_path`` looks those names up in ROS 1's directories first. The system directory is
+meant for the system Python's version (Debian 12: 3.11); its pure-Python packages work from any
+Python 3, its C extensions only from the same minor version.
 
 ROS 2
 -----
@@ -47,6 +49,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import importlib
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
@@ -54,6 +57,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyros.exceptions import SpawnError
 
@@ -186,7 +190,52 @@ def setup_ros1(environ: Mapping[str, str] | None = None) -> list[str]:
         )
     added = [directory for directory in directories if directory not in sys.path]
     sys.path.extend(added)
+    _prefer_ros1_messages(directories)
     return added
+
+
+class _Ros1MessagesFirst(importlib.abc.MetaPathFinder):
+    """Finds ROS 1's message packages in ROS 1's directories before anywhere else.
+
+    ROS 1's directories are appended to ``sys.path`` so that the venv's own packages win;
+    but where the venv also holds ROS 2's wheels, their ``std_msgs``, ``rosgraph_msgs``...
+    (generated for rclpy) would shadow ROS 1's genpy ones, and ``import rospy`` would fail.
+    This finder, first on ``sys.meta_path``, looks up exactly those names (top-level packages
+    of ROS 1's directories that hold ``msg/`` or ``srv/``) in ROS 1's directories.
+    """
+
+    def __init__(self) -> None:
+        self.packages: dict[str, str] = {}
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        directory = self.packages.get(fullname)
+        if directory is None:
+            return None
+        return importlib.machinery.PathFinder.find_spec(fullname, [directory])
+
+
+_ROS1_FINDER = _Ros1MessagesFirst()
+
+
+def _prefer_ros1_messages(directories: list[str]) -> None:
+    """Let ROS 1's message packages win over same-named ones earlier on ``sys.path``."""
+    for directory in directories:
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry in _ROS1_FINDER.packages:
+                continue
+            if any(
+                os.path.isfile(os.path.join(directory, entry, kind, "__init__.py"))
+                for kind in ("msg", "srv")
+            ):
+                _ROS1_FINDER.packages[entry] = directory
+    if _ROS1_FINDER.packages and _ROS1_FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _ROS1_FINDER)
 
 
 # --- ROS 2 -------------------------------------------------------------------------------------
