@@ -134,14 +134,14 @@ class Ros2Backend(Backend):
         """Return ``<node>:<param>`` for every parameter of every node in the graph.
 
         Each node is asked through its ``list_parameters`` service, all at once; a node that
-        does not answer within :data:`pyros_ros.ros2.session.PARAM_LIST_TIMEOUT` seconds is
+        does not answer within :data:`pyros_ros.ros2.params.PARAM_LIST_TIMEOUT` seconds is
         left out.
         """
-        return self._run().params()
+        return self._run().params.names()
 
     def actions(self) -> dict[str, str]:
         """Return every action in the graph, ``{"/fibonacci": "test_msgs/action/Fibonacci"}``."""
-        return self._run().actions()
+        return self._run().action_names()
 
     def nodes(self) -> list[str]:
         """Return the full names of the graph's nodes, sorted (hidden ``_`` names left out)."""
@@ -254,7 +254,7 @@ class Ros2Backend(Backend):
                 is not ``<node>:<param>``.
             TimeoutError: the node did not answer.
         """
-        return self._run().get_param(name)
+        return self._run().params.get(name)
 
     def set_param(self, name: str, value: Any) -> None:
         """Set a parameter through its node's ``set_parameters`` service.
@@ -268,7 +268,7 @@ class Ros2Backend(Backend):
             PyrosError: the node refused, with its reason (undeclared, read-only, wrong type).
             TimeoutError: the node did not answer.
         """
-        self._run().set_param(name, value)
+        self._run().params.set(name, value)
 
     def delete_param(self, name: str) -> None:
         """Undeclare a parameter, or every parameter under the name as a prefix.
@@ -277,7 +277,7 @@ class Ros2Backend(Backend):
             ParamNotSetError: nothing is set there, or the node is gone.
             PyrosError: the node refused (it does not allow undeclaring that parameter).
         """
-        self._run().delete_param(name)
+        self._run().params.delete(name)
 
     # --- actions -----------------------------------------------------------------------------
 
@@ -303,4 +303,4 @@ class Ros2Backend(Backend):
             ActionError: the server rejected the goal (``status="rejected"``).
             TimeoutError: no answer from the server within ``timeout``.
         """
-        return self._run().send_goal(action, type, goal, on_feedback, on_done, timeout)
+        return self._run().actions.send_goal(action, type, goal, on_feedback, on_done, timeout)

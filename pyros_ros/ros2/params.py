@@ -17,14 +17,36 @@ This module imports rcl_interfaces; import it only after
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
+from rcl_interfaces.msg import Parameter as ParameterMessage
 from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import GetParameters, ListParameters, SetParameters
 
-from pyros.exceptions import MessageError, ParamNotSetError
+from pyros.exceptions import (
+    MessageError,
+    NotExposedError,
+    ParamNotSetError,
+    PyrosError,
+    TimeoutError,
+)
 
-__all__ = ["split_name", "to_python", "to_value", "flatten", "nest"]
+if TYPE_CHECKING:
+    from pyros_ros.ros2.session import Session
+
+__all__ = [
+    "Parameters",
+    "PARAM_LIST_TIMEOUT",
+    "PARAM_TIMEOUT",
+    "split_name",
+    "to_python",
+    "to_value",
+    "flatten",
+    "nest",
+]
 
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -188,3 +210,162 @@ def nest(prefix: str, values: Iterable[tuple[str, Any]]) -> dict[str, Any]:
             place = place.setdefault(part, {})
         place[parts[-1]] = value
     return out
+
+
+PARAM_LIST_TIMEOUT = 2.0
+"""Seconds :meth:`Parameters.names` waits for the nodes' ``list_parameters`` answers in all;
+a node that does not answer in time is left out."""
+
+PARAM_TIMEOUT = 5.0
+"""Seconds a parameter get, set or delete waits for the node's parameter services."""
+
+
+class Parameters:
+    """Every node's parameters, through their parameter services, from one session's node.
+
+    Args:
+        session: the session whose node calls the services.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def names(self) -> list[str]:
+        """``<node>:<param>`` for every parameter of every node that answers in time.
+
+        The nodes are found by their ``<node>/list_parameters`` services (which the graph
+        shows before it shows node names).
+        """
+        suffix = "/list_parameters"
+        targets = [
+            name[: -len(suffix)]
+            for name, type_name in self._session.services().items()
+            if name.endswith(suffix)
+            and type_name == "rcl_interfaces/srv/ListParameters"
+            and name[: -len(suffix)] != self._session.name
+        ]
+        deadline = time.monotonic() + PARAM_LIST_TIMEOUT
+        if not targets:
+            return []
+        found: list[str] = []
+        with ThreadPoolExecutor(min(16, len(targets))) as pool:
+            answers = pool.map(
+                lambda full: self._session.call_internal(
+                    f"{full}/list_parameters", ListParameters, ListParameters.Request(), deadline
+                ),
+                targets,
+            )
+            for full, answer in zip(targets, answers, strict=True):
+                if answer is not None:
+                    found.extend(f"{full}:{name}" for name in answer.result.names)
+        return sorted(found)
+
+    def _node_service(self, node_name: str, service: str) -> str:
+        """The parameter service ``service`` of ``node_name``.
+
+        Raises:
+            ParamNotSetError: the node is not in the graph, or serves no parameters.
+        """
+        name = f"{node_name}/{service}"
+        if name in self._session.services():
+            return name
+        if self._session.find_node(node_name) is None:
+            raise ParamNotSetError(f"node {node_name} is not in the ROS graph")
+        raise ParamNotSetError(f"node {node_name} serves no parameters ({name})")
+
+    def _get_values(self, node_name: str, names: list[str], deadline: float) -> list[Any]:
+        service = self._node_service(node_name, "get_parameters")
+        request = GetParameters.Request(names=names)
+        answer = self._session.call_internal(service, GetParameters, request, deadline)
+        if answer is None:
+            raise TimeoutError(f"node {node_name} did not answer {service} in time")
+        return list(answer.values)
+
+    def _list_under(self, node_name: str, prefix: str, deadline: float) -> list[str]:
+        service = self._node_service(node_name, "list_parameters")
+        request = ListParameters.Request(prefixes=[prefix], depth=0)
+        answer = self._session.call_internal(service, ListParameters, request, deadline)
+        if answer is None:
+            return []
+        return [name for name in answer.result.names if name.startswith(prefix + ".")]
+
+    def get(self, name: str) -> Any:
+        """Read a parameter (or the dict of those under a prefix); see ``Backend.get_param``."""
+        node_name, param = split_name(name)
+        deadline = time.monotonic() + PARAM_TIMEOUT
+        values = self._get_values(node_name, [param], deadline)
+        if values:
+            try:
+                return to_python(values[0])
+            except ParamNotSetError:
+                pass
+        children = self._list_under(node_name, param, deadline)
+        if not children:
+            raise ParamNotSetError(f"parameter {name} is not set")
+        child_values = self._get_values(node_name, children, deadline)
+        pairs = []
+        for child, value in zip(children, child_values, strict=False):
+            try:
+                pairs.append((child, to_python(value)))
+            except ParamNotSetError:
+                continue
+        return nest(param, pairs)
+
+    def set(self, name: str, value: Any) -> None:
+        """Set a parameter, or those under a prefix from a dict; see ``Backend.set_param``.
+
+        Raises:
+            MessageError: the value cannot be a ROS 2 parameter (see
+                :func:`pyros_ros.ros2.to_value`).
+            NotExposedError: the node is not in the graph.
+            PyrosError: the node refused (undeclared or read-only parameter, wrong type...),
+                with its reason.
+            TimeoutError: the node did not answer in time.
+        """
+        node_name, param = split_name(name)
+        pairs = flatten(param, value)
+        for pair_name, pair_value in pairs:
+            to_value(pair_value, f"{node_name}:{pair_name}")  # check before any call
+        deadline = time.monotonic() + PARAM_TIMEOUT
+        try:
+            current = self._get_values(node_name, [n for n, _ in pairs], deadline)
+        except ParamNotSetError as exc:
+            raise NotExposedError(f"cannot set {name}: {exc}") from exc
+        kinds = [v.type for v in current] + [0] * (len(pairs) - len(current))
+        parameters = [
+            ParameterMessage(name=pair_name, value=to_value(pair_value, name, kind))
+            for (pair_name, pair_value), kind in zip(pairs, kinds, strict=True)
+        ]
+        self._set(node_name, parameters, deadline, f"set {name}")
+
+    def _set(self, node_name: str, parameters: list[Any], deadline: float, what: str) -> None:
+        service = self._node_service(node_name, "set_parameters")
+        request = SetParameters.Request(parameters=parameters)
+        answer = self._session.call_internal(service, SetParameters, request, deadline)
+        if answer is None:
+            raise TimeoutError(f"node {node_name} did not answer {service} ({what})")
+        refused = [
+            f"{parameter.name}: {result.reason or 'refused'}"
+            for parameter, result in zip(parameters, answer.results, strict=False)
+            if not result.successful
+        ]
+        if refused:
+            raise PyrosError(f"node {node_name} refused to {what}: {'; '.join(refused)}")
+
+    def delete(self, name: str) -> None:
+        """Undeclare a parameter (or all under a prefix); see ``Backend.delete_param``.
+
+        ROS 2 nodes let a client undeclare only parameters they allow to be undeclared
+        (``allow_undeclared_parameters``); others refuse with a reason, raised as PyrosError.
+        """
+        node_name, param = split_name(name)
+        deadline = time.monotonic() + PARAM_TIMEOUT
+        names = []
+        values = self._get_values(node_name, [param], deadline)
+        if values and values[0].type != 0:
+            names.append(param)
+        names += self._list_under(node_name, param, deadline)
+        if not names:
+            raise ParamNotSetError(f"parameter {name} is not set")
+        parameters = [ParameterMessage(name=n) for n in names]  # type NOT_SET: undeclare
+        self._set(node_name, parameters, deadline, f"delete {name}")
