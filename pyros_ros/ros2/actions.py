@@ -100,6 +100,7 @@ class Actions:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._clients: dict[tuple[str, Any], Any] = {}
+        self._used: dict[tuple[str, Any], float] = {}
         self._goals: dict[str, _Goal] = {}
 
     def _action_client_for(self, action: str, action_cls: Any) -> Any:
@@ -108,7 +109,23 @@ class Actions:
             if client is None:
                 client = rclpy.action.ActionClient(self._session.require(), action_cls, action)
                 self._clients[(action, action_cls)] = client
+            self._used[(action, action_cls)] = time.monotonic()
             return client
+
+    def prune_clients(self, idle: float) -> None:
+        """Destroy the action clients without goals, unused for ``idle`` seconds, whose
+        server left the graph (the watch thread calls it)."""
+        now = time.monotonic()
+        with self._session.lock:
+            busy = {id(goal.client) for goal in self._goals.values()}
+            for key, client in list(self._clients.items()):
+                if id(client) in busy or now - self._used.get(key, 0.0) < idle:
+                    continue
+                if client.server_is_ready():
+                    continue
+                client.destroy()
+                del self._clients[key]
+                self._used.pop(key, None)
 
     def send_goal(
         self,

@@ -19,10 +19,11 @@ This module imports rclpy; :class:`pyros_ros.ros2.Ros2Backend` imports it after
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import rclpy.action
@@ -55,6 +56,7 @@ __all__ = [
     "DISCOVERY_SETTLE",
     "DISCOVERY_WAIT",
     "TAKE_BATCH",
+    "CLIENT_IDLE",
 ]
 
 LOG = logging.getLogger("pyros.ros2")
@@ -72,6 +74,10 @@ as done (what ``ros2 topic list`` waits too, without a daemon, is its 0.5 s spin
 
 DISCOVERY_WAIT = 2.0
 """Seconds :class:`Session` waits at most for initial discovery to settle."""
+
+CLIENT_IDLE = 30.0
+"""Seconds after its last use that a client of a service (or action) that left the graph is
+destroyed by the watch thread."""
 
 TAKE_BATCH = 64
 """Messages one subscription callback takes at most (see ``Session._create_subscription``)."""
@@ -131,6 +137,8 @@ class Session:
         self._publishers: dict[str, _Publisher] = {}
         self._subscriptions: dict[str, _Subscription] = {}
         self._clients: dict[tuple[str, Any], Any] = {}
+        self._client_use: dict[tuple[str, Any], tuple[int, float]] = {}  # users, last use
+        self._pruned = time.monotonic()
         self._readapt: set[str] = set()
         self._wake = threading.Event()
         self._stopped = False
@@ -571,13 +579,37 @@ class Session:
 
     # --- services ----------------------------------------------------------------------------
 
-    def _client_for(self, service: str, srv_cls: Any) -> Any:
+    @contextlib.contextmanager
+    def _client(self, service: str, srv_cls: Any, create: bool = True) -> Iterator[Any]:
+        """Lend the service client of ``(service, srv_cls)``, made on first use; None when
+        there is none and ``create`` is False. A lent client is never pruned."""
+        key = (service, srv_cls)
         with self._lock:
-            client = self._clients.get((service, srv_cls))
-            if client is None:
+            client = self._clients.get(key)
+            if client is None and create:
                 client = self.require().create_client(srv_cls, service)
-                self._clients[(service, srv_cls)] = client
-            return client
+                self._clients[key] = client
+            if client is not None:
+                self._client_use[key] = (self._client_use.get(key, (0, 0.0))[0] + 1, 0.0)
+        try:
+            yield client
+        finally:
+            if client is not None:
+                with self._lock:
+                    self._client_use[key] = (self._client_use[key][0] - 1, time.monotonic())
+
+    def _prune_clients(self) -> None:
+        """Destroy the idle clients of services that left the graph (each is two DDS
+        endpoints: a long-running node must not keep one per node it ever asked)."""
+        now = time.monotonic()
+        with self._lock:
+            for key, client in list(self._clients.items()):
+                users, last = self._client_use.get(key, (0, 0.0))
+                if users or now - last < CLIENT_IDLE or client.service_is_ready():
+                    continue
+                self.node.destroy_client(client)
+                del self._clients[key]
+                self._client_use.pop(key, None)
 
     def wait_ready(self, ready: Callable[[], bool], deadline: float) -> bool:
         while not ready():
@@ -593,19 +625,25 @@ class Session:
         deadline = time.monotonic() + timeout
         srv_cls = conversion.service_class(type_name)
         msg = conversion.from_dict(srv_cls.Request, request)
-        client = self._clients.get((service, srv_cls))
-        if client is None or not client.service_is_ready():
-            # A ready client is matched with a server of this type: no graph lookup needed.
-            existing = self.services().get(service)
-            if existing is None:
-                raise NotExposedError(f"service {service} does not exist in the ROS graph")
-            if existing != conversion.graph_name(srv_cls):
-                raise MessageError(
-                    f"service {service} has type {existing}, not {conversion.graph_name(srv_cls)}"
-                )
-            client = self._client_for(service, srv_cls)
+        with self._client(service, srv_cls, create=False) as client:
+            if client is not None and client.service_is_ready():
+                # Matched with a server of this type: no graph lookup needed.
+                return self._call_with(client, service, msg, deadline, timeout)
+        existing = self.services().get(service)
+        if existing is None:
+            raise NotExposedError(f"service {service} does not exist in the ROS graph")
+        if existing != conversion.graph_name(srv_cls):
+            raise MessageError(
+                f"service {service} has type {existing}, not {conversion.graph_name(srv_cls)}"
+            )
+        with self._client(service, srv_cls) as client:
             if not self.wait_ready(client.service_is_ready, deadline):
                 raise TimeoutError(f"service {service} did not become reachable in {timeout:g} s")
+            return self._call_with(client, service, msg, deadline, timeout)
+
+    def _call_with(
+        self, client: Any, service: str, msg: Any, deadline: float, timeout: float
+    ) -> dict[str, Any]:
         future = client.call_async(msg)
         outcome = wait_future(future, deadline, client.service_is_ready)
         if outcome != "done":
@@ -622,14 +660,14 @@ class Session:
         self, service: str, srv_cls: Any, request: Any, deadline: float
     ) -> Any | None:
         """Call a service of another node's; None if it is unreachable or silent in time."""
-        client = self._client_for(service, srv_cls)
-        if not self.wait_ready(client.service_is_ready, deadline):
-            return None
-        future = client.call_async(request)
-        if wait_future(future, deadline, client.service_is_ready) != "done":
-            client.remove_pending_request(future)
-            return None
-        return future.result() if future.exception() is None else None
+        with self._client(service, srv_cls) as client:
+            if not self.wait_ready(client.service_is_ready, deadline):
+                return None
+            future = client.call_async(request)
+            if wait_future(future, deadline, client.service_is_ready) != "done":
+                client.remove_pending_request(future)
+                return None
+            return future.result() if future.exception() is None else None
 
     # --- the watch thread ----------------------------------------------------------------------
 
@@ -644,6 +682,10 @@ class Session:
                 while self._readapt:
                     self._readapt_subscription(self._readapt.pop())
                 self.actions.check_servers()
+                if time.monotonic() - self._pruned >= CLIENT_IDLE:
+                    self._pruned = time.monotonic()
+                    self._prune_clients()
+                    self.actions.prune_clients(CLIENT_IDLE)
             except Exception:
                 if self._stopped:
                     return

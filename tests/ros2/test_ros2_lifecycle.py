@@ -182,3 +182,54 @@ def test_only_the_node_imports_rclpy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout.strip() == "[]"
+
+
+PRUNE = """
+import sys, time
+from pyros_ros.environment import setup_ros2
+setup_ros2()
+from pyros_ros.ros2 import session as ros2_session
+ros2_session.CLIENT_IDLE = 0.5
+s = ros2_session.Session("pyros_prune_test", None)
+try:
+    deadline = time.monotonic() + 20
+    while "/prune_me" not in s.services() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(s.call("/prune_me", "std_srvs/srv/Trigger", {}, 10.0)["success"], len(s._clients))
+    sys.stdout.flush()
+    sys.stdin.readline()  # the server is gone now
+    deadline = time.monotonic() + 10
+    while s._clients and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(len(s._clients))
+finally:
+    s.stop()
+"""
+
+
+def test_clients_of_services_that_left_are_destroyed(ros2_peer: Callable[..., RclpyPeer]) -> None:
+    """A long-running node must not keep two DDS endpoints for every service it ever called."""
+    server = ros2_peer("prune_server")
+    server.request("service", name="/prune_me", kind="trigger")
+    backend = subprocess.Popen(
+        [sys.executable, "-c", PRUNE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert backend.stdout is not None and backend.stdin is not None
+        assert backend.stdout.readline().split() == ["True", "1"]
+        assert server.stop() == 0
+        backend.stdin.write("\n")
+        backend.stdin.flush()
+        assert backend.stdout.readline().strip() == "0"
+        assert backend.wait(limit(10)) == 0
+    finally:
+        if backend.poll() is None:
+            backend.kill()
+        backend.wait()
+        for stream in (backend.stdin, backend.stdout):
+            if stream is not None:
+                stream.close()
