@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import rclpy.action
+from rclpy.action.client import ActionClient
 from rclpy.task import Future
 
 from pyros.backends.base import BackendGoal, DoneCallback, FeedbackCallback, GoalOutcome
@@ -107,7 +107,7 @@ class Actions:
         with self._session.lock:
             client = self._clients.get((action, action_cls))
             if client is None:
-                client = rclpy.action.ActionClient(self._session.require(), action_cls, action)
+                client = ActionClient(self._session.require(), action_cls, action)
                 self._clients[(action, action_cls)] = client
             self._used[(action, action_cls)] = time.monotonic()
             return client
@@ -202,7 +202,7 @@ class Actions:
             reason = future.exception() or "the result request was cancelled"
             entry.finish(GoalOutcome("aborted", None, f"no result: {reason}"))
             return
-        response = future.result()
+        response: Any = future.result()
         status = GOAL_STATUS.get(response.status)
         if status is None:
             entry.finish(
@@ -258,5 +258,6 @@ class Actions:
 
 def _cancel_if_accepted(future: Future[Any]) -> None:
     """A goal answered after its sender gave up: cancel it if it was accepted."""
-    if future.exception() is None and future.result() is not None and future.result().accepted:
-        future.result().cancel_goal_async()
+    handle: Any = future.result() if future.exception() is None else None
+    if handle is not None and handle.accepted:
+        handle.cancel_goal_async()

@@ -38,7 +38,7 @@ import re
 import struct
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy
 from rclpy.type_support import check_for_type_support
@@ -279,7 +279,7 @@ def _element_in(slot_type: Any) -> _In:
     if isinstance(slot_type, idl.NamespacedType):
         return partial(_message_in, _nested_plan(slot_type))
     if isinstance(slot_type, idl.AbstractGenericString):
-        bound = slot_type.maximum_size if slot_type.has_maximum_size() else None
+        bound = getattr(slot_type, "maximum_size", None) if slot_type.has_maximum_size() else None
         return partial(_string_in, bound)
     if isinstance(slot_type, idl.BasicType):
         return _scalar_in(_IDL_TO_PYROS.get(slot_type.typename, slot_type.typename))
@@ -349,7 +349,7 @@ def _bytes_out(value: Any) -> bytes:
     if type(value) is bytes:
         return value
     tobytes = getattr(value, "tobytes", None)
-    return tobytes() if tobytes is not None else bytes(value)  # type: ignore[no-any-return]
+    return cast(bytes, tobytes()) if tobytes is not None else bytes(value)
 
 
 def _octets_out(value: Any) -> bytes:
@@ -362,7 +362,7 @@ def _octet_out(value: Any) -> int:
 
 def _tolist(value: Any) -> list[Any]:
     tolist = getattr(value, "tolist", None)
-    return tolist() if tolist is not None else list(value)  # type: ignore[no-any-return]
+    return cast(list[Any], tolist()) if tolist is not None else list(value)
 
 
 # --- from_dict -------------------------------------------------------------------------------

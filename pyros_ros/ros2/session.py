@@ -26,8 +26,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import rclpy.action
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+from rclpy.action.graph import (
+    get_action_client_names_and_types_by_node,
+    get_action_names_and_types,
+    get_action_server_names_and_types_by_node,
+)
 from rclpy.context import Context
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -69,11 +73,13 @@ WATCH_INTERVAL = 0.1
 """Seconds between two checks of the running goals' action servers."""
 
 DISCOVERY_SETTLE = 0.3
-"""Seconds the graph must stay unchanged before :class:`Session` counts initial discovery
-as done (what ``ros2 topic list`` waits too, without a daemon, is its 0.5 s spin time)."""
+"""Seconds the graph must stay unchanged, once other nodes were found, before
+:class:`Session` counts initial discovery as done (``ros2 topic list`` without its daemon
+spins 0.5 s)."""
 
 DISCOVERY_WAIT = 2.0
-"""Seconds :class:`Session` waits at most for initial discovery to settle."""
+"""Seconds :class:`Session` waits at most for initial discovery (all of it in an empty
+domain)."""
 
 CLIENT_IDLE = 30.0
 """Seconds after its last use that a client of a service (or action) that left the graph is
@@ -173,25 +179,31 @@ class Session:
     def _settle(self) -> None:
         """Wait until discovery stops finding new nodes, topics and services.
 
-        A new DDS participant learns the graph within about 0.1 s to 1 s; without this wait a
-        first ``topics()`` right after start (``pyros topics --backend ros2``) would list
-        nothing. Returns after :data:`DISCOVERY_SETTLE` seconds without change, or
-        :data:`DISCOVERY_WAIT` seconds in all.
+        A new DDS participant learns the graph within about 0.1 s to a few seconds (busy
+        machines); without this wait a first ``topics()`` or ``call()`` right after start
+        (``pyros topics --backend ros2``, a web worker's first request) would find nothing.
+        Returns once something beyond this node was found and nothing new came for
+        :data:`DISCOVERY_SETTLE` seconds, or after :data:`DISCOVERY_WAIT` seconds in all (an
+        empty domain waits that long).
         """
         node = self.node
-        deadline = time.monotonic() + DISCOVERY_WAIT
-        seen: tuple[int, int, int] | None = None
-        stable_since = time.monotonic()
-        while time.monotonic() < deadline:
+
+        def sizes() -> tuple[int, int, int]:
             with self._graph_lock:
-                now = (
+                return (
                     len(node.get_node_names_and_namespaces()),
                     len(node.get_topic_names_and_types()),
                     len(node.get_service_names_and_types()),
                 )
+
+        alone = sizes()  # what this node alone shows
+        deadline = time.monotonic() + DISCOVERY_WAIT
+        seen, stable_since = alone, time.monotonic()
+        while time.monotonic() < deadline:
+            now = sizes()
             if now != seen:
                 seen, stable_since = now, time.monotonic()
-            elif time.monotonic() - stable_since >= DISCOVERY_SETTLE:
+            elif seen != alone and time.monotonic() - stable_since >= DISCOVERY_SETTLE:
                 return
             time.sleep(0.02)
 
@@ -294,7 +306,7 @@ class Session:
         """Every action in the graph with its type; see ``Backend.actions``."""
         node = self.require()
         with self._graph_lock:
-            pairs = rclpy.action.get_action_names_and_types(node)
+            pairs = get_action_names_and_types(node)
         return {name: types[0] for name, types in pairs if types}
 
     def _node_pairs(self) -> list[tuple[str, str]]:
@@ -366,12 +378,8 @@ class Session:
             subscribes = node.get_subscriber_names_and_types_by_node(name, namespace)
             services = node.get_service_names_and_types_by_node(name, namespace)
             clients = node.get_client_names_and_types_by_node(name, namespace)
-            action_servers = rclpy.action.get_action_server_names_and_types_by_node(
-                node, name, namespace
-            )
-            action_clients = rclpy.action.get_action_client_names_and_types_by_node(
-                node, name, namespace
-            )
+            action_servers = get_action_server_names_and_types_by_node(node, name, namespace)
+            action_clients = get_action_client_names_and_types_by_node(node, name, namespace)
         return {
             "publishes": visible(publishes),
             "subscribes": visible(subscribes),
@@ -389,12 +397,8 @@ class Session:
         servers, clients = [], []
         for name, namespace in self._node_pairs():
             with self._graph_lock:
-                served = rclpy.action.get_action_server_names_and_types_by_node(
-                    self.node, name, namespace
-                )
-                used = rclpy.action.get_action_client_names_and_types_by_node(
-                    self.node, name, namespace
-                )
+                served = get_action_server_names_and_types_by_node(self.node, name, namespace)
+                used = get_action_client_names_and_types_by_node(self.node, name, namespace)
             if any(entry[0] == action for entry in served):
                 servers.append(_full_name(name, namespace))
             if any(entry[0] == action for entry in used):

@@ -407,6 +407,18 @@ def test_celery_prefork_pool_shares_one_ros2_node(
     producer.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
     try:
         started = time.perf_counter()
+        # The first task starts the shared node; a new ROS 2 node may need a moment (DDS
+        # discovery, seconds on a busy machine) before it sees /set_flag.
+        deadline = time.monotonic() + limit(10)
+        while True:
+            try:
+                producer.send_task(call_service.name, args=["/set_flag", {"data": True}]).get(
+                    timeout=limit(60)
+                )
+                break
+            except pyros.NotExposedError:
+                assert time.monotonic() < deadline, "the shared node never found /set_flag"
+                time.sleep(0.2)
         flags = [i % 3 != 0 for i in range(TASKS)]
         results = [
             producer.send_task(call_service.name, args=["/set_flag", {"data": flag}])
