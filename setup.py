@@ -30,11 +30,51 @@ def _package_xml_version() -> str:
 
 
 def _long_description() -> str:
+    """README.rst for the package index page, without its images.
+
+    The README's images are files of this repository (``benchmarks/results/*.png``), which a
+    package index page cannot show; the documentation site has them.
+    """
     path = os.path.join(HERE, "README.rst")
     if not os.path.exists(path):
         return ""
     with open(path, encoding="utf-8") as f:
-        return f.read()
+        lines = f.read().splitlines()
+    kept: list[str] = []
+    skipping = False
+    for line in lines:
+        if line.startswith(".. image:: ") and "://" not in line:
+            skipping = True
+            continue
+        if skipping and (line.startswith("   ") or not line.strip()):
+            if not line.strip():
+                skipping = False
+            continue
+        skipping = False
+        kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+DISTRIBUTION = "pyros-robot"
+"""The name on the package index. ``pyros`` there is the original Pyros (0.1.0 to 0.4.3, the
+same import name): ``pip install -U pyros`` would replace this project with it. The import
+name stays ``pyros``."""
+
+REPOSITORY_URL = ""
+"""The public repository, once there is one (project URLs are added when this is set)."""
+
+PROJECT_URLS = {
+    "Original Pyros (0.4.3)": "https://github.com/asmodehn/pyros",
+    **(
+        {
+            "Source": REPOSITORY_URL,
+            "Issues": f"{REPOSITORY_URL}/issues",
+            "Documentation": f"{REPOSITORY_URL}#readme",
+        }
+        if REPOSITORY_URL
+        else {}
+    ),
+}
 
 
 ROS2_REQUIRE = [
@@ -54,15 +94,43 @@ EXAMPLES_REQUIRE = ["flask", "gunicorn", "celery", "redis"]
 # for GET /api/devices, Pillow to show sensor_msgs/Image. The relay alone needs none of them.
 DASHBOARD_REQUIRE = ["nicegui>=3.0", "httpx", "pillow"]
 # selenium drives Debian's chromium (apt: chromium, chromium-driver) in tests/dashboard.
-TEST_REQUIRE = ["pytest", "pytest-timeout", "hypothesis", "roslibpy", "selenium", *EXAMPLES_REQUIRE]
+TEST_REQUIRE = [
+    "pytest",
+    "pytest-timeout",
+    "hypothesis",
+    "roslibpy",
+    "cbor2",
+    "selenium",
+    *EXAMPLES_REQUIRE,
+]
 
 setup(
-    name="pyros",
+    name=DISTRIBUTION,
     version=_package_xml_version(),
-    description=("Use a ROS robot from ordinary Python through one isolated ROS-side node process"),
+    description="Use a ROS robot from ordinary Python (web servers, task queues, scripts) "
+    "through one isolated ROS-side node process; a cloud relay and connector for fleets",
     long_description=_long_description(),
     long_description_content_type="text/x-rst",
     license="BSD-3-Clause",
+    maintainer="pyros maintainers",
+    maintainer_email="maintainers@users.noreply.b-seed-dd7570ec.example",
+    project_urls=PROJECT_URLS,
+    keywords=[
+        "ros",
+        "ros1",
+        "ros2",
+        "rospy",
+        "rclpy",
+        "rosbridge",
+        "robotics",
+        "zeromq",
+        "robot",
+        "fleet",
+        "websocket",
+        "flask",
+        "celery",
+        "asyncio",
+    ],
     python_requires=">=3.10",
     packages=find_packages(
         include=["pyros", "pyros.*", "pyros_ros", "pyros_ros.*"],
@@ -81,6 +149,7 @@ setup(
         "psutil",
         "click",
         "websockets>=14",
+        "pyyaml",  # the pyros command reads YAML messages and parameter files
         'exceptiongroup; python_version < "3.11"',
     ],
     extras_require={
@@ -95,22 +164,35 @@ setup(
         # Fast DDS RMW, and the interface packages the ros2 backend and its tests use
         # (pyros_ros.environment.ROS2_WHEELS). Only the node process imports them.
         "ros2": ROS2_REQUIRE,
+        # The rosbridge backend: websockets (a core dependency) plus CBOR frames, which carry
+        # uint8[] as bytes (rosbridge protocol 3.1.3).
+        "rosbridge": ["cbor2"],
         "examples": EXAMPLES_REQUIRE,
         "dashboard": DASHBOARD_REQUIRE,
         "bench": ["matplotlib", "roslibpy"],  # benchmarks/: plots; the roslibpy contender
+        # docs/: the documentation site (scripts/docs builds it with warnings as errors).
+        "docs": ["sphinx>=7", "furo", "sphinx-click"],
         "test": TEST_REQUIRE,
         "dev": [*TEST_REQUIRE, *DASHBOARD_REQUIRE, "ruff", "mypy", "tox"],
     },
-    entry_points={"console_scripts": ["pyros = pyros.cli:main"]},
+    entry_points={"console_scripts": ["pyros = pyros._cli.entry:main"]},
     classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Developers",
+        "Intended Audience :: Science/Research",
+        "License :: OSI Approved :: BSD License",
+        "Framework :: AsyncIO",
+        "Framework :: Flask",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3 :: Only",
-        # What CI tests (scripts/test runs the unit and process tiers on each of these).
         "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",
         "Programming Language :: Python :: 3.13",
         "Operating System :: POSIX :: Linux",
+        "Topic :: Scientific/Engineering",
+        "Topic :: Software Development :: Libraries :: Python Modules",
+        "Topic :: System :: Distributed Computing",
         "Typing :: Typed",
     ],
 )

@@ -36,6 +36,8 @@ STREAM_SCENARIOS = {
 MB = 1024 * 1024
 ROSPY_PER_CALL = "rospy (new ServiceProxy per call)"
 """The service-call row the target compares with: the plain rospy way, a proxy per request."""
+ROSPY_PERSISTENT = "rospy (persistent proxy)"
+"""The other rospy service row: one ``persistent=True`` proxy, the fastest rospy can call."""
 
 
 def _rank(ordered: list[float], q: float) -> float:
@@ -116,6 +118,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "{:.2f}x",
         None if call is None else call <= 1.0,
     )
+    persistent = ratio(
+        _get(results, "service_call", "pyros", "median_ms"),
+        _get(results, "service_call", ROSPY_PERSISTENT, "median_ms"),
+    )
+    add(
+        "service call against a persistent rospy proxy (reported, no target), median",
+        persistent,
+        "{:.2f}x",
+        None,
+    )
     stream = ratio(
         _get(results, "stream_full_speed", "pyros", "msgs_per_s"),
         _get(results, "stream_full_speed", "rospy", "msgs_per_s"),
@@ -131,6 +143,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for scenario, label in (("spawn_to_ready", "spawn to ready"), ("discovery", "discovery")):
         value = _get(results, scenario, "pyros", "median_ms")
         add(f"{label} < 500 ms, median", value, "{:.0f} ms", None if value is None else value < 500)
+    cli = results.get("cli") or {}
+    value = cli.get("ratio_median")
+    add(
+        "pyros topics (own node) <= rostopic list, median, same master",
+        value,
+        "{:.2f}x",
+        None if value is None else value <= 1.0,
+    )
     foot = results["footprint"].get("pyros", {})
     value = foot.get("import_ms")
     add("import pyros < 100 ms, median", value, "{:.0f} ms", None if value is None else value < 100)
@@ -251,6 +271,38 @@ def markdown(results: dict[str, Any]) -> str:
             f"{entry['import_rss_mb']:.1f} | {entry['ready_rss_mb']:.1f} | "
             f"{'-' if node is None else f'{node:.1f}'} |"
         )
+    cli = results.get("cli")
+    if cli:
+        lines += ["", "## Command line: a one-shot query on the same rosmaster", ""]
+        if "pyros topics" in cli:
+            lines += [
+                "| command (fresh process, start to exit) | median | p90 | max | n |",
+                "|---|---:|---:|---:|---:|",
+            ]
+            for name, label in (
+                ("pyros topics", "pyros topics --backend ros1 (spawns its own node)"),
+                ("rostopic list", "rostopic list"),
+            ):
+                entry = cli[name]
+                lines.append(
+                    f"| {label} | {_ms(entry['median_ms'])} | {_ms(entry['p90_ms'])} | "
+                    f"{_ms(entry['max_ms'])} | {entry['n']} |"
+                )
+            answer = cli.get("answer_ms") or {}
+            lines += [
+                "",
+                f"Ratio of medians: {cli['ratio_median']:.2f}x (start to exit). Start to the "
+                f"first line of output (the answer): pyros {_ms(answer.get('pyros topics'))} ms, "
+                f"rostopic {_ms(answer.get('rostopic list'))} ms; pyros then stops its node. "
+                "Installed: " + str(cli.get("installed", "-")) + ".",
+                "",
+                "Where pyros's time goes "
+                "(medians, ms): "
+                + ", ".join(f"{k} {_ms(v)}" for k, v in cli["stages_ms"].items())
+                + ".",
+            ]
+        else:
+            lines.append(f"Not measured: {cli.get('skipped') or cli.get('error')}")
     lines += ["", "## Targets (pyros against rospy direct and rclpy direct, same run)", ""]
     lines += ["| target | measured | met |", "|---|---|---|"]
     for row in results["targets"]:
@@ -324,27 +376,37 @@ def plots(results: dict[str, Any], folder: Path) -> list[str]:
         key=list(results["contenders"]).index,
     )
     if names:
-        fig, axis = plt.subplots(figsize=(9, 3.2))
-        width = 0.38
-        for offset, (scenario, entries) in enumerate(streams.items()):
-            values = [entries.get(name, {}).get("msgs_per_s", 0) for name in names]
-            positions = [i + (offset - 0.5) * width for i in range(len(names))]
-            bars = axis.bar(positions, values, width, label=STREAM_SCENARIOS[scenario])
+        # One panel per scenario, each on its own linear axis: the 1 kHz panel is not
+        # flattened by the full-speed one, and bar heights compare honestly within a panel.
+        panels = [scenario for scenario, entries in streams.items() if entries]
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+        for axis, scenario in zip(axes[0], panels, strict=True):
+            entries = streams[scenario]
+            received = [entries.get(name, {}).get("msgs_per_s", 0) for name in names]
+            sent = [entries.get(name, {}).get("sent_per_s", 0) for name in names]
+            positions = list(range(len(names)))
+            axis.bar(positions, sent, 0.7, color="none", edgecolor="0.5", hatch="//", label="sent")
+            bars = axis.bar(positions, received, 0.5, label="received")
             for bar, name in zip(bars, names, strict=True):
-                loss = entries.get(name, {}).get("loss_ratio")
-                if loss is not None:
-                    axis.annotate(
-                        f"loss {loss * 100:.1f}%",
-                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center",
-                        va="bottom",
-                        fontsize=7,
-                    )
-        axis.set_xticks(range(len(names)), names, fontsize=8)
-        axis.set_ylabel("messages received per second")
-        axis.set_yscale("log")
-        axis.legend(fontsize=8)
-        axis.set_title(f"pyros benchmark, stream throughput ({results['mode']} run)", fontsize=10)
+                entry = entries.get(name, {})
+                loss = entry.get("loss_ratio")
+                label = "" if loss is None else f"{loss * 100:.1f}% lost"
+                if entry.get("lost"):
+                    label += f"\n({entry['lost']})"
+                axis.annotate(
+                    label,
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+            axis.set_xticks(positions, names, fontsize=8, rotation=20)
+            axis.set_ylabel("messages per second (linear)")
+            axis.set_ylim(0, max([*sent, *received, 1]) * 1.35)
+            axis.set_title(STREAM_SCENARIOS[scenario], fontsize=9)
+            axis.grid(True, axis="y", alpha=0.3)
+            axis.legend(fontsize=7, loc="upper left", ncol=2)
+        fig.suptitle(f"pyros benchmark, stream throughput ({results['mode']} run)", fontsize=10)
         fig.tight_layout()
         fig.savefig(folder / "throughput.png", dpi=110)
         plt.close(fig)

@@ -52,7 +52,7 @@ from typing import Any
 if __package__ in (None, ""):  # python benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import original_pyros, report, rosbridge  # noqa: E402
+from benchmarks import cli_speed, original_pyros, report, rosbridge  # noqa: E402
 from benchmarks.contenders.harness import MARK  # noqa: E402
 from benchmarks.worlds import Ros1World, Ros2World  # noqa: E402
 
@@ -101,6 +101,7 @@ SETTINGS = {
         "service": 200,
         "discovery": 2,
         "action": 50,
+        "cli": 3,
         "op_timeout": 120.0,
     },
     "full": {
@@ -112,6 +113,7 @@ SETTINGS = {
         "service": 2000,
         "discovery": 10,
         "action": 500,
+        "cli": 15,
         "op_timeout": 600.0,
     },
 }
@@ -170,6 +172,13 @@ CONTENDERS = [
         "ros2",
         "roslibpy_rosbridge.py",
         "roslibpy through rosbridge-server-rs (a ROS 2 server): compare with rclpy.",
+    ),
+    Contender(
+        "pyros-rosbridge",
+        "ros2",
+        "pyros_rosbridge.py",
+        "this repository: pyros.spawn('rosbridge') through the same rosbridge-server-rs as "
+        "roslibpy (compare with roslibpy); no discovery row (the server has no rosapi).",
     ),
 ]
 
@@ -266,7 +275,12 @@ class Runner:
         )
         env = {**base, **contender.env, "PYTHONUNBUFFERED": "1"}
         env.pop("PYTHONPATH", None)
-        if contender.name in ("rospy", "pyros", "roslibpy"):  # the .venv's contenders
+        if contender.name in (
+            "rospy",
+            "pyros",
+            "roslibpy",
+            "pyros-rosbridge",
+        ):  # the .venv's contenders
             env["PYTHONPATH"] = str(HERE.parent)
         log = self.logs / f"{contender.name.replace(' ', '_')}.log"
         return ContenderProcess(contender, world, env, log)
@@ -413,6 +427,7 @@ _IMPORTED = {
     "rclpy": "import rclpy",
     "pyros on ros2": "import pyros",
     "roslibpy": "import roslibpy",
+    "pyros-rosbridge": "import pyros",
 }
 
 
@@ -539,6 +554,12 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     for contender in ros1_side:
                         runner.run(contender, world)
+                    if any(c.name == "pyros" for c in ros1_side):
+                        print("  command line: pyros topics vs rostopic list ...", flush=True)
+                        try:
+                            results["cli"] = cli_speed.measure(world.env, SETTINGS[mode]["cli"])
+                        except Exception as exc:
+                            results["cli"] = {"error": str(exc)}
                 finally:
                     world.stop()
         ros2_side = [c for c in contenders if c.world == "ros2" and c.status == "ok"]

@@ -34,7 +34,7 @@ async def watch(robot: pyros.asyncio.Client, stop: asyncio.Event) -> int:
     printed = 0
     last = 0.0
     loop = asyncio.get_running_loop()
-    async with await robot.subscribe("/turtle1/pose", queue_size=1) as poses:
+    async with robot.subscribe("/turtle1/pose", queue_size=1) as poses:
         while not stop.is_set():
             try:
                 pose = await poses.get(timeout=0.5)
@@ -49,7 +49,7 @@ async def watch(robot: pyros.asyncio.Client, stop: asyncio.Event) -> int:
 
 async def main(backend: str, duration: float, options: dict[str, Any]) -> int:
     """Run the three tasks for ``duration`` seconds; return the number of poses printed."""
-    async with await pyros.asyncio.spawn(
+    async with pyros.asyncio.spawn(
         backend, topics=["/turtle1/*"], services=["/reset"], **options
     ) as robot:
         await robot.call("/reset")

@@ -16,8 +16,10 @@ node process does, and only for the backend it runs.
 
 from __future__ import annotations
 
-from pyros._shared import SharedClient, attach
-from pyros.client import Client, Goal, Subscription, connect, spawn
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from pyros.exceptions import (
     ActionError,
     ConnectionLostError,
@@ -55,4 +57,34 @@ __all__ = [
     "ForkError",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"
+
+if _TYPE_CHECKING:
+    from pyros._shared import SharedClient, attach
+    from pyros.client import Client, Goal, Subscription, connect, spawn
+
+# The client side (zmq, msgpack, psutil, threads) loads on first use of one of these names, so
+# that importing a submodule such as pyros.cli or the node process's pyros._node does not pay
+# for it (PEP 562). ``from pyros import spawn`` and ``pyros.spawn`` work as before.
+_LAZY = {
+    "spawn": "pyros.client",
+    "connect": "pyros.client",
+    "Client": "pyros.client",
+    "Subscription": "pyros.client",
+    "Goal": "pyros.client",
+    "attach": "pyros._shared",
+    "SharedClient": "pyros._shared",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyros' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

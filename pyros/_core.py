@@ -21,24 +21,34 @@ they read to these classes with ``receive``.
 from __future__ import annotations
 
 import collections
+import contextlib
+import enum
 import itertools
 import logging
 import math
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal, TypeVar
 
 from pyros._protocol import (
+    CLIENT_PREFIX,
+    EVENT_PREFIX,
+    HEARTBEAT_PREFIX,
     KIND_ERROR,
     KIND_FEEDBACK,
     KIND_MESSAGE,
     KIND_RESULT,
     MAX_TIMEOUT,
+    MESSAGE_PREFIX,
+    Event,
+    Heartbeat,
+    Liveness,
     StreamItem,
     check_qos,
     decode,
+    parse_stream,
 )
 from pyros.exceptions import (
     ActionError,
@@ -57,11 +67,13 @@ __all__ = [
     "Op",
     "Ops",
     "ClientCore",
+    "ClientBase",
     "SubscriptionCore",
     "GoalCore",
     "FINISHED",
     "check_wait",
-    "patterns",
+    "MONITOR_POLL",
+    "STREAM_RCVHWM",
 ]
 
 REQUEST_TIMEOUT = 10.0
@@ -71,14 +83,26 @@ CALL_MARGIN = 1.0
 """Seconds a ``call`` waits beyond its own timeout, so the node's ServiceError/TimeoutError
 (which says more) arrives before the client gives up."""
 
+MONITOR_POLL = 0.1
+"""Seconds between two checks that the node process still lives."""
+
+STREAM_RCVHWM = 100_000
+"""Messages a subscription's SUB socket buffers before ZeroMQ holds the rest in the node."""
+
 GOAL_TIMEOUT = 10.0
 """Seconds a new goal waits for the action server to accept or reject it."""
 
 LOGGER = logging.getLogger("pyros")
 """The logger of the pyros clients (callback errors, warnings about missing topics)."""
 
-FINISHED = object()
-"""Returned by :meth:`GoalCore.next_feedback` once the goal has ended."""
+
+class _End(enum.Enum):
+    FINISHED = "finished"
+
+
+FINISHED: Final = _End.FINISHED
+"""Returned by :meth:`GoalCore.next_feedback` and :meth:`SubscriptionCore.next_message` once
+nothing more will come."""
 
 
 def check_wait(timeout: float | None, what: str = "timeout") -> float | None:
@@ -96,21 +120,6 @@ def check_wait(timeout: float | None, what: str = "timeout") -> float | None:
     if math.isnan(timeout) or timeout < 0:
         raise ValueError(f"{what} must be a number of seconds >= 0, not {timeout!r}")
     return None if timeout > MAX_TIMEOUT else float(timeout)
-
-
-def patterns(values: Iterable[str], what: str) -> list[str]:
-    """Return glob patterns as a list; a single string is one pattern.
-
-    Raises:
-        TypeError: a pattern is not a string.
-    """
-    if isinstance(values, str):
-        return [values]
-    result = list(values)
-    for pattern in result:
-        if not isinstance(pattern, str):
-            raise TypeError(f"{what} patterns must be strings, got {pattern!r}")
-    return result
 
 
 @dataclass(frozen=True)
@@ -162,10 +171,20 @@ class Ops:
 
     @staticmethod
     def call(service: str, request: Any, timeout: float | None) -> Op:
-        """Call ``service``; the reply waits :data:`CALL_MARGIN` beyond the call's timeout."""
+        """Call ``service``; the reply waits :data:`CALL_MARGIN` beyond the call's timeout.
+
+        A timeout of None (or longer than :data:`~pyros._protocol.MAX_TIMEOUT`) waits for
+        ever: the node is told the longest timeout it takes.
+
+        Raises:
+            ValueError: ``timeout`` is not a number of seconds >= 0.
+        """
         timeout = check_wait(timeout)
+        if timeout == 0:
+            raise ValueError("a service call needs a timeout above 0 s (None waits forever)")
         wait = None if timeout is None else timeout + CALL_MARGIN
-        return Op("call", {"service": service, "request": request, "timeout": timeout}, wait)
+        sent = MAX_TIMEOUT if timeout is None else timeout
+        return Op("call", {"service": service, "request": request, "timeout": sent}, wait)
 
     @staticmethod
     def get_param(name: str) -> Op:
@@ -228,10 +247,38 @@ class ClientCore:
         self.dead: PyrosError | None = None
         self.stalled: float | None = None
         self._tokens = itertools.count(1)
+        self._liveness = Liveness(now=0.0)
 
     def new_token(self) -> bytes:
         """Return a stream token no other subscription or goal of any client uses."""
         return f"{self.id}/{next(self._tokens)}".encode()
+
+    @staticmethod
+    def stream_prefix(token: bytes) -> bytes:
+        """The SUB subscription that receives what the node sends to ``token``."""
+        return MESSAGE_PREFIX + token
+
+    def monitor_prefixes(self) -> list[bytes]:
+        """The SUB subscriptions of the monitor socket: heartbeats, node events, and this
+        client's presence (the node counts its clients from it)."""
+        return [HEARTBEAT_PREFIX, EVENT_PREFIX, CLIENT_PREFIX + self.id.encode()]
+
+    def start_monitor(self, now: float) -> None:
+        """The monitor connected at ``now`` (seconds): the first heartbeat is due."""
+        self._liveness = Liveness(now=now)
+
+    def monitor_heard(self, frames: list[bytes], now: float) -> dict[str, Any] | None:
+        """Take one message from the monitor socket; return a node event, if it was one."""
+        item = parse_stream(frames)
+        if isinstance(item, Heartbeat):
+            self._liveness.heard(item, now)
+        elif isinstance(item, Event):
+            return item.data
+        return None
+
+    def check_stalled(self, now: float) -> None:
+        """Update :attr:`stalled` from the heartbeats heard up to ``now``."""
+        self.stalled = self._liveness.stalled(now)
 
     def check_usable(self) -> None:
         """Raise why no request can be made now.
@@ -265,6 +312,61 @@ class ClientCore:
         return f"node={self.name!r} pid={self.node_pid} {state}"
 
 
+H = TypeVar("H")
+
+
+class ClientBase:
+    """What :class:`pyros.Client` and :class:`pyros.asyncio.Client` share, I/O aside.
+
+    Args:
+        description: the node's ready report (``endpoints``, ``name``, ``pid``...).
+        process: the node process when this client owns it, else None.
+
+    Attributes:
+        id: this client's unique id (hex string).
+        name: the node's name.
+        node_pid: the node's process id.
+        description: what the node reported when it started.
+    """
+
+    def __init__(self, description: dict[str, Any], process: Any) -> None:
+        self._core = core = ClientCore(description)
+        self.id = core.id
+        self.name = core.name
+        self.node_pid = core.node_pid
+        self.description = description
+        self._process = process
+        self._event_handlers: list[Callable[[dict[str, Any]], Any]] = []
+
+    @property
+    def owns_node(self) -> bool:
+        """True if this client started the node and stops it on ``close()``."""
+        return self._process is not None
+
+    @property
+    def stalled(self) -> float | None:
+        """Seconds the live node has been silent, when over 3 s; None while it is healthy."""
+        return self._core.stalled
+
+    def on_event(self, handler: Callable[[dict[str, Any]], Any]) -> None:
+        """Call ``handler(event)`` for each node event.
+
+        Events are dicts such as ``{"event": "disconnected", ...}`` and ``{"event":
+        "reconnected", ...}`` (a backend that reconnects by itself). The sync client runs
+        handlers on its callback thread; the asyncio client in its event loop (a coroutine
+        function's result is awaited in a task).
+        """
+        self._event_handlers.append(handler)
+
+    def _begin(self, make: Callable[[bytes], H]) -> H:
+        """Check the client can be used, and make a subscription or goal with a new token."""
+        self._core.check_usable()
+        return make(self._core.new_token())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__name__} {self._core!r}>"
+
+
 class _StreamCore:
     """What subscriptions and goals share: a token, and an end (error or close)."""
 
@@ -272,6 +374,33 @@ class _StreamCore:
         self.token = token
         self.closed = False
         self.error: PyrosError | None = None
+
+    @contextlib.contextmanager
+    def opening(self) -> Iterator[None]:
+        """Wrap the request that starts this subscription or goal: if it fails, the stream's
+        socket is released (:meth:`_release`) and the error re-raised."""
+        try:
+            yield
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        """Close the stream's socket (the client's subclass keeps it in ``_stream``)."""
+        self._stream.release()
+
+    def feed(self, items: list[StreamItem]) -> list[Any]:
+        """Take the items read from the socket; return what they brought for a callback."""
+        brought: list[Any] = []
+        for item in items:
+            brought.extend(self.receive(item))
+        return brought
+
+    def receive(self, item: StreamItem) -> list[Any]:
+        """Take one stream item (each kind of stream knows how)."""
+        raise NotImplementedError
+
+    _stream: Any  # the client's own stream class, with a release() method
 
     def fail(self, error: PyrosError | None) -> None:
         """End the stream: ``error`` for the node dying, None for the client closing."""
@@ -345,8 +474,8 @@ class SubscriptionCore(_StreamCore):
                 hint,
             )
 
-    def receive(self, item: StreamItem) -> None:
-        """Take one stream item for this subscription."""
+    def receive(self, item: StreamItem) -> list[Any]:
+        """Take one stream item for this subscription (its callback reads the queue)."""
         if item.kind == KIND_MESSAGE:
             self.received += 1
             if len(self._queue) == self._queue.maxlen:
@@ -357,6 +486,7 @@ class SubscriptionCore(_StreamCore):
                 self._node_dropped = item.dropped
         elif item.kind == KIND_ERROR:
             self.fail(_error_from(item.body))
+        return []
 
     def pop(self) -> dict[str, Any] | None:
         """Return the oldest queued message, or None; raise if none will come any more.
@@ -370,6 +500,17 @@ class SubscriptionCore(_StreamCore):
             return _message_from(self._queue.popleft())
         self._raise_if_ended(f"subscription to {self.topic}")
         return None
+
+    def next_message(self) -> dict[str, Any] | Literal[_End.FINISHED] | None:
+        """Return the oldest queued message, :data:`FINISHED` once the subscription is closed
+        and empty, or None to wait (for iteration).
+
+        Raises:
+            NodeDiedError, PyrosError: as :meth:`pop`, except for a plain close.
+        """
+        if self.closed and not self._queue and self.error is None:
+            return FINISHED
+        return self.pop()
 
     def latest(self) -> dict[str, Any] | None:
         """Return the most recent message received, without consuming it (None before any)."""
@@ -485,7 +626,7 @@ class GoalCore(_StreamCore):
         self._raise_if_ended(f"goal on {self.action}")
         return None
 
-    def next_feedback(self) -> dict[str, Any] | object | None:
+    def next_feedback(self) -> dict[str, Any] | Literal[_End.FINISHED] | None:
         """Return the next queued feedback, :data:`FINISHED` once the goal has ended and every
         feedback was read, or None to wait.
 

@@ -133,9 +133,16 @@ class Node:
         config: what to expose and how to behave.
         backend: a started backend.
         directory: the node's runtime directory (already created).
+        owner: the owner process to watch (the node stops when it is gone), or None.
     """
 
-    def __init__(self, config: NodeConfig, backend: Backend, directory: Path) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        backend: Backend,
+        directory: Path,
+        owner: psutil.Process | None = None,
+    ) -> None:
         self.config = config
         self.backend = backend
         self.directory = directory
@@ -192,7 +199,7 @@ class Node:
         self._stop_reason: str | None = None
         self._stopping = threading.Event()
         self._discovery_wake = threading.Event()
-        self._owner = psutil.Process(config.owner_pid) if config.owner_pid else None
+        self._owner = owner
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -896,6 +903,23 @@ def _raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _owner_process(pid: int | None) -> psutil.Process | None:
+    """Return the owner process to watch, None for a shared node.
+
+    Raises:
+        SpawnError: the owner is already gone (killed while the node was starting).
+    """
+    if pid is None:
+        return None
+    try:
+        owner = psutil.Process(pid)
+        if owner.status() != psutil.STATUS_ZOMBIE:
+            return owner
+    except psutil.Error:
+        pass
+    raise SpawnError(f"the process that started this node (pid {pid}) is gone")
+
+
 def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
     """Start the backend and serve; ``report`` gets the ready (or error) document once.
 
@@ -920,6 +944,7 @@ def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
         except ValueError as exc:
             raise SpawnError(str(exc)) from None
         resolve("/" + config.graph_name, "node")
+        owner = _owner_process(config.owner_pid)
         _raise_file_limit()
         directory = _prepare_directory(config.name)
         backend_class = backends.load(config.backend)
@@ -932,7 +957,8 @@ def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
         backend.start()
         if stopping.is_set():  # the spawner went away while we started
             raise SpawnError("stopped by a signal during start-up")
-        node = Node(config, backend, directory)
+        _owner_process(config.owner_pid)  # still there after the backend's start-up?
+        node = Node(config, backend, directory, owner)
         backend.events = node.event
         for event in early_events:
             node.event(event)
@@ -942,7 +968,10 @@ def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
         if directory is not None:
             remove_node_directory(directory)
         error = exc if isinstance(exc, PyrosError) else _unexpected(exc)
-        report({"ok": False, "error": error.to_wire()})
+        try:
+            report({"ok": False, "error": error.to_wire()})
+        except OSError:
+            pass  # the spawner is gone: nobody to tell
         return 1
     description = node.describe()
     _write_node_file(directory, description)

@@ -22,18 +22,22 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from pyros.exceptions import PyrosError, SpawnError, TimeoutError, from_wire
+from pyros._runtime import node_directory, read_node_file, remove_node_directory
+from pyros.exceptions import NodeDiedError, PyrosError, SpawnError, TimeoutError, from_wire
 
 __all__ = [
     "NodeConfig",
     "NodeProcess",
     "new_name",
+    "patterns",
+    "start_owned_node",
+    "find_node",
+    "node_exited",
     "pid_alive",
     "wait_pid_gone",
     "terminate_pid",
@@ -68,6 +72,39 @@ class NodeConfig:
     def graph_name(self) -> str:
         """The node's name in the ROS graph, without the leading slash."""
         return f"pyros_{self.name}"
+
+    @classmethod
+    def make(
+        cls,
+        name: str,
+        backend: str,
+        *,
+        topics: Iterable[str] = (),
+        services: Iterable[str] = (),
+        params: Iterable[str] = (),
+        actions: Iterable[str] = (),
+        owner_pid: int | None = None,
+        idle_timeout: float | None = None,
+        **options: Any,
+    ) -> NodeConfig:
+        """Build a configuration from what a user passed to ``spawn``/``attach``.
+
+        Patterns may be one string or an iterable of them; the rest are backend options.
+
+        Raises:
+            TypeError: a pattern is not a string.
+        """
+        return cls(
+            name=name,
+            backend=backend,
+            options=dict(options),
+            topics=patterns(topics, "topics"),
+            services=patterns(services, "services"),
+            params=patterns(params, "params"),
+            actions=patterns(actions, "actions"),
+            owner_pid=owner_pid,
+            idle_timeout=idle_timeout,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> NodeConfig:
@@ -137,6 +174,71 @@ def _is_secret(option: str) -> bool:
 def _redact(value: Any) -> str:
     digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
     return "sha256:" + digest[:16]
+
+
+def patterns(values: Iterable[str], what: str) -> list[str]:
+    """Return glob patterns as a list; a single string is one pattern.
+
+    Raises:
+        TypeError: a pattern is not a string.
+    """
+    if isinstance(values, str):
+        return [values]
+    result = list(values)
+    for pattern in result:
+        if not isinstance(pattern, str):
+            raise TypeError(f"{what} patterns must be strings, got {pattern!r}")
+    return result
+
+
+def start_owned_node(
+    backend: str, *, name: str | None = None, ready_timeout: float = 10.0, **options: Any
+) -> NodeProcess:
+    """Start a node owned by this process and wait until it is ready (see ``pyros.spawn``,
+    whose arguments these are). The asyncio client runs it in an executor.
+
+    Raises:
+        SpawnError, TimeoutError: the node could not start, or not in time.
+        ValueError: ``name`` is not a valid node name.
+    """
+    config = NodeConfig.make(name or new_name(), backend, owner_pid=os.getpid(), **options)
+    node_directory(config.name)  # checks the name before anything starts
+    return NodeProcess.start(config.to_dict(), ready_timeout=ready_timeout)
+
+
+def find_node(name: str, timeout: float) -> dict[str, Any]:
+    """Return the description (``node.json``) of running node ``name``, waiting up to
+    ``timeout`` seconds for it to appear.
+
+    Raises:
+        NodeDiedError: no live node of that name within ``timeout``.
+        ValueError: ``name`` is not a valid node name.
+    """
+    directory = node_directory(name)
+    deadline = time.monotonic() + timeout
+    while True:
+        description = read_node_file(directory)
+        if description is not None and pid_alive(description.get("pid")):
+            return description
+        if time.monotonic() >= deadline:
+            raise NodeDiedError(f"no pyros node named {name!r} is running (looked in {directory})")
+        time.sleep(0.05)
+
+
+def node_exited(process: NodeProcess | None, pid: int) -> NodeDiedError | None:
+    """Return the error to raise if the node process is gone, else None.
+
+    Nodes always run on this machine, so their process can be checked directly: this notices
+    a killed node within one monitor poll (0.1 s).
+    """
+    if process is not None:
+        code = process.exit_code()
+        if code is not None:
+            return NodeDiedError(f"the node process exited with code {code}")
+        return None
+    if not pid_alive(pid):
+        return NodeDiedError(f"the node process {pid} is gone")
+    return None
 
 
 def new_name() -> str:
@@ -220,13 +322,13 @@ class NodeProcess:
             except BrokenPipeError:
                 pass  # the node died at once; reading the ready pipe says so
             line = _read_line(read_fd, ready_timeout)
-        except BaseException:
-            _kill(popen)
+        except BaseException:  # Ctrl-C while the node starts: let it leave the graph cleanly
+            _end(popen, config.get("name"))
             raise
         finally:
             os.close(read_fd)
         if line is None:
-            _kill(popen)
+            _end(popen, config.get("name"))
             raise TimeoutError(f"the node was not ready within {ready_timeout:.1f} s")
         if not line:
             code = popen.wait(timeout=5)
@@ -292,6 +394,8 @@ def pid_alive(pid: object) -> bool:
     """Return True if a process with this pid exists (and is not a zombie)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
+    import psutil  # 10-15 ms: not on the way to starting a node (the command waits for that)
+
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -335,6 +439,28 @@ def _read_line(fd: int, timeout: float) -> str | None:
             return data.decode(errors="replace")
         data += chunk
     return data.split(b"\n", 1)[0].decode(errors="replace")
+
+
+STOP_GRACE = 3.0
+"""Seconds a node that is told to stop during its start-up gets to unregister from the
+ROS graph before it is killed."""
+
+
+def _end(popen: subprocess.Popen[bytes], name: object) -> None:
+    """Stop a node that never became ready: SIGTERM (it then leaves the ROS graph and removes
+    its directory), SIGKILL after :data:`STOP_GRACE` seconds, and remove what it left."""
+    if popen.poll() is None:
+        try:
+            popen.send_signal(signal.SIGTERM)
+            popen.wait(timeout=STOP_GRACE)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    _kill(popen)
+    if isinstance(name, str):
+        try:
+            remove_node_directory(node_directory(name))
+        except (ValueError, PyrosError):
+            pass
 
 
 def _kill(popen: subprocess.Popen[bytes]) -> None:

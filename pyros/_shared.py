@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pyros._core import Ops, patterns
+from pyros._core import Ops
 from pyros._process import NodeConfig, NodeProcess, pid_alive, terminate_pid, wait_pid_gone
 from pyros._runtime import (
     check_node_name,
@@ -49,33 +49,13 @@ __all__ = [
 ]
 
 
-def shared_config(
-    name: str,
-    backend: str = "mock",
-    *,
-    topics: Iterable[str] = (),
-    services: Iterable[str] = (),
-    params: Iterable[str] = (),
-    actions: Iterable[str] = (),
-    idle_timeout: float | None = None,
-    **backend_options: Any,
-) -> NodeConfig:
+def shared_config(name: str, backend: str = "mock", **options: Any) -> NodeConfig:
     """Return the configuration of shared node ``name`` (see :func:`start_shared`).
 
     Raises:
         ValueError: ``name`` is not a valid node name.
     """
-    return NodeConfig(
-        name=check_node_name(name),
-        backend=backend,
-        options=dict(backend_options),
-        topics=patterns(topics, "topics"),
-        services=patterns(services, "services"),
-        params=patterns(params, "params"),
-        actions=patterns(actions, "actions"),
-        owner_pid=None,
-        idle_timeout=idle_timeout,
-    )
+    return NodeConfig.make(check_node_name(name), backend, owner_pid=None, **options)
 
 
 def start_shared(
@@ -131,7 +111,7 @@ def attach(
 
     Args:
         name: the shared node's name.
-        backend, topics, services, params, actions, **backend_options: what the node runs
+        backend, topics, services, params, actions, ``**backend_options``: what the node runs
             and exposes; a running node must have been started with exactly these.
         idle_timeout: seconds without clients before a node started here exits (default
             60 s, so a node outlives a worker being replaced); None keeps it running.
@@ -272,7 +252,7 @@ class SharedClient:
 
     Args:
         name: the shared node's name.
-        backend, **options: as :func:`attach` (patterns, ``idle_timeout``, backend options).
+        backend, ``**options``: as :func:`attach` (patterns, ``idle_timeout``, backend options).
     """
 
     def __init__(self, name: str, backend: str = "mock", **options: Any) -> None:

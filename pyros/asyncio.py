@@ -26,12 +26,13 @@ heartbeat and process. Use a client from the event loop that made it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import zmq
 import zmq.asyncio
@@ -39,29 +40,22 @@ import zmq.asyncio
 from pyros._core import (
     FINISHED,
     LOGGER,
-    ClientCore,
+    MONITOR_POLL,
+    STREAM_RCVHWM,
+    ClientBase,
     GoalCore,
     Op,
     Ops,
     SubscriptionCore,
     check_wait,
 )
-from pyros._process import NodeProcess
+from pyros._process import NodeProcess, find_node, node_exited, start_owned_node
 from pyros._protocol import (
-    CLIENT_PREFIX,
-    EVENT_PREFIX,
-    HEARTBEAT_PREFIX,
-    MESSAGE_PREFIX,
     ClientProtocol,
-    Event,
     Failure,
-    Heartbeat,
-    Liveness,
-    StreamItem,
-    parse_stream,
 )
 from pyros._runtime import node_directory, remove_node_directory
-from pyros.client import MONITOR_POLL, STREAM_RCVHWM, find_node, node_exited, start_owned_node
+from pyros._sockets import read_stream_items
 from pyros.exceptions import NodeDiedError, NotExposedError, PyrosError, TimeoutError
 
 __all__ = ["Client", "Subscription", "Goal", "spawn", "connect", "attach"]
@@ -72,8 +66,21 @@ C = TypeVar("C", bound="_AsyncClosable")
 
 
 class _AsyncClosable:
+    """``async with`` support for what has an async ``close()``."""
+
     async def close(self) -> None:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
+
+    async def __aenter__(self: C) -> C:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
 
 class _Opening(Generic[C]):
@@ -107,18 +114,8 @@ class _Opening(Generic[C]):
             self._coroutine.close()  # never awaited: no "coroutine was never awaited" warning
 
 
-def spawn(
-    backend: str = "mock",
-    *,
-    topics: Iterable[str] = (),
-    services: Iterable[str] = (),
-    params: Iterable[str] = (),
-    actions: Iterable[str] = (),
-    name: str | None = None,
-    ready_timeout: float = 10.0,
-    **backend_options: Any,
-) -> _Opening[Client]:
-    """Start a node process owned by this program; see :func:`pyros.spawn` for the arguments.
+def spawn(backend: str = "mock", **options: Any) -> _Opening[Client]:
+    """Start a node process owned by this program; the arguments are :func:`pyros.spawn`'s.
 
     Await it (``robot = await spawn(...)``) or use it directly: ``async with spawn(...) as
     robot``. The blocking start-up runs in the loop's default executor.
@@ -129,25 +126,15 @@ def spawn(
 
     async def opening() -> Client:
         loop = asyncio.get_running_loop()
-        process = await loop.run_in_executor(
-            None,
-            start_owned_node,
-            backend,
-            topics,
-            services,
-            params,
-            actions,
-            name,
-            ready_timeout,
-            dict(backend_options),
-        )
+        start = functools.partial(start_owned_node, backend, **options)
+        process = await loop.run_in_executor(None, start)
         try:
             client = Client(process.report, process=process)
         except BaseException:
             await loop.run_in_executor(None, process.stop)
             raise
         try:
-            await client._run(Ops.hello(client.id, ready_timeout))
+            await client._run(Ops.hello(client.id, float(options.get("ready_timeout", 10.0))))
         except BaseException:
             await client.close()
             raise
@@ -207,26 +194,19 @@ def attach(name: str, backend: str = "mock", **options: Any) -> _Opening[Client]
     return _Opening(opening())
 
 
-class Client(_AsyncClosable):
+class Client(ClientBase, _AsyncClosable):
     """An asyncio connection to one node process; an async context manager.
 
     Made by :func:`spawn`, :func:`connect` or :func:`attach`. Methods, arguments and errors
-    are those of :class:`pyros.Client`, as coroutines.
-
-    Attributes:
-        id: this client's unique id (hex string).
-        name: the node's name.
-        node_pid: the node's process id.
-        description: what the node reported when it started.
+    are those of :class:`pyros.Client`, as coroutines; the attributes and properties come
+    from the same :class:`pyros._core.ClientBase`.
     """
 
+    _process: NodeProcess | None
+
     def __init__(self, description: dict[str, Any], *, process: NodeProcess | None) -> None:
-        self._core = core = ClientCore(description)
-        self.id = core.id
-        self.name = core.name
-        self.node_pid = core.node_pid
-        self.description = description
-        self._process = process
+        super().__init__(description, process)
+        core = self._core
         self._context = zmq.asyncio.Context()
         self._context.set(zmq.MAX_SOCKETS, 16384)
         self._dealer = self._context.socket(zmq.DEALER)
@@ -235,7 +215,6 @@ class Client(_AsyncClosable):
         self._protocol = ClientProtocol()
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._streams: set[_Stream] = set()
-        self._event_handlers: list[Callable[[dict[str, Any]], Any]] = []
         self._dead = asyncio.get_running_loop().create_future()
         self._replies = asyncio.ensure_future(self._read_replies())
         self._monitor = asyncio.ensure_future(self._watch())
@@ -324,15 +303,11 @@ class Client(_AsyncClosable):
     async def _subscribe(
         self, topic: str, callback: AsyncMessageHandler | None, queue_size: int, qos: Any
     ) -> Subscription:
-        self._core.check_usable()
-        token = self._core.new_token()
-        subscription = Subscription(self, topic, token, callback, queue_size)
-        try:
-            reply = await self._run(Ops.subscribe(topic, token, qos))
-        except BaseException:
-            subscription._stream.release()
-            raise
-        subscription.confirm(reply)
+        subscription: Subscription = self._begin(
+            lambda token: Subscription(self, topic, token, callback, queue_size)
+        )
+        with subscription.opening():
+            subscription.confirm(await self._run(Ops.subscribe(topic, subscription.token, qos)))
         if callback is not None:
             subscription._stream.run_callbacks(subscription._run_callbacks)
         return subscription
@@ -372,15 +347,9 @@ class Client(_AsyncClosable):
     async def _start_goal(
         self, action: str, goal: dict[str, Any] | None, feedback: AsyncMessageHandler | None
     ) -> Goal:
-        self._core.check_usable()
-        token = self._core.new_token()
-        handle = Goal(self, action, token, feedback)
-        try:
-            reply = await self._run(Ops.send_goal(action, goal, token))
-        except BaseException:
-            handle._stream.release()
-            raise
-        handle.confirm(reply)
+        handle: Goal = self._begin(lambda token: Goal(self, action, token, feedback))
+        with handle.opening():
+            handle.confirm(await self._run(Ops.send_goal(action, goal, handle.token)))
         if feedback is not None:
             handle._stream.run_callbacks(handle._run_callbacks)
         return handle
@@ -408,23 +377,6 @@ class Client(_AsyncClosable):
         """Return the node's status; see :meth:`pyros.Client.info`."""
         result: dict[str, Any] = await self._run(Ops.simple("info"))
         return result
-
-    def on_event(self, handler: Callable[[dict[str, Any]], Any]) -> None:
-        """Call ``handler(event)`` (a function or coroutine function) for each node event.
-
-        See :meth:`pyros.Client.on_event`.
-        """
-        self._event_handlers.append(handler)
-
-    @property
-    def owns_node(self) -> bool:
-        """True if this client started the node and stops it on :meth:`close`."""
-        return self._process is not None
-
-    @property
-    def stalled(self) -> float | None:
-        """Seconds the live node has been silent, when over 3 s; None while healthy."""
-        return self._core.stalled
 
     async def close(self, timeout: float = 5.0) -> None:
         """Close the client; an owned node is shut down and waited for. Idempotent."""
@@ -456,20 +408,6 @@ class Client(_AsyncClosable):
                 await loop.run_in_executor(None, process.wait, timeout)
             await loop.run_in_executor(None, process.stop, timeout if core.stalled is None else 0.5)
             remove_node_directory(node_directory(self.name))
-
-    async def __aenter__(self) -> Client:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __repr__(self) -> str:
-        return f"<pyros.asyncio.Client {self._core!r}>"
 
     # --- internals ------------------------------------------------------------------------
 
@@ -514,23 +452,21 @@ class Client(_AsyncClosable):
         core = self._core
         socket = self._context.socket(zmq.SUB)
         socket.linger = 0
-        for prefix in (HEARTBEAT_PREFIX, EVENT_PREFIX, CLIENT_PREFIX + core.id.encode()):
+        for prefix in core.monitor_prefixes():
             socket.setsockopt(zmq.SUBSCRIBE, prefix)
         socket.connect(core.endpoints["stream"])
         if "heartbeat" in core.endpoints:
             socket.connect(core.endpoints["heartbeat"])
-        liveness = Liveness(now=time.monotonic())
+        core.start_monitor(time.monotonic())
         try:
             while True:
                 if await socket.poll(int(MONITOR_POLL * 1000)):
                     now = time.monotonic()
                     while int(socket.get(zmq.EVENTS)) & zmq.POLLIN:
-                        item = parse_stream(await socket.recv_multipart())
-                        if isinstance(item, Heartbeat):
-                            liveness.heard(item, now)
-                        elif isinstance(item, Event):
-                            self._on_event(item.data)
-                core.stalled = liveness.stalled(time.monotonic())
+                        event = core.monitor_heard(await socket.recv_multipart(), now)
+                        if event is not None:
+                            self._on_event(event)
+                core.check_stalled(time.monotonic())
                 error = node_exited(self._process, core.node_pid)
                 if error is not None:
                     self._die(error)
@@ -580,7 +516,7 @@ class _Stream:
         socket = client._context.socket(zmq.SUB)
         socket.linger = 0
         socket.rcvhwm = STREAM_RCVHWM
-        socket.setsockopt(zmq.SUBSCRIBE, MESSAGE_PREFIX + token)
+        socket.setsockopt(zmq.SUBSCRIBE, client._core.stream_prefix(token))
         socket.connect(client._core.endpoints["stream"])
         self.socket: zmq.asyncio.Socket | None = socket
         self._reader: zmq.Socket[bytes] = zmq.Socket.shadow(socket.underlying)
@@ -591,22 +527,11 @@ class _Stream:
 
     def drain(self) -> list[Any]:
         """Read what the socket holds into the core, without blocking."""
-        got: list[Any] = []
         if self.socket is None:
-            return got
-        reader = self._reader  # the same socket, read synchronously: it never blocks here
-        while True:
-            try:
-                frames = reader.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            item = parse_stream(frames)
-            if isinstance(item, StreamItem):
-                result = self.core.receive(item)
-                if result:
-                    got.extend(result)
+            return []
+        brought = self.core.feed(read_stream_items(self._reader))  # the same socket, in sync
         self._changed.set()
-        return got
+        return brought
 
     async def wait(self, ready: Callable[[], T | None], timeout: float | None, what: str) -> T:
         """Return ``ready()`` once it is not None, reading the socket meanwhile.
@@ -710,7 +635,7 @@ class Subscription(SubscriptionCore, _AsyncClosable):
     ) -> None:
         super().__init__(topic, token, queue_size, callback)
         self._client = client
-        self._stream = _Stream(client, token, self)
+        self._stream: _Stream = _Stream(client, token, self)
 
     async def get(self, timeout: float | None = None) -> dict[str, Any]:
         """Return the next message; see :meth:`pyros.Subscription.get` (same errors)."""
@@ -728,15 +653,13 @@ class Subscription(SubscriptionCore, _AsyncClosable):
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        if self._callback is not None:
+            raise PyrosError(f"subscription to {self.topic} delivers to its callback")
         while True:
-            try:
-                yield await self.get()
-            except NodeDiedError:
-                raise
-            except PyrosError:
-                if self.closed:
-                    return
-                raise
+            message = await self._stream.wait(self.next_message, None, "message")
+            if message is FINISHED:
+                return
+            yield cast("dict[str, Any]", message)
 
     async def close(self) -> None:
         """Stop receiving; wakes tasks waiting in :meth:`get`. Idempotent."""
@@ -752,17 +675,6 @@ class Subscription(SubscriptionCore, _AsyncClosable):
             await client._run(Ops.unsubscribe(self.token))
         except (NodeDiedError, NotExposedError):
             pass
-
-    async def __aenter__(self) -> Subscription:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"<pyros.asyncio.Subscription {SubscriptionCore.__repr__(self)}>"
@@ -789,7 +701,7 @@ class Goal(GoalCore, _AsyncClosable):
     ) -> None:
         super().__init__(action, token, feedback)
         self._client = client
-        self._stream = _Stream(client, token, self)
+        self._stream: _Stream = _Stream(client, token, self)
 
     @property
     def status(self) -> str:
@@ -821,8 +733,7 @@ class Goal(GoalCore, _AsyncClosable):
             feedback = await self._stream.wait(self.next_feedback, None, "feedback")
             if feedback is FINISHED:
                 return
-            assert isinstance(feedback, dict)
-            yield feedback
+            yield cast("dict[str, Any]", feedback)
 
     async def close(self) -> None:
         """Stop following the goal, cancelling it if it still runs. Idempotent."""
@@ -833,17 +744,6 @@ class Goal(GoalCore, _AsyncClosable):
                 pass
         await self._stream.stop_callbacks()
         self._stream.release()
-
-    async def __aenter__(self) -> Goal:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"<pyros.asyncio.Goal {GoalCore.__repr__(self)}>"

@@ -31,62 +31,39 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import zmq
 
 from pyros._core import (
     FINISHED,
     LOGGER,
-    ClientCore,
+    MONITOR_POLL,
+    STREAM_RCVHWM,
+    ClientBase,
     GoalCore,
     Op,
     Ops,
     SubscriptionCore,
     check_wait,
-    patterns,
 )
 from pyros._outbox import Outbox
-from pyros._process import NodeConfig, NodeProcess, new_name, pid_alive
+from pyros._process import NodeProcess, find_node, node_exited, start_owned_node
 from pyros._protocol import (
-    CLIENT_PREFIX,
-    EVENT_PREFIX,
-    HEARTBEAT_PREFIX,
-    MESSAGE_PREFIX,
     ClientProtocol,
-    Event,
     Failure,
-    Heartbeat,
-    Liveness,
-    StreamItem,
-    parse_stream,
 )
-from pyros._runtime import node_directory, read_node_file, remove_node_directory
+from pyros._runtime import node_directory, remove_node_directory
+from pyros._sockets import read_stream_items
 from pyros.exceptions import NodeDiedError, NotExposedError, PyrosError, TimeoutError
 
-__all__ = [
-    "Client",
-    "Subscription",
-    "Goal",
-    "spawn",
-    "connect",
-    "find_node",
-    "start_owned_node",
-    "node_exited",
-    "MONITOR_POLL",
-    "STREAM_RCVHWM",
-]
-
-MONITOR_POLL = 0.1
-"""Seconds between two checks that the node process still lives."""
-
-STREAM_RCVHWM = 100_000
-"""Messages a subscription's SUB socket buffers before ZeroMQ holds the rest in the node."""
+__all__ = ["Client", "Subscription", "Goal", "spawn", "connect"]
 
 _MAX_POLL_MS = 2**31 - 1
 
 MessageHandler = Callable[[dict[str, Any]], Any]
 T = TypeVar("T")
+C = TypeVar("C", bound="_Closing")
 
 
 def spawn(
@@ -126,41 +103,20 @@ def spawn(
         ValueError: ``name`` is not a valid node name.
     """
     process = start_owned_node(
-        backend, topics, services, params, actions, name, ready_timeout, backend_options
+        backend,
+        topics=topics,
+        services=services,
+        params=params,
+        actions=actions,
+        name=name,
+        ready_timeout=ready_timeout,
+        **backend_options,
     )
     try:
         return Client(process.report, process=process)
     except BaseException:
         process.stop()
         raise
-
-
-def start_owned_node(
-    backend: str,
-    topics: Iterable[str],
-    services: Iterable[str],
-    params: Iterable[str],
-    actions: Iterable[str],
-    name: str | None,
-    ready_timeout: float,
-    backend_options: dict[str, Any],
-) -> NodeProcess:
-    """Start a node owned by this process (see :func:`spawn`, whose arguments these are).
-
-    Blocks until the node is ready; the asyncio client runs it in an executor.
-    """
-    config = NodeConfig(
-        name=name or new_name(),
-        backend=backend,
-        options=dict(backend_options),
-        topics=patterns(topics, "topics"),
-        services=patterns(services, "services"),
-        params=patterns(params, "params"),
-        actions=patterns(actions, "actions"),
-        owner_pid=os.getpid(),
-    )
-    node_directory(config.name)  # checks the name before anything starts
-    return NodeProcess.start(config.to_dict(), ready_timeout=ready_timeout)
 
 
 def connect(name: str, *, timeout: float = 5.0) -> Client:
@@ -188,64 +144,40 @@ def connect(name: str, *, timeout: float = 5.0) -> Client:
     return client
 
 
-def find_node(name: str, timeout: float) -> dict[str, Any]:
-    """Return the description (``node.json``) of running node ``name``, waiting up to
-    ``timeout`` seconds for it to appear.
+class _Closing:
+    """``with`` support for what has a ``close()``: leaving the block closes it."""
 
-    Raises:
-        NodeDiedError: no live node of that name within ``timeout``.
-        ValueError: ``name`` is not a valid node name.
-    """
-    directory = node_directory(name)
-    deadline = time.monotonic() + timeout
-    while True:
-        description = read_node_file(directory)
-        if description is not None and pid_alive(description.get("pid")):
-            return description
-        if time.monotonic() >= deadline:
-            raise NodeDiedError(f"no pyros node named {name!r} is running (looked in {directory})")
-        time.sleep(0.05)
+    def close(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
 
+    def __enter__(self: C) -> C:
+        return self
 
-def node_exited(process: NodeProcess | None, pid: int) -> NodeDiedError | None:
-    """Return the error to raise if the node process is gone, else None.
-
-    Nodes always run on this machine, so their process can be checked directly: this notices
-    a killed node within one monitor poll (0.1 s).
-    """
-    if process is not None:
-        code = process.exit_code()
-        if code is not None:
-            return NodeDiedError(f"the node process exited with code {code}")
-        return None
-    if not pid_alive(pid):
-        return NodeDiedError(f"the node process {pid} is gone")
-    return None
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
-class Client:
+class Client(ClientBase, _Closing):
     """A connection to one node process. Thread-safe; a context manager.
 
     Make one with :func:`spawn`, :func:`connect` or :func:`pyros.attach` rather than directly.
+    ``id``, ``name``, ``node_pid``, ``description``, :attr:`owns_node`, :attr:`stalled` and
+    :meth:`on_event` come from :class:`pyros._core.ClientBase`.
 
     Args:
         description: the node's ready report (``endpoints``, ``name``, ``pid``...).
         process: the node process when this client owns it, else None.
-
-    Attributes:
-        id: this client's unique id (hex string).
-        name: the node's name.
-        node_pid: the node's process id.
-        description: what the node reported when it started.
     """
 
+    _process: NodeProcess | None
+
     def __init__(self, description: dict[str, Any], *, process: NodeProcess | None) -> None:
-        self._core = core = ClientCore(description)
-        self.id = core.id
-        self.name = core.name
-        self.node_pid = core.node_pid
-        self.description = description
-        self._process = process
+        super().__init__(description, process)
         self._dead_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._context = zmq.Context()
         self._context.set(zmq.MAX_SOCKETS, 16384)
@@ -253,7 +185,6 @@ class Client:
         self._dealers: list[tuple[threading.Thread, zmq.Socket[bytes]]] = []
         self._lock = threading.Lock()
         self._streams: weakref.WeakSet[_Stream] = weakref.WeakSet()
-        self._event_handlers: list[Callable[[dict[str, Any]], Any]] = []
         self._callbacks: _CallbackThread | None = None
         self._monitor = _MonitorThread(self)
         self._monitor.start()
@@ -404,15 +335,11 @@ class Client:
             NotExposedError: the topic matches none of the node's patterns.
             ValueError: ``queue_size`` is below 1.
         """
-        self._core.check_usable()
-        token = self._core.new_token()
-        subscription = Subscription(self, topic, token, callback, queue_size)
-        try:
-            reply = self._run(Ops.subscribe(topic, token, qos))
-        except BaseException:
-            subscription._stream.release()
-            raise
-        subscription.confirm(reply)
+        subscription = self._begin(
+            lambda token: Subscription(self, topic, token, callback, queue_size)
+        )
+        with subscription.opening():
+            subscription.confirm(self._run(Ops.subscribe(topic, subscription.token, qos)))
         if callback is not None:
             self._callback_thread().adopt(subscription._stream, subscription._run_callbacks)
         return subscription
@@ -493,15 +420,9 @@ class Client:
             ActionError: the server rejected the goal.
             TimeoutError: the server neither accepted nor rejected it within 10 s.
         """
-        self._core.check_usable()
-        token = self._core.new_token()
-        handle = Goal(self, action, token, feedback)
-        try:
-            reply = self._run(Ops.send_goal(action, goal, token))
-        except BaseException:
-            handle._stream.release()
-            raise
-        handle.confirm(reply)
+        handle: Goal = self._begin(lambda token: Goal(self, action, token, feedback))
+        with handle.opening():
+            handle.confirm(self._run(Ops.send_goal(action, goal, handle.token)))
         if feedback is not None:
             self._callback_thread().adopt(handle._stream, handle._run_callbacks)
         return handle
@@ -552,24 +473,6 @@ class Client:
         result: dict[str, Any] = self._run(Ops.simple("info"))
         return result
 
-    def on_event(self, handler: Callable[[dict[str, Any]], Any]) -> None:
-        """Call ``handler(event)`` for each node event, on the client's callback thread.
-
-        Events are dicts such as ``{"event": "connection_lost", "backend": "rosbridge"}`` and
-        ``{"event": "connection_restored", ...}`` (a backend that reconnects by itself).
-        """
-        self._event_handlers.append(handler)
-
-    @property
-    def owns_node(self) -> bool:
-        """True if this client started the node and will stop it on :meth:`close`."""
-        return self._process is not None
-
-    @property
-    def stalled(self) -> float | None:
-        """Seconds the live node has been silent, when over 3 s; None while it is healthy."""
-        return self._core.stalled
-
     def close(self, timeout: float = 5.0) -> None:
         """Close the client; an owned node is shut down and waited for. Idempotent.
 
@@ -606,20 +509,6 @@ class Client:
                 self._process.wait(timeout)
             self._process.stop(timeout if core.stalled is None else 0.5)
             remove_node_directory(node_directory(self.name))
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<pyros.Client {self._core!r}>"
 
     # --- requests -------------------------------------------------------------------------
 
@@ -732,7 +621,7 @@ class _Stream:
         socket = client._context.socket(zmq.SUB)
         socket.linger = 0
         socket.rcvhwm = STREAM_RCVHWM
-        socket.setsockopt(zmq.SUBSCRIBE, MESSAGE_PREFIX + token)
+        socket.setsockopt(zmq.SUBSCRIBE, client._core.stream_prefix(token))
         socket.connect(client._core.endpoints["stream"])
         self.socket: zmq.Socket[bytes] | None = socket
         self._poller = zmq.Poller()
@@ -749,27 +638,15 @@ class _Stream:
         Returns:
             What the core's ``receive`` returned for each item (a goal's feedback).
         """
-        socket = self.socket
-        if socket is None:
+        if self.socket is None:
             return []
-        got: list[Any] = []
-        items = []
-        for _ in range(limit):
-            try:
-                frames = socket.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            item = parse_stream(frames)
-            if isinstance(item, StreamItem):
-                items.append(item)
-        if items:
-            with self.state:
-                for item in items:
-                    result = self.core.receive(item)
-                    if result:
-                        got.extend(result)
-                self.state.notify_all()
-        return got
+        items = read_stream_items(self.socket, limit)
+        if not items:
+            return []
+        with self.state:
+            brought = self.core.feed(items)
+            self.state.notify_all()
+        return brought
 
     def wait(self, ready: Callable[[], T | None], timeout: float | None, what: str) -> T:
         """Return ``ready()`` once it is not None, reading the socket meanwhile.
@@ -851,7 +728,7 @@ def _close_quietly(socket: zmq.Socket[bytes], wake_fd: int) -> None:
         os.close(wake_fd)
 
 
-class Subscription(SubscriptionCore):
+class Subscription(SubscriptionCore, _Closing):
     """The messages of one topic, as they arrive. Iterable; a context manager.
 
     Made by :meth:`Client.subscribe`. Thread-safe: several threads may call :meth:`get` and
@@ -875,7 +752,7 @@ class Subscription(SubscriptionCore):
     ) -> None:
         super().__init__(topic, token, queue_size, callback)
         self._client = client
-        self._stream = _Stream(client, token, self)
+        self._stream: _Stream = _Stream(client, token, self)
 
     @property
     def dropped(self) -> int:
@@ -911,15 +788,13 @@ class Subscription(SubscriptionCore):
         Raises:
             NodeDiedError: the node died.
         """
+        if self._callback is not None:
+            raise PyrosError(f"subscription to {self.topic} delivers to its callback")
         while True:
-            try:
-                yield self.get()
-            except NodeDiedError:
-                raise
-            except PyrosError:
-                if self.closed:
-                    return
-                raise
+            message = self._stream.wait(self.next_message, None, "message")
+            if message is FINISHED:
+                return
+            yield cast("dict[str, Any]", message)
 
     def close(self) -> None:
         """Stop receiving; wakes threads blocked in :meth:`get`. Idempotent."""
@@ -934,17 +809,6 @@ class Subscription(SubscriptionCore):
             client._run(Ops.unsubscribe(self.token))
         except (NodeDiedError, NotExposedError):
             pass  # nothing left to unsubscribe from
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<pyros.Subscription {SubscriptionCore.__repr__(self)}>"
@@ -962,7 +826,7 @@ class Subscription(SubscriptionCore):
                 self.report_callback_error()
 
 
-class Goal(GoalCore):
+class Goal(GoalCore, _Closing):
     """A goal sent to an action server. Iterate over it for feedback; a context manager.
 
     Made by :meth:`Client.start_goal`. Closing it (or leaving its ``with`` block) before the
@@ -980,7 +844,7 @@ class Goal(GoalCore):
     ) -> None:
         super().__init__(action, token, feedback)
         self._client = client
-        self._stream = _Stream(client, token, self)
+        self._stream: _Stream = _Stream(client, token, self)
 
     @property
     def status(self) -> str:
@@ -1020,11 +884,10 @@ class Goal(GoalCore):
             NodeDiedError: the node died.
         """
         while True:
-            feedback = self._stream.wait(self.next_feedback, None, f"feedback on {self.action}")
+            feedback = self._stream.wait(self.next_feedback, None, "feedback")
             if feedback is FINISHED:
                 return
-            assert isinstance(feedback, dict)
-            yield feedback
+            yield cast("dict[str, Any]", feedback)
 
     def close(self) -> None:
         """Stop following the goal, cancelling it if it still runs. Idempotent."""
@@ -1034,17 +897,6 @@ class Goal(GoalCore):
             except PyrosError:
                 pass  # the node is gone, and the goal with it
         self._stream.release()
-
-    def __enter__(self) -> Goal:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<pyros.Goal {GoalCore.__repr__(self)}>"
@@ -1085,7 +937,7 @@ class _MonitorThread(threading.Thread):
         core = self._core
         socket = self._context.socket(zmq.SUB)
         socket.linger = 0
-        for prefix in (HEARTBEAT_PREFIX, EVENT_PREFIX, CLIENT_PREFIX + core.id.encode()):
+        for prefix in core.monitor_prefixes():
             socket.setsockopt(zmq.SUBSCRIBE, prefix)
         socket.connect(core.endpoints["stream"])
         if "heartbeat" in core.endpoints:
@@ -1093,7 +945,7 @@ class _MonitorThread(threading.Thread):
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         poller.register(self._stop_fd, zmq.POLLIN)
-        liveness = Liveness(now=time.monotonic())
+        core.start_monitor(time.monotonic())
         self._ready.set()
         try:
             while True:
@@ -1102,8 +954,8 @@ class _MonitorThread(threading.Thread):
                     return
                 now = time.monotonic()
                 if socket in ready:
-                    self._receive(socket, liveness, now)
-                core.stalled = liveness.stalled(now)
+                    self._receive(socket, now)
+                core.check_stalled(now)
                 if core.dead is None:
                     error = node_exited(self._process, core.node_pid)
                     client = self._client()
@@ -1115,19 +967,16 @@ class _MonitorThread(threading.Thread):
             socket.close(linger=0)
             os.close(self._stop_fd)
 
-    def _receive(self, socket: zmq.Socket[bytes], liveness: Liveness, now: float) -> None:
+    def _receive(self, socket: zmq.Socket[bytes], now: float) -> None:
         for _ in range(10_000):
             try:
                 frames = socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            item = parse_stream(frames)
-            if isinstance(item, Heartbeat):
-                liveness.heard(item, now)
-            elif isinstance(item, Event):
-                client = self._client()
-                if client is not None:
-                    client._on_event(item.data)
+            event = self._core.monitor_heard(frames, now)
+            client = self._client()
+            if event is not None and client is not None:
+                client._on_event(event)
 
 
 class _CallbackThread(threading.Thread):

@@ -8,7 +8,6 @@ the ``pyros.backends`` group (``name = "package.module:Class"``).
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 
 from pyros.backends.base import Backend, MessageCallback
 
@@ -25,6 +24,8 @@ BACKENDS: dict[str, str] = {
 
 def available() -> dict[str, str]:
     """Return every known backend name with its ``"module:Class"`` path, entry points included."""
+    from importlib.metadata import entry_points  # 10-20 ms: only when really needed
+
     found = dict(BACKENDS)
     for ep in entry_points(group="pyros.backends"):
         found.setdefault(ep.name, ep.value)
@@ -40,13 +41,17 @@ def load(name: str) -> type[Backend]:
     """
     from pyros.exceptions import SpawnError
 
-    known = available()
     if ":" in name:  # "package.module:Class", a backend that is not registered
         path = name
-    elif name in known:
-        path = known[name]
+    elif name in BACKENDS:  # built-ins win over entry points (see available()), so no lookup
+        path = BACKENDS[name]
     else:
-        raise SpawnError(f"unknown backend {name!r}; known backends: {', '.join(sorted(known))}")
+        known = available()
+        if name not in known:
+            raise SpawnError(
+                f"unknown backend {name!r}; known backends: {', '.join(sorted(known))}"
+            )
+        path = known[name]
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -6,7 +6,10 @@ ROS are imported only after :func:`pyros_ros.environment.setup_ros1`:
 
 - :mod:`pyros_ros.ros1.conversion`: ROS 1 messages <-> plain dicts (genpy);
 - :mod:`pyros_ros.ros1.service_client`: TCPROS service calls with deadlines (rosgraph);
-- :mod:`pyros_ros.ros1.master`: the master's XML-RPC API (no ROS import; safe anywhere).
+- :mod:`pyros_ros.ros1.actions`: goals through actionlib, with a watchdog (rospy, actionlib);
+- :mod:`pyros_ros.ros1.master`: the master's XML-RPC API (no ROS import; safe anywhere);
+- :mod:`pyros_ros.ros1.graph`: what the master's replies mean: live topics, actionlib
+  actions, nodes (no ROS import; safe anywhere).
 """
 
 from __future__ import annotations

@@ -27,6 +27,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark what a world cannot do (``World.unsupported``) as a strict xfail, for it alone."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("world_name") if callspec is not None else None
+        why = WORLDS[name].unsupported.get(getattr(item, "originalname", "")) if name else None
+        if why:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"{name}: {why}"))
+
+
 @pytest.fixture(scope="session")
 def world(world_name: str) -> Iterator[World]:
     """The backend and its graph, started once per session."""

@@ -66,6 +66,8 @@ class World:
         start: called once before the first test (peers, servers); returns a cleanup.
         kill_action_server: ends the action server abruptly (for the mid-goal test), and
             brings it back for later tests; None when the world cannot.
+        unsupported: test name -> why this backend cannot pass it; such a test is marked
+            ``xfail(strict=True)`` for this world only (it fails the run if it passes).
     """
 
     backend: str
@@ -76,6 +78,7 @@ class World:
     types_ros2: bool = False
     start: Callable[[], Callable[[], None]] | None = None
     kill_action_server: Callable[[], None] | None = None
+    unsupported: dict[str, str] = field(default_factory=dict)
     available: Callable[[], str | None] = lambda: None
     """Returns None when the world can run here, else why it cannot (the skip reason)."""
 

@@ -191,16 +191,23 @@ class Announcing:
         )
         self.lines: list[str] = []
         assert self.process.stdout is not None
-        deadline = time.monotonic() + limit(timeout)
+        fd = self.process.stdout.fileno()
+        pending = b""  # read from the file descriptor itself: a buffered readline() can hold
+        deadline = time.monotonic() + limit(timeout)  # lines back from select()
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
+            ready, _, _ = select.select([fd], [], [], 0.2)
             if ready:
-                line = self.process.stdout.readline()
-                if not line:
+                chunk = os.read(fd, 65536)
+                if not chunk:
                     break
-                self.lines.append(line.rstrip())
-                if marker in line:
-                    self.line = line
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    line = raw.decode(errors="replace")
+                    self.lines.append(line.rstrip())
+                    if marker in line and not hasattr(self, "line"):
+                        self.line = line
+                if hasattr(self, "line"):
                     return
             elif self.process.poll() is not None:
                 break

@@ -271,6 +271,7 @@ def test_bad_data_fails_at_once_with_the_field(api: Any) -> None:
             with pytest.raises(ValueError):
                 await robot.call("/trigger", timeout=float("nan"))
             assert (await robot.call("/trigger", timeout=1e9))["success"]  # long means forever
+            assert (await robot.call("/slow", timeout=None))["success"]  # not the 5 s default
         finally:
             await robot.close()
 

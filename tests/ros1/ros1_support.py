@@ -407,6 +407,7 @@ class BackendDriver(_LineProcess):
         self.started = {}
         self._replies: dict[int, queue.Queue[Any]] = {}
         self._messages: dict[str, queue.Queue[Any]] = {}
+        self._goal_events: dict[int, queue.Queue[Any]] = {}
         self._events: queue.Queue[Any] = queue.Queue()
         self._ids = iter(range(1, 1 << 62))
         self._lock = threading.Lock()
@@ -426,6 +427,10 @@ class BackendDriver(_LineProcess):
         elif data.get("event") == "message":
             with self._lock:
                 box = self._messages.setdefault(data["topic"], queue.Queue())
+            box.put(data)
+        elif data.get("event") in ("feedback", "done"):
+            with self._lock:
+                box = self._goal_events.setdefault(data["goal"], queue.Queue())
             box.put(data)
         else:
             self._events.put(data)
@@ -492,6 +497,29 @@ class BackendDriver(_LineProcess):
             return dict(box.get(timeout=wait))
         except queue.Empty:
             raise AssertionError(f"no message on {topic} within {wait} s") from None
+
+    def next_goal_event(self, ref: int, timeout: float | None = None) -> dict[str, Any]:
+        """Return the next event of the goal ``ref`` (from ``request("send_goal", ...)``):
+        ``{"event": "feedback", "feedback": dict}`` or ``{"event": "done", "outcome":
+        {"status", "result", "message"}}``."""
+        with self._lock:
+            box = self._goal_events.setdefault(ref, queue.Queue())
+        wait = limit(5) if timeout is None else timeout
+        try:
+            return dict(box.get(timeout=wait))
+        except queue.Empty:
+            raise AssertionError(f"no event of goal {ref} within {wait} s") from None
+
+    def goal_outcome(self, ref: int, timeout: float | None = None) -> tuple[list[Any], Any]:
+        """Wait for the end of goal ``ref``; return ``(feedback dicts in order, outcome)``."""
+        feedback = []
+        wait = limit(10) if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while True:
+            event = self.next_goal_event(ref, max(deadline - time.monotonic(), 0.001))
+            if event["event"] == "done":
+                return feedback, event["outcome"]
+            feedback.append(event["feedback"])
 
     def messages(self, topic: str) -> Iterator[dict[str, Any]]:
         """Yield messages already queued for ``topic`` without waiting."""

@@ -209,3 +209,46 @@ def _capture(func: Callable[[], object], errors: list[BaseException]) -> None:
         func()
     except BaseException as exc:
         errors.append(exc)
+
+
+def test_actions_and_graph_information_through_pyros(
+    ros_env: Ros1Master, ros1_peer: Callable[..., Peer]
+) -> None:
+    ros1_peer("fibonacci_server", "--node-name", "fib")
+    ros1_peer("setbool_server", "--node-name", "flag")
+    with pyros.spawn(
+        "ros1", topics=["*"], services=["*"], actions=["/fib*"], master_uri=ros_env.uri
+    ) as robot:
+        assert robot.actions() == {"/fibonacci": "actionlib/Test"}
+        feedback: list[dict] = []
+        result = robot.send_goal("/fibonacci", {"goal": 5}, feedback=feedback.append)
+        assert result == {"result": 6}
+        values = [message["feedback"] for message in feedback]
+        assert values in ([3, 4, 5, 6], [3, 4, 5])  # ROS 1 does not order feedback and result
+        goal = robot.start_goal("/fibonacci", {"goal": 40})
+        time.sleep(0.05)
+        goal.cancel()
+        with pytest.raises(pyros.ActionError) as info:
+            goal.result(limit(5))
+        assert info.value.status == "canceled" and goal.status == "canceled"
+        with pytest.raises(pyros.ActionError) as info:
+            robot.send_goal("/fibonacci", {"goal": -3}, timeout=limit(5))
+        assert info.value.status == "rejected"
+
+        me = graph_name(robot)
+        assert {"/fib", "/flag", me} <= set(robot.nodes())
+        assert robot.action_info("/fibonacci") == {
+            "type": "actionlib/Test",
+            "servers": ["/fib"],
+            "clients": [me],
+        }
+        assert robot.topic_info("/fibonacci/goal")["publishers"] == [me]
+        assert robot.service_info("/set_flag") == {
+            "type": "std_srvs/SetBool",
+            "providers": ["/flag"],
+        }
+        assert robot.node_info("/fib")["actions"] == {"/fibonacci": "actionlib/Test"}
+        assert robot.definition("actionlib/Test").startswith("int32 goal\n---\n")
+        with pytest.raises(pyros.NotExposedError):
+            robot.node_info("/nobody")
+    assert ros_env.entries_of(me) == []  # the action client unregistered too

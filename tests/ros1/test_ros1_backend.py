@@ -170,6 +170,25 @@ def test_topics_lists_the_graph(ros1_master: Ros1Master, ros1_peer, ros1_backend
     assert topics["/rosout"] == "rosgraph_msgs/Log"
 
 
+def test_topics_leaves_out_topics_whose_nodes_left(
+    ros1_master: Ros1Master, ros1_peer, ros1_backend
+) -> None:
+    talker = ros1_peer("talker", "--topic", "/short_lived")
+    listener = ros1_peer("listener", "--topic", "/heard_once", "--type", "std_msgs/Int32")
+    backend = ros1_backend()
+    topics = backend.request("topics")
+    assert topics["/short_lived"] == "std_msgs/String" and "/heard_once" in topics
+    talker.stop()  # SIGTERM: rospy unregisters; the master still remembers the types
+    listener.stop()
+    assert ros1_master.topic_types()["/short_lived"] == "std_msgs/String"
+    topics = backend.request("topics")
+    assert "/short_lived" not in topics and "/heard_once" not in topics
+    assert topics["/rosout"] == "rosgraph_msgs/Log"
+    # A topic nobody uses any more may come back with another type.
+    backend.request("publish", "/short_lived", "std_msgs/Int32", {"data": 1})
+    assert backend.request("topics")["/short_lived"] == "std_msgs/Int32"
+
+
 def test_one_shot_publish_reaches_an_existing_listener(ros1_peer, ros1_backend) -> None:
     listener = ros1_peer("listener", "--topic", "/chatter")
     backend = ros1_backend()
@@ -253,6 +272,31 @@ def test_subscribe_errors(ros1_peer, ros1_backend) -> None:
         backend.request("subscribe", "/x", "std_msgs/NoSuchType")
     with pytest.raises(MessageError, match="std_msgs/String"):
         backend.request("subscribe", "/chatter", "std_msgs/Int32")
+
+
+def test_resubscribing_to_an_own_topic_gets_the_first_message(ros1_backend) -> None:
+    # Issue 11 item 10: the first message after subscribing again was lost 5 times of 5.
+    backend = ros1_backend()
+    backend.request("publish", "/again", "std_msgs/String", {"data": "before anyone listens"})
+    for attempt in range(5):
+        backend.request("subscribe", "/again", "std_msgs/String")
+        backend.request("publish", "/again", "std_msgs/String", {"data": f"try {attempt}"})
+        assert backend.next_message("/again", limit(2))["message"] == {"data": f"try {attempt}"}
+        backend.request("unsubscribe", "/again")
+
+
+def test_a_subscription_is_connected_to_other_publishers_when_it_returns(
+    ros1_peer, ros1_backend
+) -> None:
+    ros1_peer("echo", "--in", "/ping", "--out", "/pong")
+    backend = ros1_backend()
+    backend.request("publish", "/ping", "std_msgs/String", {"data": "nobody hears the echo"})
+    for attempt in range(3):
+        backend.request("subscribe", "/pong", "std_msgs/String")
+        # The echo answers within a millisecond or two: only a connected subscriber hears it.
+        backend.request("publish", "/ping", "std_msgs/String", {"data": f"ping {attempt}"})
+        assert backend.next_message("/pong", limit(2))["message"] == {"data": f"ping {attempt}"}
+        backend.request("unsubscribe", "/pong")
 
 
 def test_backend_publishes_to_its_own_subscription(ros1_backend) -> None:
@@ -393,6 +437,45 @@ def test_param_errors(ros1_master: Ros1Master, ros1_backend) -> None:
     ros1_master.call("setParam", "/from/elsewhere", 7)
     assert backend.request("get_param", "/from/elsewhere") == 7
     assert backend.request("get_param", "/from") == {"elsewhere": 7}
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (None, None),
+        (2**40, None),
+        ({"1a": 1}, None),  # the master would store it; the mock refuses it
+        ({"gains": {"p": None}}, "gains.p"),
+        ([1, 2, -(2**33)], "[2]"),
+        ({"ok": [1, {"bad key": 2}]}, "ok[1]"),
+    ],
+)
+def test_params_follow_the_mocks_rules(ros1_master: Ros1Master, ros1_backend, value, field) -> None:
+    from pyros.backends.mock import MockBackend
+
+    mock = MockBackend("pyros_rules")
+    with pytest.raises(MessageError) as mocked:
+        mock.set_param("/rules/value", value)
+    backend = ros1_backend()
+    with pytest.raises(MessageError) as info:
+        backend.request("set_param", "/rules/value", value)
+    assert info.value.field == mocked.value.field == field
+    assert str(info.value) == str(mocked.value)
+    assert "/rules/value" not in ros1_master.call("getParamNames")
+
+
+def test_delete_param(ros1_master: Ros1Master, ros1_backend) -> None:
+    backend = ros1_backend()
+    backend.request("set_param", "/arm/gains", {"p": 1.5, "i": 0.25})
+    backend.request("set_param", "/arm/name", "left")
+    backend.request("delete_param", "/arm/gains/p")
+    assert backend.request("get_param", "/arm/gains") == {"i": 0.25}
+    backend.request("delete_param", "/arm")  # a whole namespace
+    with pytest.raises(ParamNotSetError):
+        backend.request("get_param", "/arm/name")
+    assert not [name for name in ros1_master.call("getParamNames") if name.startswith("/arm")]
+    with pytest.raises(ParamNotSetError):
+        backend.request("delete_param", "/arm")
 
 
 def test_driver_stop_is_clean(ros1_master: Ros1Master, ros1_backend) -> None:

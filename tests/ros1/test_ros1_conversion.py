@@ -24,7 +24,15 @@ if ros1_missing_reason() is None:
     import genpy.dynamic
 
     from pyros.exceptions import MessageError
-    from pyros_ros.ros1.conversion import from_dict, message_class, service_class, to_dict
+    from pyros_ros.ros1.conversion import (
+        action_class,
+        action_type,
+        definition,
+        from_dict,
+        message_class,
+        service_class,
+        to_dict,
+    )
 else:  # collected, then skipped by conftest.py
     pytest.skip(ros1_missing_reason() or "", allow_module_level=True)
 
@@ -332,3 +340,48 @@ def test_not_a_dict_and_prefix() -> None:
 def test_from_dict_needs_a_message_class() -> None:
     with pytest.raises(TypeError):
         from_dict(dict, {})  # type: ignore[arg-type]
+
+
+# --- definitions and action types ------------------------------------------------------------
+
+
+def test_definition_of_a_message_is_its_own_text() -> None:
+    text = definition("geometry_msgs/Twist")
+    assert [line.split()[:2] for line in text.splitlines() if not line.startswith("#")] == [
+        ["Vector3", "linear"],
+        ["Vector3", "angular"],
+    ]
+    assert "MSG:" not in text and "=====" not in text  # not the dependencies
+    assert definition("geometry_msgs/msg/Twist") == text
+
+
+def test_definition_of_a_service_separates_request_and_response() -> None:
+    text = definition("std_srvs/SetBool")
+    request, response = text.split("---\n")
+    assert request.split()[:2] == ["bool", "data"]
+    assert "bool success" in response and "string message" in response
+    assert definition("std_srvs/srv/Trigger").startswith("---\n")  # an empty request
+
+
+def test_definition_of_an_action_is_goal_result_feedback() -> None:
+    expected = "int32 goal\n---\nint32 result\n---\nint32 feedback\n"
+    assert definition("actionlib/Test") == expected
+    assert definition("actionlib/action/Test") == expected
+
+
+@pytest.mark.parametrize(
+    "name", ["std_msgs/Strin", "actionlib/msg/Test", "std_srvs/action/SetBool", "no slash"]
+)
+def test_definition_of_an_unknown_type_is_a_message_error(name: str) -> None:
+    with pytest.raises(MessageError):
+        definition(name)
+
+
+def test_action_types_in_every_spelling() -> None:
+    for spelling in ("actionlib/Test", "actionlib/action/Test", "actionlib/TestAction"):
+        assert action_type(spelling) == "actionlib/Test"
+        assert action_class(spelling)._type == "actionlib/TestAction"
+    with pytest.raises(MessageError):
+        action_class("std_msgs/String")  # a message, not an action
+    with pytest.raises(MessageError):
+        action_type("std_msgs/msg/String")

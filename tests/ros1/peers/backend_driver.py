@@ -13,12 +13,16 @@ Output (stdout, JSON lines, ``bytes`` as ``{"$bytes": base64}``):
   ``{"id": n, "result": ...}`` or ``{"id": n, "error": {"type", "message", "field"?,
   "pyros": bool, "traceback"}}``;
 - for each message of a subscribed topic ``{"event": "message", "topic", "message",
-  "monotonic"}``.
+  "monotonic"}``;
+- for each feedback of a goal ``{"event": "feedback", "goal": ref, "feedback": dict}`` and when
+  it ends ``{"event": "done", "goal": ref, "outcome": {"status", "result", "message"}}``.
 
 Ops are the Backend methods (``subscribe`` takes topic and type; the callback is the event
-above) plus ``timeit(op, args, n)``: run an op n times here and return the mean seconds, and
-``concurrently(threads, op, args, n)``: run an op n times in each of ``threads`` threads at
-once and return every result (a failure raises the first error).
+above; ``send_goal`` takes action, type, goal and timeout, returns ``{"ref": n, "id": goal
+id}`` and sends the goal events above; ``cancel_goal`` takes the ref) plus ``timeit(op, args,
+n)``: run an op n times here and return the mean seconds, and ``concurrently(threads, op,
+args, n)``: run an op n times in each of ``threads`` threads at once and return every result
+(a failure raises the first error).
 The driver calls ``stop()`` when stdin closes, then exits 0.
 """
 
@@ -34,6 +38,7 @@ from typing import Any
 import _peer  # noqa: F401  (puts the repository and tests/ros1 on sys.path)
 from ros1_support import loads
 
+from pyros.backends.base import BackendGoal, GoalOutcome
 from pyros.exceptions import PyrosError
 from pyros_ros.ros1 import Ros1Backend
 
@@ -76,10 +81,30 @@ def main() -> int:
 
         return deliver
 
+    goals: dict[int, BackendGoal] = {}
+    refs = iter(range(1, 1 << 62))
+
+    def send_goal(action: str, type_name: str, goal: dict[str, Any], timeout: float) -> Any:
+        ref = next(refs)
+
+        def feedback(message: dict[str, Any]) -> None:
+            _peer.emit({"event": "feedback", "goal": ref, "feedback": message})
+
+        def done(outcome: GoalOutcome) -> None:
+            body = {"status": outcome.status, "result": outcome.result, "message": outcome.message}
+            _peer.emit({"event": "done", "goal": ref, "outcome": body})
+
+        handle = goals[ref] = backend.send_goal(action, type_name, goal, feedback, done, timeout)
+        return {"ref": ref, "id": handle.id}
+
     def run(op: str, args: list[Any]) -> Any:
         if op == "subscribe":
             topic, type_name = args
             return backend.subscribe(topic, type_name, on_message(topic))
+        if op == "send_goal":
+            return send_goal(*args)
+        if op == "cancel_goal":
+            return goals[args[0]].cancel()
         if op == "timeit":
             inner, inner_args, count = args
             began = time.perf_counter()
