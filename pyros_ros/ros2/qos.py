@@ -43,9 +43,11 @@ __all__ = [
 PUBLISHER_DEPTH = 10
 """Depth of a publisher's keep-last history when the profile gives none (rclpy's default)."""
 
-SUBSCRIPTION_DEPTH = 100
-"""Depth of a subscription's keep-last queue when the profile gives none: room for bursts
-while the executor thread converts messages (a full-speed stream stays lossless longer)."""
+SUBSCRIPTION_DEPTH = 1000
+"""Depth of a subscription's keep-last queue when the profile gives none: room for the
+messages that arrive while the node is held up (a 1 kHz stream loses nothing over a 1 s
+stall of a busy machine). Memory grows with it only while the node is behind; pass a
+``depth`` for topics of large messages to bound it lower."""
 
 _RELIABILITY = {
     "reliable": ReliabilityPolicy.RELIABLE,
