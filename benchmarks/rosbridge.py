@@ -2,8 +2,8 @@
 
 :func:`ensure` makes ``<cache>/ros2-jazzy/venv`` with ``pip install rosbridge-server-rs
 ros-jazzy-rclpy ros-jazzy-std-msgs ros-jazzy-std-srvs
-ros-jazzy-rmw-fastrtps-cpp`` (never the project's ``.venv``), then does what the wheels leave
-to a sourced ROS installation: marks the server binary executable, links
+ros-jazzy-rmw-fastrtps-cpp ros-jazzy-test-msgs`` (never the project's ``.venv``), then does what
+the wheels leave to a sourced ROS installation: marks the server binary executable, links
 ``librmw_implementation.so`` to Fast DDS's ``librmw_fastrtps_cpp.so``, and computes the
 environment the binary needs (``LD_LIBRARY_PATH`` over the wheels' libraries, ``LD_PRELOAD``
 of libpython, ``ROS_DISTRO=jazzy``, ``AMENT_PREFIX_PATH``). :class:`RosbridgeServer` runs it on
@@ -29,6 +29,7 @@ REQUIREMENTS = [
     "ros-jazzy-std-msgs",
     "ros-jazzy-std-srvs",
     "ros-jazzy-rmw-fastrtps-cpp",
+    "ros-jazzy-test-msgs",  # test_msgs/action/Fibonacci, the action scenario's server
 ]
 
 
