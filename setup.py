@@ -77,6 +77,17 @@ PROJECT_URLS = {
 }
 
 
+ROS2_REQUIRE = [
+    "ros-rclpy",
+    "ros-rmw-fastrtps-cpp",
+    "ros-std-msgs",
+    "ros-std-srvs",
+    "ros-geometry-msgs",
+    "ros-action-msgs",
+    "ros-rcl-interfaces",
+    "ros-test-msgs",
+]
+
 # The examples/ apps; the tests run them for real (gunicorn workers, a Celery prefork pool).
 EXAMPLES_REQUIRE = ["flask", "gunicorn", "celery", "redis"]
 # The fleet dashboard (pyros dashboard, pyros relay --dashboard): NiceGUI for the pages, httpx
@@ -129,6 +140,12 @@ setup(
         exclude=["tests", "tests.*", "benchmarks", "benchmarks.*"],
     ),
     package_data={"pyros": ["py.typed"]},
+    # What an ament_python package installs besides its code (colcon on ROS 2): its marker in
+    # the ament resource index and its package.xml, so that `ros2 pkg` finds it.
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/pyros"]),
+        ("share/pyros", ["package.xml"]),
+    ],
     install_requires=[
         "pyzmq",
         "msgpack",
@@ -147,6 +164,10 @@ setup(
         # rospkg (-> distro), catkin_pkg (-> python-dateutil, docutils, pyparsing), yaml,
         # and defusedxml (rosmaster.util). netifaces stays Debian's C extension.
         "ros1": ["rospkg", "catkin_pkg", "pyyaml", "defusedxml"],
+        # ROS 2 Kilted as PyPI wheels (the ros-jazzy-* names give Jazzy instead): rclpy, the
+        # Fast DDS RMW, and the interface packages the ros2 backend and its tests use
+        # (pyros_ros.environment.ROS2_WHEELS). Only the node process imports them.
+        "ros2": ROS2_REQUIRE,
         # The rosbridge backend: websockets (a core dependency) plus CBOR frames, which carry
         # uint8[] as bytes (rosbridge protocol 3.1.3).
         "rosbridge": ["cbor2"],

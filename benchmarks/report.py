@@ -27,6 +27,7 @@ LATENCY_SCENARIOS = {
     "round_trip_large": "topic round trip, std_msgs/UInt8MultiArray 1 MB",
     "service_call": "service call, std_srvs/SetBool",
     "discovery": "discovery (new topic in the graph to first message)",
+    "action_round_trip": "action round trip, test_msgs/Fibonacci goal to result",
 }
 STREAM_SCENARIOS = {
     "stream_full_speed": "stream, talker at full speed",
@@ -160,7 +161,37 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "{:.1f} MB",
         None if value is None else value < 15,
     )
+    _ros2_targets(results, add, ratio)
     return rows
+
+
+def _ros2_targets(results: dict[str, Any], add: Any, ratio: Any) -> None:
+    """The ROS 2 targets: pyros on ros2 against rclpy direct, same run (issue 9)."""
+    ours, floor = "pyros on ros2", "rclpy"
+    for scenario, label in (
+        ("round_trip_small", "ros2: round trip (small) <= 1.5x rclpy direct, median"),
+        ("round_trip_large", "ros2: round trip (large) <= 1.5x rclpy direct, median"),
+        ("service_call", "ros2: service call <= 1.5x rclpy direct, median"),
+        ("action_round_trip", "ros2: action round trip <= 1.5x rclpy's ActionClient, median"),
+    ):
+        value = ratio(
+            _get(results, scenario, ours, "median_ms"), _get(results, scenario, floor, "median_ms")
+        )
+        add(label, value, "{:.2f}x", None if value is None else value <= 1.5)
+    lost = _get(results, "stream_1khz", ours, "lost")
+    add(
+        "ros2: stream: zero loss at 1 kHz", lost, "{:.0f} lost", None if lost is None else lost == 0
+    )
+    stream = ratio(
+        _get(results, "stream_full_speed", ours, "msgs_per_s"),
+        _get(results, "stream_full_speed", floor, "msgs_per_s"),
+    )
+    add(
+        "ros2: stream >= rclpy's received rate, full speed",
+        None if stream is None else stream * 100,
+        "{:.0f}% of rclpy",
+        None if stream is None else stream >= 1.0,
+    )
 
 
 def _ms(value: Any) -> str:
@@ -272,7 +303,7 @@ def markdown(results: dict[str, Any]) -> str:
             ]
         else:
             lines.append(f"Not measured: {cli.get('skipped') or cli.get('error')}")
-    lines += ["", "## Targets (pyros against rospy direct, same run)", ""]
+    lines += ["", "## Targets (pyros against rospy direct and rclpy direct, same run)", ""]
     lines += ["| target | measured | met |", "|---|---|---|"]
     for row in results["targets"]:
         met = {True: "yes", False: "**no**", None: "-"}[row["met"]]

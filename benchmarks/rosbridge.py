@@ -2,12 +2,12 @@
 
 :func:`ensure` makes ``<cache>/ros2-jazzy/venv`` with ``pip install rosbridge-server-rs
 ros-jazzy-rclpy ros-jazzy-std-msgs ros-jazzy-std-srvs
-ros-jazzy-rmw-fastrtps-cpp`` (never the project's ``.venv``), then sets it up as the tests' own
-Jazzy venv is set up (:func:`tests.rosbridge_server.ensure`: the server binary executable,
-``librmw_implementation.so`` linked to Fast DDS's, the environment the binary needs). The
-server is the tests' launcher, :class:`tests.rosbridge_server.RosbridgeServer`, which the ROS 2
-world (:mod:`benchmarks.worlds`) starts with ``rosapi=False`` (``--no-rosapi``: this venv has
-no ``rosapi_msgs``).
+ros-jazzy-rmw-fastrtps-cpp ros-jazzy-test-msgs`` (never the project's ``.venv``), then sets it
+up as the tests' own Jazzy venv is set up (:func:`tests.rosbridge_server.ensure`: the server
+binary executable, ``librmw_implementation.so`` linked to Fast DDS's, the environment the binary
+needs). The server is the tests' launcher, :class:`tests.rosbridge_server.RosbridgeServer`,
+which the ROS 2 world (:mod:`benchmarks.worlds`) starts with ``rosapi=False`` (``--no-rosapi``:
+this venv has no ``rosapi_msgs``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ REQUIREMENTS = [
     "ros-jazzy-std-msgs",
     "ros-jazzy-std-srvs",
     "ros-jazzy-rmw-fastrtps-cpp",
+    "ros-jazzy-test-msgs",  # test_msgs/action/Fibonacci, the action scenario's server
 ]
 
 

@@ -19,7 +19,8 @@ Contenders (each one a script in ``benchmarks/contenders/``, run in a fresh inte
 * ``pyros``: this repository, ``pyros.spawn("ros1")`` (ROS 1 world);
 * ``pyros 0.4.3``: original Pyros from PyPI in a scratch venv, patched for Python 3
   (:mod:`benchmarks.original_pyros`; ROS 1 world);
-* ``rclpy``: the program is an rclpy node (ROS 2 world; roslibpy's floor);
+* ``rclpy``: the program is an rclpy node (ROS 2 world; the floor of pyros on ros2 and roslibpy);
+* ``pyros on ros2``: this repository, ``pyros.spawn("ros2")`` (ROS 2 world, the same wheels);
 * ``roslibpy``: roslibpy through rosbridge-server-rs (ROS 2 world: that server speaks ROS 2
   only, so compare it with ``rclpy``, not with ``rospy``).
 
@@ -53,6 +54,7 @@ if __package__ in (None, ""):  # python benchmarks/run.py
 
 from benchmarks import cli_speed, original_pyros, report, rosbridge  # noqa: E402
 from benchmarks.contenders.harness import MARK  # noqa: E402
+from benchmarks.setup_log import run_logged  # noqa: E402
 from benchmarks.worlds import Ros1World, Ros2World  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -75,11 +77,20 @@ SCENARIOS = {
     "stream_1khz": "the same with the talker at 1 kHz.",
     "service_call": "std_srvs/SetBool call served by a peer node, return to return, one at a "
     "time after 5 warm-up calls.",
+    "action_round_trip": "test_msgs/action/Fibonacci goal of order 10 to a peer's rclpy "
+    "ActionServer (11 feedback messages, no waiting), from sending the goal to holding the "
+    "result (accepted, then the result request answered), one at a time after 5 warm-up goals.",
     "discovery": "the client asks for a topic that does not exist yet; a new talker peer then "
     "creates it. From the moment the topic appears (ROS 1: the orchestrator polls the master's "
     "getPublishedTopics every 1 ms; ROS 2: the talker's create_publisher return) to the "
     "client's first message. CLOCK_MONOTONIC across processes.",
 }
+
+ACTION_CONTENDERS = ("rclpy", "pyros on ros2")
+"""The contenders that run the action scenario (the ROS 2 world's)."""
+
+ACTION_ORDER = 10
+"""The Fibonacci order of the action scenario's goals."""
 
 SETTINGS = {
     "quick": {
@@ -90,6 +101,7 @@ SETTINGS = {
         "window": 1.5,
         "service": 200,
         "discovery": 2,
+        "action": 50,
         "cli": 3,
         "op_timeout": 120.0,
     },
@@ -101,6 +113,7 @@ SETTINGS = {
         "window": 5.0,
         "service": 2000,
         "discovery": 10,
+        "action": 500,
         "cli": 15,
         "op_timeout": 600.0,
     },
@@ -148,6 +161,14 @@ CONTENDERS = [
         "rclpy_direct.py",
         "the program is an rclpy node (ROS 2 Jazzy wheels, Fast DDS); the floor of the ROS 2 "
         "world.",
+    ),
+    Contender(
+        "pyros on ros2",
+        "ros2",
+        "pyros_client.py",
+        "this repository: pyros.spawn('ros2'), one node process running rclpy from the same "
+        "ROS 2 Jazzy wheels, ZeroMQ over ipc://.",
+        env={"PYROS_BENCH_BACKEND": "ros2"},
     ),
     Contender(
         "roslibpy",
@@ -391,6 +412,14 @@ class Runner:
                     process.run("discovery", timeout, count=s["discovery"])
                 ),
             )
+            if name in ACTION_CONTENDERS:
+                self._file(
+                    "action_round_trip",
+                    name,
+                    lambda: report.latency_summary(
+                        process.run("action", timeout, count=s["action"], order=ACTION_ORDER)
+                    ),
+                )
         finally:
             process.close()
 
@@ -400,6 +429,7 @@ _IMPORTED = {
     "pyros": "import pyros",
     "pyros 0.4.3": "import pyros.client, pyros_interfaces_ros",
     "rclpy": "import rclpy",
+    "pyros on ros2": "import pyros",
     "roslibpy": "import roslibpy",
     "pyros-rosbridge": "import pyros",
 }
@@ -500,10 +530,16 @@ def main(argv: list[str] | None = None) -> int:
             }
         except Exception as exc:
             _skip(contenders, lambda c: c.world == "ros2", str(exc))
+    if ros2 is not None and any(c.name == "pyros on ros2" for c in contenders):
+        try:
+            print("  installing this repository into the ROS 2 wheels venv ...", flush=True)
+            _install_pyros(ros2.python, logs / "setup.log")
+        except Exception as exc:
+            _skip(contenders, lambda c: c.name == "pyros on ros2", str(exc))
     for contender in contenders:
         if contender.name == "pyros 0.4.3" and old is not None:
             contender.python = old.python
-        if contender.name == "rclpy" and ros2 is not None:
+        if contender.name in ("rclpy", "pyros on ros2") and ros2 is not None:
             contender.python = ros2.python
 
     home = Path(tempfile.mkdtemp(prefix="pyros-bench-"))
@@ -574,6 +610,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {output / 'results.json'}, results.md, {plotted}")
     print(f"done in {results['elapsed_s']:.0f} s")
     return 0
+
+
+def _install_pyros(python: str, log: Path) -> None:
+    """``pip install -e`` this repository into the venv of ``python`` unless it is there.
+
+    Raises:
+        RuntimeError: pip failed (see ``log``).
+    """
+    repo = str(HERE.parent)
+    check = [
+        python,
+        "-c",
+        "import os, pyros; print(os.path.dirname(os.path.dirname(pyros.__file__)))",
+    ]
+    found = subprocess.run(check, capture_output=True, text=True, cwd="/", check=False)
+    if found.returncode == 0 and found.stdout.strip() == repo:
+        return
+    run_logged([python, "-m", "pip", "install", "-q", "-e", repo], log)
 
 
 def _skip(contenders: list[Contender], which: Any, reason: str) -> None:

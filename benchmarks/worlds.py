@@ -150,6 +150,7 @@ class Ros2World:
                     "echo_large",
                 ),
                 (["--mode", "setbool", "--name", "/set_flag"], "setbool"),
+                (["--mode", "fibonacci", "--name", "/bench/fibonacci"], "fibonacci"),
             ):
                 peer = self._start(args, home / f"ros2_{log}.log")
                 self._always.append(peer)

@@ -225,8 +225,9 @@ def deadline_loop(seconds: float) -> Callable[[], bool]:
     return lambda: time.monotonic() < end
 
 
-OPS = ("footprint", "spawn_to_ready", "round_trip", "stream", "service", "discovery")
-"""The ops the orchestrator runs, each a function of the same name in every contender script."""
+OPS = ("footprint", "spawn_to_ready", "round_trip", "stream", "service", "discovery", "action")
+"""The ops the orchestrator runs, each a function of the same name in the contender scripts
+(``action`` only in those of the ROS 2 world that run it)."""
 
 
 def serve_ops(namespace: dict[str, Any], at_exit: Callable[[], None] | None = None) -> None:

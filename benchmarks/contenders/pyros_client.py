@@ -1,15 +1,21 @@
-"""Contenders ``pyros`` and ``pyros-rosbridge``: this repository's client,
+"""Contenders ``pyros``, ``pyros on ros2`` and ``pyros-rosbridge``: this repository's client,
 ``pyros.spawn(BACKEND)``, one node process.
 
-Run by ``benchmarks/run.py`` with the project's ``.venv`` Python; see ``harness`` for the
-protocol. The backend comes from ``PYROS_BENCH_BACKEND`` (the contender's environment):
+Run by ``benchmarks/run.py``; see ``harness`` for the protocol. The backend comes from
+``PYROS_BENCH_BACKEND`` (the contender's environment):
 
-* ``ros1``: the ROS 1 world's master, from ``ROS_MASTER_URI``;
+* ``ros1``: the ROS 1 world's master, from ``ROS_MASTER_URI`` (the project's ``.venv``);
+* ``ros2``: the ROS 2 world, run with the Python of the ROS 2 wheels venv, into which the
+  orchestrator installs this repository (editable): the node process imports rclpy from
+  there; this (the client) process does not. The node's environment is the world's, without
+  the library paths that the rclpy contender is given: the node finds ROS 2 by itself. Only
+  this backend runs ``action``;
 * ``rosbridge``: the same rosbridge-server-rs as the ``roslibpy`` contender (ROS 2 world; URL
-  from ``ROSBRIDGE_URL``).
+  from ``ROSBRIDGE_URL``; the project's ``.venv``).
 
 Every op starts its own node and closes it; timings are taken in this (the client) process.
-The node exposes ``/bench/*`` topics and the ``/set_flag`` service.
+The node exposes ``/bench/*`` topics, the ``/set_flag`` service and (ros2) ``/bench/*``
+actions.
 """
 
 from __future__ import annotations
@@ -22,27 +28,46 @@ import harness
 
 TOPICS = ["/bench/*"]
 SERVICES = ["/set_flag"]
+ACTIONS = {"ros2": ["/bench/*"]}
+"""Per backend: the actions exposed (only ros2 runs the action op)."""
 
 BACKEND = os.environ["PYROS_BENCH_BACKEND"]
 
-BACKEND_OPTIONS = {
+BACKEND_OPTIONS: dict[str, dict[str, str]] = {
     "ros1": {"master_uri": "ROS_MASTER_URI"},
+    "ros2": {},
     # The benchmark's rosbridge-server-rs runs with --no-rosapi: the node cannot list the
     # graph, so it subscribes and calls with type "" and the server finds the types.
     "rosbridge": {"url": "ROSBRIDGE_URL"},
 }
 """Per backend: each ``spawn`` option and the environment variable that gives it."""
 
-DISCOVERY_TIMEOUT = {"ros1": 10.0, "rosbridge": 30.0}
+DISCOVERY_TIMEOUT = {"ros1": 10.0, "ros2": 10.0, "rosbridge": 30.0}
 """Seconds to wait for a new topic's first message. Without rosapi the rosbridge backend asks
 for the topic again every 0.1 s until it exists."""
+
+DDS = BACKEND == "ros2"
+"""Wait until the new node has discovered a service or action before the first call, as
+rclpy's ``wait_for_service``/``wait_for_server`` do for the rclpy contender."""
 
 
 def _spawn() -> Any:
     import pyros
 
     options = {name: os.environ[variable] for name, variable in BACKEND_OPTIONS[BACKEND].items()}
-    return pyros.spawn(BACKEND, topics=TOPICS, services=SERVICES, **options)
+    return pyros.spawn(
+        BACKEND, topics=TOPICS, services=SERVICES, actions=ACTIONS.get(BACKEND, []), **options
+    )
+
+
+def _discovered(client: Any, listing: str, name: str) -> None:
+    """Wait until the new node has discovered ``name`` (DDS discovery: 0.1 s to seconds)."""
+    more = harness.deadline_loop(30.0)
+    while more():
+        if name in getattr(client, listing)():
+            return
+        time.sleep(0.01)
+    raise TimeoutError(f"{name} not discovered within 30 s")
 
 
 def footprint() -> dict[str, Any]:
@@ -149,9 +174,12 @@ def stream(rate: float, window: float) -> dict[str, Any]:
 
 
 def service(count: int) -> list[float]:
-    """``client.call("/set_flag", {"data": True})`` return to return, one at a time."""
+    """``client.call("/set_flag", {"data": True})`` return to return, one at a time (ros2:
+    once the node has discovered the service)."""
     samples = []
     with _spawn() as client:
+        if DDS:
+            _discovered(client, "services", "/set_flag")
         for index in range(-5, count):
             started = time.perf_counter()
             client.call("/set_flag", {"data": True})
@@ -172,6 +200,21 @@ def discovery(count: int) -> list[float]:
             arrival = harness.FirstArrival()
             with client.subscribe(topic, arrival.on_message):
                 samples.append(arrival.after_talker_starts(topic, DISCOVERY_TIMEOUT[BACKEND]))
+    return samples
+
+
+def action(count: int, order: int) -> list[float]:
+    """``client.send_goal`` (goal sent, accepted, result received) of a Fibonacci goal, one at
+    a time after 5 warm-up goals, once the node has discovered the action."""
+    samples = []
+    with _spawn() as client:
+        _discovered(client, "actions", "/bench/fibonacci")
+        for index in range(-5, count):
+            started = time.perf_counter()
+            result = client.send_goal("/bench/fibonacci", {"order": order}, timeout=10.0)
+            if index >= 0:
+                samples.append(time.perf_counter() - started)
+            assert len(result["sequence"]) == order + 1
     return samples
 
 

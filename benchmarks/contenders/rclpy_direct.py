@@ -190,5 +190,35 @@ def discovery(count: int) -> list[float]:
     return samples
 
 
+def action(count: int, order: int) -> list[float]:
+    """``send_goal_async`` to the result (``get_result_async`` done) of a Fibonacci goal, one
+    goal at a time after 5 warm-up goals; the executor thread completes both futures."""
+    node = start()
+    from rclpy.action import ActionClient
+    from test_msgs.action import Fibonacci
+
+    client = ActionClient(node, Fibonacci, "/bench/fibonacci")
+    if not client.wait_for_server(timeout_sec=30):
+        raise TimeoutError("/bench/fibonacci not available")
+
+    def wait(future: Any) -> Any:
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not future.done() and not done.wait(10):
+            raise TimeoutError("no answer from /bench/fibonacci")
+        return future.result()
+
+    samples = []
+    for index in range(-5, count):
+        started = time.perf_counter()
+        handle = wait(client.send_goal_async(Fibonacci.Goal(order=order)))
+        result = wait(handle.get_result_async()).result
+        if index >= 0:
+            samples.append(time.perf_counter() - started)
+        assert len(result.sequence) == order + 1
+    client.destroy()
+    return samples
+
+
 if __name__ == "__main__":
     harness.serve_ops(globals())

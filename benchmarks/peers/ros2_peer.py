@@ -8,7 +8,9 @@ wheels venv; ``--mode`` picks what the node does:
   std_msgs/UInt8MultiArray);
 * ``talker``: publish std_msgs/String ``"hello N"`` on ``--topic`` at ``--rate`` Hz (0: as
   fast as the loop goes), forever;
-* ``setbool``: serve std_srvs/SetBool at ``--name``: ``success = data``.
+* ``setbool``: serve std_srvs/SetBool at ``--name``: ``success = data``;
+* ``fibonacci``: serve the action test_msgs/action/Fibonacci at ``--name``: the sequence of
+  ``order + 1`` numbers, one feedback per number, no waiting.
 
 Prints ``READY`` once its publishers, subscriptions and services exist, then (talker) one JSON
 line ``{"created": time.monotonic()}`` taken when ``create_publisher`` returned. Keep the
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import time
+from typing import Any
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -40,7 +43,7 @@ def _message_class(type_name: str) -> type:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=("echo", "talker", "setbool"), required=True)
+    parser.add_argument("--mode", choices=("echo", "talker", "setbool", "fibonacci"), required=True)
     parser.add_argument("--in", dest="topic_in", default="/bench/in")
     parser.add_argument("--out", dest="topic_out", default="/bench/out")
     parser.add_argument("--type", default="std_msgs/String")
@@ -67,6 +70,23 @@ def main() -> None:
                 return response
 
             node.create_service(SetBool, args.name, handle)
+            print("READY", flush=True)
+            rclpy.spin(node)
+        elif args.mode == "fibonacci":
+            from rclpy.action import ActionServer
+            from test_msgs.action import Fibonacci
+
+            def execute(goal: Any) -> Any:
+                sequence = [0, 1]
+                feedback = Fibonacci.Feedback()
+                for _ in range(1, max(goal.request.order, 1)):
+                    sequence.append(sequence[-1] + sequence[-2])
+                    feedback.sequence = sequence
+                    goal.publish_feedback(feedback)
+                goal.succeed()
+                return Fibonacci.Result(sequence=sequence)
+
+            ActionServer(node, Fibonacci, args.name, execute)
             print("READY", flush=True)
             rclpy.spin(node)
         else:

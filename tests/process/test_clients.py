@@ -320,12 +320,14 @@ def test_a_refused_callback_subscription_leaves_nothing_running(api: Any) -> Non
 def test_a_failed_spawn_leaves_nothing_behind(api: Any) -> None:
     async def scenario() -> None:
         before = {p.name for p in RUNTIME_DIR.iterdir()}
+        children = {child.pid for child in psutil.Process().children(recursive=True)}
         with pytest.raises(pyros.SpawnError, match="unknown backend"):
             await api.spawn("no_such_backend", name="failed_spawn")
         with pytest.raises(ValueError, match="node name"):
             await api.spawn(name="../escape")
         assert {p.name for p in RUNTIME_DIR.iterdir()} == before
-        assert not psutil.Process().children()
+        left = {child.pid for child in psutil.Process().children(recursive=True)} - children
+        assert not [pid for pid in left if psutil.pid_exists(pid)]
 
     run(scenario)
 

@@ -166,7 +166,8 @@ def test_pyros_node_stop_ends_the_node_and_unregisters(ros_env: Ros1Master, node
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout.split("pid ")[1].split(",")[0])
     graph_name = f"/pyros_{node_name}"
-    assert f"{node_name}\t{pid}\tros1\tshared" in run_pyros("node", "list").stdout
+    listed = json.loads(run_pyros("node", "list").stdout)  # JSON when piped, a table on a tty
+    assert {"name": node_name, "pid": pid, "backend": "ros1", "shared": True} in listed
 
     client = pyros.connect(node_name)
     try:
