@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support import free_port
+
 __all__ = [
     "REQUIREMENTS",
     "VENV",
@@ -65,7 +67,6 @@ __all__ = [
     "build_rosapi_msgs",
     "BUILD_REQUIREMENTS",
     "ros_env",
-    "free_port",
     "DOMAIN_ID",
 ]
 
@@ -260,13 +261,6 @@ def ros_env(domain_id: int = DOMAIN_ID) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RosbridgeServer:

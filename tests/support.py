@@ -6,24 +6,39 @@ own module name, and importing it again would run it twice.
 
 Every time limit in the tests comes from :data:`SCALE` so a slow machine can stretch them all
 at once: ``PYROS_TEST_TIME_SCALE=3 pytest``. The whole run uses one private runtime directory
-(``PYROS_RUNTIME_DIR``) so tests never meet the user's own nodes.
+(``PYROS_RUNTIME_DIR``) so tests never meet the user's own nodes: :data:`RUNTIME_DIR`, made
+and exported when first imported (``tests/conftest.py`` does, as the run starts). Importing
+anything else has no side effect, so peer processes, ``tests/rosbridge_server.py`` and the
+benchmarks take :func:`free_port` from here too.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["SCALE", "RUNTIME_DIR", "limit", "wait_until", "free_port"]
+__all__ = ["SCALE", "RUNTIME_DIR", "limit", "wait_until", "free_port", "stop_process"]
 
 SCALE = float(os.environ.get("PYROS_TEST_TIME_SCALE", "1"))
 
-RUNTIME_DIR = Path(tempfile.mkdtemp(prefix="pyros-test-"))
-os.environ["PYROS_RUNTIME_DIR"] = str(RUNTIME_DIR)
+RUNTIME_DIR: Path
+"""The run's runtime directory, also in ``PYROS_RUNTIME_DIR`` (made on first import)."""
+
+
+def __getattr__(name: str) -> Path:
+    """Make :data:`RUNTIME_DIR` when it is first imported (PEP 562)."""
+    if name != "RUNTIME_DIR":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    runtime_dir = Path(tempfile.mkdtemp(prefix="pyros-test-"))
+    os.environ["PYROS_RUNTIME_DIR"] = str(runtime_dir)
+    globals()["RUNTIME_DIR"] = runtime_dir
+    return runtime_dir
 
 
 def limit(seconds: float) -> float:
@@ -46,3 +61,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float) -> int:
+    """Terminate ``process`` (SIGTERM, then SIGKILL after ``timeout`` seconds, already scaled)
+    and reap it; return its exit code. A no-op once it has exited."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+    return process.returncode

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -31,8 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.cloud.relay_support import ROOT, RoslibpyOperator, stop_process
-from tests.support import limit
+from tests.cloud.relay_support import ROOT, RoslibpyOperator
+from tests.support import free_port, limit, stop_process, wait_until
 
 __all__ = [
     "ConnectorProcess",
@@ -45,13 +44,6 @@ __all__ = [
     "free_port",
     "self_signed_certificate",
 ]
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def api_devices(port: int, token: str | None = "op-all") -> list[dict[str, Any]]:
@@ -70,6 +62,27 @@ def device(port: int, device_id: str, token: str | None = "op-all") -> dict[str,
         if entry["id"] == device_id:
             return entry
     return None
+
+
+def wait_device_online(
+    port: int, device_id: str, topic: str, connector: ConnectorProcess, timeout: float = 20.0
+) -> None:
+    """Wait until the relay on ``port`` lists ``device_id`` online, forwarding ``topic``.
+
+    Args:
+        connector: the device's connector, which must keep running meanwhile.
+        timeout: seconds, before :func:`tests.support.limit`.
+
+    Raises:
+        AssertionError: the connector exited, or not online in time (with its output).
+    """
+
+    def online() -> bool:
+        assert connector.process.poll() is None, connector.output()
+        entry = device(port, device_id)
+        return bool(entry and entry["online"] and topic in entry["topics"])
+
+    assert wait_until(online, limit(timeout), 0.05), connector.output()
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

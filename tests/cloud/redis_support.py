@@ -16,16 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cloud.relay_support import stop_process
-from tests.support import limit
+from tests.support import free_port, limit, stop_process
 
 __all__ = ["RedisServer", "redis_server"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
@@ -39,7 +32,7 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server is not installed (apt-get install redis-server)")
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log = home / f"redis-{self.port}.log"
         self.process = subprocess.Popen(

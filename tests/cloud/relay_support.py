@@ -13,15 +13,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from pyros.cloud import device_protocol as dp
-from tests.support import limit
+from tests.support import limit, stop_process
+
+T = TypeVar("T")
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -47,18 +49,6 @@ def _env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def stop_process(process: subprocess.Popen[Any], timeout: float) -> int:
-    """Terminate ``process`` (SIGTERM, then SIGKILL after ``timeout``) and reap it."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-    return process.returncode
 
 
 class RelayProcess:
@@ -298,6 +288,11 @@ def roslibpy_operator(
         yield operator
     finally:
         operator.close()
+
+
+def run(scenario: Awaitable[T], seconds: float = 30.0) -> T:
+    """Run an async scenario in a new event loop, failing it after ``limit(seconds)``."""
+    return asyncio.run(asyncio.wait_for(scenario, limit(seconds)))
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:

@@ -33,6 +33,7 @@ from tests.cloud.connector_support import (
     percentile,
     self_signed_certificate,
     timed_operator,
+    wait_device_online,
 )
 from tests.cloud.relay_support import DEVICE_TOKENS, TOKENS, RelayProcess, wait_for
 from tests.support import limit, wait_until
@@ -128,15 +129,6 @@ def start_connector(
     return connector
 
 
-def wait_online(port: int, topic: str, connector: ConnectorProcess, timeout: float = 20.0) -> None:
-    def ready() -> bool:
-        assert connector.process.poll() is None, connector.output()
-        entry = device(port, "robot1")
-        return bool(entry and entry["online"] and topic in entry["topics"])
-
-    assert wait_until(ready, limit(timeout), 0.05), connector.output()
-
-
 def test_roslibpy_operator_drives_a_mock_robot_through_the_relay(
     relay: Relay, connectors: list[ConnectorProcess], tmp_path: Path
 ) -> None:
@@ -155,7 +147,7 @@ def test_roslibpy_operator_drives_a_mock_robot_through_the_relay(
         "--rate",
         "/turtle1/pose=10",
     )
-    wait_online(relay.port, "/turtle1/pose", connector)
+    wait_device_online(relay.port, "robot1", "/turtle1/pose", connector)
     entry = device(relay.port, "robot1")
     assert entry is not None
     assert entry["topics"] == {"/turtle1/pose": "turtlesim/Pose"}
@@ -332,7 +324,7 @@ def test_relay_killed_while_streaming_at_50hz(
             "--buffer",
             str(buffer),
         )
-        wait_online(relay.port, "/counter", connector)
+        wait_device_online(relay.port, "robot1", "/counter", connector)
         with timed_operator(relay.port) as before:
             before.subscribe("/robot1/counter", "std_msgs/Int64")
             counter_robot.start()
@@ -349,7 +341,7 @@ def test_relay_killed_while_streaming_at_50hz(
             after.subscribe("/robot1/counter", "std_msgs/Int64")
             reopened_at = counter_robot.value
             gate.open()
-            wait_online(relay.port, "/counter", connector, timeout=30)
+            wait_device_online(relay.port, "robot1", "/counter", connector, timeout=30)
             time.sleep(1.0)
             last = counter_robot.stop()
             seen_after = collect_until(after, last, limit(10))
@@ -400,7 +392,7 @@ def test_latency_device_to_operator_through_the_relay(
     connector = start_connector(
         connectors, tmp_path, relay.port, "--name", counter_robot.name, "--topics", "/counter"
     )
-    wait_online(relay.port, "/counter", connector)
+    wait_device_online(relay.port, "robot1", "/counter", connector)
     with timed_operator(relay.port) as operator:
         operator.subscribe("/robot1/counter", "std_msgs/Int64")
         counter_robot.start()
@@ -473,7 +465,7 @@ def test_device_to_device_broadcast_through_two_connectors(
     robot1 = start_connector(
         connectors, tmp_path, relay.port, "--backend", "mock", "--topics", "/turtle1/pose"
     )
-    wait_online(relay.port, "/turtle1/pose", robot1)
+    wait_device_online(relay.port, "robot1", "/turtle1/pose", robot1)
     start_shared("robot2_node", topics=["*"], idle_timeout=None)
     try:
         robot2 = ConnectorProcess(

@@ -17,9 +17,9 @@ import pyros.asyncio
 from pyros.cloud import device_protocol as dp
 from pyros.cloud.connector import Backoff, Connector
 from pyros.cloud.connector_disk import BufferDirError, DiskSendBuffer
-from tests.cloud.connector_support import ConnectorProcess, device, free_port
+from tests.cloud.connector_support import ConnectorProcess, device
 from tests.cloud.relay_support import DEVICE_TOKENS, RelayProcess, wait_for
-from tests.support import limit
+from tests.support import free_port, limit
 
 pytestmark = pytest.mark.cloud
 

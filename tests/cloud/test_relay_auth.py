@@ -23,6 +23,7 @@ from tests.cloud.relay_support import (
     recv_json,
     recv_until,
     relay_process,
+    run,
 )
 from tests.support import limit
 
@@ -33,10 +34,6 @@ pytestmark = pytest.mark.cloud
 def relay(tmp_path: Path) -> Iterator[RelayProcess]:
     with relay_process(tmp_path, "--auth-timeout", "1") as running:
         yield running
-
-
-def run(scenario: Any, seconds: float = 30.0) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario, limit(seconds)))
 
 
 async def refused_status(url: str, headers: dict[str, str] | None = None) -> int:

@@ -21,16 +21,13 @@ from tests.cloud.relay_support import (
     recv_until,
     relay_process,
     roslibpy_operator,
+    run,
 )
 from tests.support import limit
 
 pytestmark = pytest.mark.cloud
 
 CHAT = {"/chat": "std_msgs/String"}
-
-
-def run(scenario: Any, seconds: float = 30.0) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario, limit(seconds)))
 
 
 def test_robot_chat_goes_to_the_other_devices_that_subscribe(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,6 +29,7 @@ from tests.cloud.relay_support import (
     open_operator,
     recv_json,
     recv_until,
+    run,
     wait_for,
 )
 from tests.support import limit
@@ -47,10 +47,6 @@ def start_relay(tmp_path: Path, redis: RedisServer, *args: str) -> RelayProcess:
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps(TOKENS))
     return RelayProcess(["--tokens", str(tokens), "--redis", redis.url, *args])
-
-
-def run(scenario: Any, seconds: float = 60.0) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario, limit(seconds)))
 
 
 def online(port: int, device: str) -> bool:
@@ -149,7 +145,7 @@ def test_a_device_on_relay_a_is_reached_from_relay_b(tmp_path: Path, redis: Redi
             assert lost["id"] == "lost" and lost["result"] is False
             await operator.close()
 
-        run(scenario())
+        run(scenario(), 60)
     finally:
         for relay in (a, b):
             assert relay.stop() == 0, relay.stderr
@@ -175,7 +171,7 @@ def test_a_killed_relay_loses_no_registry_latest_value_or_seq(
             first.process.kill()
             first.process.wait(limit(10))
 
-        run(before())
+        run(before(), 60)
     finally:
         first.stop()
     second = start_relay(tmp_path, redis)
@@ -199,7 +195,7 @@ def test_a_killed_relay_loses_no_registry_latest_value_or_seq(
             await robot.close()
             await operator.close()
 
-        run(after())
+        run(after(), 60)
     finally:
         assert second.stop() == 0
         assert "Traceback" not in second.stderr, second.stderr

@@ -13,7 +13,6 @@ import http.client
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -28,6 +27,7 @@ from tests.cloud.relay_support import (
     recv_json,
     recv_until,
     relay_process,
+    run,
 )
 from tests.support import limit
 
@@ -38,10 +38,6 @@ pytestmark = pytest.mark.cloud
 def relay(tmp_path: Path) -> Iterator[RelayProcess]:
     with relay_process(tmp_path, "--auth-timeout", "1", "--auth-failures", "5") as running:
         yield running
-
-
-def run(scenario: Any, seconds: float = 30.0) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario, limit(seconds)))
 
 
 def test_a_stranger_gets_a_small_frame_cap_no_deflate_and_a_short_deadline(

@@ -19,14 +19,10 @@ from tests.cloud.relay_support import (
     recv_json,
     recv_until,
     relay_process,
+    run,
 )
-from tests.support import limit
 
 pytestmark = pytest.mark.cloud
-
-
-def run(scenario: Any, seconds: float = 60.0) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario, limit(seconds)))
 
 
 def test_rate_limit_refuses_without_losing_device_messages(tmp_path: Path) -> None:
@@ -61,7 +57,7 @@ def test_rate_limit_refuses_without_losing_device_messages(tmp_path: Path) -> No
             await robot.close()
             await operator.close()
 
-        run(scenario())
+        run(scenario(), 60)
 
 
 async def _frames(ws: Any, quiet: float) -> Any:
@@ -126,4 +122,4 @@ def test_a_slow_operator_loses_its_oldest_messages_and_slows_no_one(tmp_path: Pa
             for ws in (robot, fast, slow):
                 await ws.close()
 
-        run(scenario())
+        run(scenario(), 60)

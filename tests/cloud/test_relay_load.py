@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.cloud.relay_support import HERE, _env, relay_process, roslibpy_operator, stop_process
-from tests.support import limit
+from tests.cloud.relay_support import HERE, _env, relay_process, roslibpy_operator
+from tests.support import limit, stop_process
 
 pytestmark = [pytest.mark.cloud, pytest.mark.slow]
 

@@ -6,7 +6,6 @@ from a device and from an operator, while a second device streams to a second op
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -25,8 +24,8 @@ from tests.cloud.relay_support import (
     recv_json,
     recv_until,
     relay_process,
+    run,
 )
-from tests.support import limit
 
 pytestmark = pytest.mark.cloud
 
@@ -50,10 +49,6 @@ def relay(tmp_path: Path) -> Iterator[RelayProcess]:
         tmp_path, "--max-message-bytes", str(MAX_MESSAGE), "--max-frame-bytes", str(HARD_CAP)
     ) as running:
         yield running
-
-
-def run(scenario: Any, seconds: float = 40.0) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario, limit(seconds)))
 
 
 class Bystanders:
@@ -104,7 +99,7 @@ def test_malformed_device_input(
         await robot.close()
         await others.close()
 
-    run(scenario())
+    run(scenario(), 40)
 
 
 @pytest.mark.parametrize(("what", "frame", "fragment"), GARBAGE, ids=[g[0] for g in GARBAGE])
@@ -125,7 +120,7 @@ def test_malformed_operator_input(
         await operator.close()
         await others.close()
 
-    run(scenario())
+    run(scenario(), 40)
 
 
 WRONG_FIELDS: list[tuple[str, dict[str, Any], str]] = [
@@ -176,7 +171,7 @@ def test_wrong_field_types(
             await peer.close()
         await others.close()
 
-    run(scenario())
+    run(scenario(), 40)
 
 
 def test_a_frame_above_the_hard_cap_closes_only_that_connection(relay: RelayProcess) -> None:
@@ -190,7 +185,7 @@ def test_a_frame_above_the_hard_cap_closes_only_that_connection(relay: RelayProc
         await others.still_fine()
         await others.close()
 
-    run(scenario())
+    run(scenario(), 40)
 
 
 def test_call_service_with_bad_fields_is_answered(relay: RelayProcess) -> None:
@@ -204,4 +199,4 @@ def test_call_service_with_bad_fields_is_answered(relay: RelayProcess) -> None:
         assert response["id"] == "c1" and response["result"] is False
         await operator.close()
 
-    run(scenario())
+    run(scenario(), 40)

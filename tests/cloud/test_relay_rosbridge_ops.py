@@ -24,6 +24,7 @@ from tests.cloud.relay_support import (
     recv_json,
     recv_until,
     relay_process,
+    run,
 )
 from tests.support import limit
 
@@ -37,10 +38,6 @@ ROTATE = {"/turtle1/rotate_absolute": "turtlesim/action/RotateAbsolute"}
 def relay(tmp_path: Path) -> Iterator[RelayProcess]:
     with relay_process(tmp_path) as running:
         yield running
-
-
-def run(scenario: Any, seconds: float = 30.0) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario, limit(seconds)))
 
 
 async def device_op(ws: Any, op: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from tests.cloud.relay_support import (
     recv_until,
     relay_process,
     roslibpy_operator,
+    run,
     wait_for,
 )
 from tests.support import limit
@@ -32,11 +33,6 @@ POSE = {"/turtle1/pose": "turtlesim/Pose", "/chatter": "std_msgs/String"}
 def relay(tmp_path: Path) -> Iterator[RelayProcess]:
     with relay_process(tmp_path, "--service-timeout", "1") as running:
         yield running
-
-
-def run(scenario: Any, seconds: float = 40.0) -> Any:
-    """Run an async scenario with a hard time limit."""
-    return asyncio.run(asyncio.wait_for(scenario, limit(seconds)))
 
 
 def pose(x: float) -> dict[str, Any]:
@@ -102,7 +98,7 @@ def test_subscribe_late_value_publish_and_topics(relay: RelayProcess) -> None:
             assert kind["values"] == "turtlesim/Pose"
         await robot.close()
 
-    run(scenario())
+    run(scenario(), 40)
 
 
 def test_service_calls_success_failure_timeout_and_offline(relay: RelayProcess) -> None:
@@ -172,7 +168,7 @@ def test_service_calls_success_failure_timeout_and_offline(relay: RelayProcess) 
             devices = api_devices(relay.port, "op-all")
             assert [(d["id"], d["online"]) for d in devices] == [("robot1", False)]
 
-    run(scenario())
+    run(scenario(), 40)
 
 
 def test_offline_device_keeps_latest_value_and_resumes(relay: RelayProcess) -> None:
@@ -205,7 +201,7 @@ def test_offline_device_keeps_latest_value_and_resumes(relay: RelayProcess) -> N
             assert operator.pending_messages() == []
             await robot.close()
 
-    run(scenario())
+    run(scenario(), 40)
 
 
 def test_throttle_rate_limits_what_roslibpy_receives(relay: RelayProcess) -> None:
@@ -231,7 +227,7 @@ def test_throttle_rate_limits_what_roslibpy_receives(relay: RelayProcess) -> Non
             assert received[-1]["msg"] == {"data": "100"}
         await robot.close()
 
-    run(scenario())
+    run(scenario(), 40)
 
 
 def test_roslibpy_with_a_wrong_token_is_refused(relay: RelayProcess) -> None:
@@ -278,4 +274,4 @@ def test_roslibpy_operator_without_read_rights(relay: RelayProcess) -> None:
         await robot1.close()
         await robot2.close()
 
-    run(scenario())
+    run(scenario(), 40)

@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conformance.worlds import ActionProfile, World, register
+from tests.conformance.worlds import ActionProfile, World, register, restore_environ, start_graph
 from tests.ros1.ros1_support import PEERS_DIR, Peer, Ros1Master, limit, ros1_missing_reason
 
 __all__ = ["FIBONACCI", "WORLD"]
@@ -124,30 +124,13 @@ class _Ros1Graph:
         for peer in peers:
             peer.stop()
         self.master.stop()
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_environ(self._saved)
         shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _start() -> Callable[[], None]:
     graph = _Ros1Graph()
-    try:
-        graph.start()
-    except BaseException:
-        graph.stop()
-        raise
-    WORLD.options["master_uri"] = graph.master.uri
-    WORLD.kill_action_server = graph.kill_action_server
-
-    def cleanup() -> None:
-        WORLD.kill_action_server = None
-        WORLD.options.pop("master_uri", None)
-        graph.stop()
-
-    return cleanup
+    return start_graph(WORLD, graph, lambda: {"master_uri": graph.master.uri})
 
 
 WORLD = register(

@@ -42,7 +42,8 @@ from typing import Any
 
 import pyros
 from pyros._names import glob_match
-from tests.conformance.worlds import World, register
+from tests.conformance.worlds import World, register, restore_environ, start_graph
+from tests.fastdds import SHORT_LEASE
 from tests.ros2.ros2_support import (
     RclpyPeer,
     domain_env,
@@ -52,27 +53,7 @@ from tests.ros2.ros2_support import (
     wait_for,
 )
 
-__all__ = ["WORLD", "SHORT_LEASE"]
-
-SHORT_LEASE = """\
-<?xml version="1.0" encoding="UTF-8" ?>
-<dds xmlns="http://www.eprosima.com">
-  <profiles>
-    <participant profile_name="short_lease" is_default_profile="true">
-      <rtps>
-        <builtin>
-          <discovery_config>
-            <leaseDuration><sec>1</sec><nanosec>0</nanosec></leaseDuration>
-            <leaseAnnouncement><sec>0</sec><nanosec>250000000</nanosec></leaseAnnouncement>
-          </discovery_config>
-        </builtin>
-      </rtps>
-    </participant>
-  </profiles>
-</dds>
-"""
-"""A Fast DDS participant that announces itself every 0.25 s and is dropped after 1 s of
-silence (Fast DDS's defaults: 3 s and 20 s)."""
+__all__ = ["WORLD"]
 
 SERVICES = ("/set_flag", "/trigger", "/slow", "/fail", "/conformance_params/set_parameters")
 ACTIONS = ("/fibonacci",)
@@ -152,11 +133,7 @@ class _Ros2Graph:
             peer.begin_stop()
         for peer in self.peers:
             peer.stop()
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_environ(self._saved)
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -196,18 +173,12 @@ class Ros2World(World):
 
 def _start() -> Callable[[], None]:
     graph = _Ros2Graph()
-    try:
-        graph.start()
-    except BaseException:
-        graph.stop()
-        raise
+    stop = start_graph(WORLD, graph)
     _graph.append(graph)
-    WORLD.kill_action_server = graph.kill_action_server
 
     def cleanup() -> None:
-        WORLD.kill_action_server = None
         _graph.clear()
-        graph.stop()
+        stop()
 
     return cleanup
 

@@ -36,8 +36,10 @@ import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from tests.conformance.worlds import World, register
+from tests.conformance.worlds import World, register, start_graph
+from tests.fastdds import SHORT_LEASE
 from tests.rosbridge_server import DOMAIN_ID, LineProcess, RosbridgeServer, ensure, ros_env
 from tests.support import limit
 
@@ -48,26 +50,6 @@ DOMAIN = DOMAIN_ID + 2
 
 PEER = Path(__file__).resolve().parents[1] / "rosbridge" / "peers" / "conformance.py"
 """The rclpy peer script (``--role robot|fail|actions``)."""
-
-SHORT_LEASE = """\
-<?xml version="1.0" encoding="UTF-8" ?>
-<dds xmlns="http://www.eprosima.com">
-  <profiles>
-    <participant profile_name="pyros_short_lease" is_default_profile="true">
-      <rtps>
-        <builtin>
-          <discovery_config>
-            <leaseDuration><sec>1</sec><nanosec>0</nanosec></leaseDuration>
-            <leaseAnnouncement><sec>0</sec><nanosec>250000000</nanosec></leaseAnnouncement>
-          </discovery_config>
-        </builtin>
-      </rtps>
-    </participant>
-  </profiles>
-</dds>
-"""
-"""Fast DDS participant profile of the action server: dropped by its peers after 1 s of
-silence (Fast DDS's default lease is 20 s)."""
 
 UNSUPPORTED = {
     "test_an_action_server_dying_mid_goal_never_hangs": (
@@ -186,21 +168,17 @@ class RosbridgeWorld(World):
 
 def _start() -> Callable[[], None]:
     graph = _Graph()
-    try:
-        graph.start()
-    except BaseException:
-        graph.stop()
-        raise
+
+    def options() -> dict[str, Any]:
+        assert graph.server is not None
+        return {"url": graph.server.url}
+
+    stop = start_graph(WORLD, graph, options)
     _graph.append(graph)
-    assert graph.server is not None
-    WORLD.options["url"] = graph.server.url
-    WORLD.kill_action_server = graph.kill_action_server
 
     def cleanup() -> None:
-        WORLD.kill_action_server = None
-        WORLD.options.pop("url", None)
         _graph.clear()
-        graph.stop()
+        stop()
 
     return cleanup
 

@@ -20,13 +20,22 @@ this machine is reported as skipped with the reason.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pyros
 
-__all__ = ["ActionProfile", "World", "WORLDS", "register"]
+__all__ = [
+    "ActionProfile",
+    "World",
+    "WORLDS",
+    "register",
+    "Graph",
+    "start_graph",
+    "restore_environ",
+]
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,52 @@ def register(world: World) -> World:
     """Add a world to :data:`WORLDS` and return it."""
     WORLDS[world.backend] = world
     return world
+
+
+class Graph(Protocol):
+    """The peers a ROS world starts for one test session."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def kill_action_server(self) -> None: ...
+
+
+def start_graph(
+    world: World, graph: Graph, options: Callable[[], dict[str, Any]] = dict
+) -> Callable[[], None]:
+    """Start ``graph`` for ``world`` (stopped again if that fails), and give the world the
+    graph's ``kill_action_server`` and ``options()`` (read once started) for ``pyros.spawn``.
+
+    Returns:
+        The world's cleanup: takes both back and stops the graph.
+    """
+    try:
+        graph.start()
+    except BaseException:
+        graph.stop()
+        raise
+    added = options()
+    world.options.update(added)
+    world.kill_action_server = graph.kill_action_server
+
+    def cleanup() -> None:
+        world.kill_action_server = None
+        for key in added:
+            world.options.pop(key, None)
+        graph.stop()
+
+    return cleanup
+
+
+def restore_environ(saved: dict[str, str | None]) -> None:
+    """Put back ``os.environ``'s values of ``saved``'s keys (None: the variable was unset)."""
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 register(World("mock"))

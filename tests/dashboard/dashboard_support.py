@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.cloud.relay_support import ROOT, stop_process
+from tests.cloud.relay_support import ROOT
 from tests.dashboard.chromium import CHROMEDRIVER, CHROMIUM, start_chromium
-from tests.support import limit
+from tests.support import limit, stop_process
 
 SCREENSHOTS = Path(
     os.environ.get("PYROS_DASHBOARD_SCREENSHOTS")

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cloud.connector_support import ConnectorProcess, free_port
+from tests.cloud.connector_support import ConnectorProcess
 from tests.cloud.relay_support import RelayProcess
 from tests.dashboard.dashboard_support import Announcing, Browser, browser, require_browser
-from tests.support import limit
+from tests.support import free_port, limit
 
 pytestmark = [pytest.mark.dashboard, pytest.mark.slow]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.process.cli_support import clean_env, pyros_command
-from tests.support import limit, wait_until
+from tests.support import free_port, limit, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -52,12 +51,6 @@ def _swap(args: list[str], values: dict[str, str]) -> list[str]:
     return result
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("relay_source", "connector_source"),
     [
@@ -72,7 +65,7 @@ def test_deploy_command_lines_run(
     relay_args = read[relay_source[0]](relay_source[1])
     connector_args = read[connector_source[0]](connector_source[1])
     assert relay_args[1] == "relay" and connector_args[1] == "connector"
-    port = _free_port()
+    port = free_port()
     tokens = tmp_path / "tokens.json"
     tokens.write_text(
         json.dumps(

@@ -5,24 +5,21 @@ started here gets ``ROS_IP=127.0.0.1`` and no ``ROS_HOSTNAME``.
 
 Imported by ``tests/ros1/conftest.py``, by the test modules here (``from ros1_support import
 limit``; pytest puts this directory on ``sys.path``) and by the peer scripts in ``peers/``
-(which put it there themselves). It imports no pytest and no ROS library. If ``pyros_ros`` is
-not installed, it appends this checkout to ``sys.path``.
+(which put it and the repository there themselves). It imports no pytest and no ROS library.
+If ``pyros_ros`` is not installed, it appends this checkout to ``sys.path``.
 
-Peers talk JSON lines on stdout; ``bytes`` travel as ``{"$bytes": "<base64>"}`` (see
-:func:`dumps` and :func:`loads`).
+Peers talk JSON lines on stdout (:mod:`tests.json_lines`); time limits and free ports come
+from :mod:`tests.support`.
 """
 
 from __future__ import annotations
 
-import base64
 import http.client
 import importlib.util
-import json
 import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,14 +29,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.json_lines import dumps, loads
+from tests.support import SCALE, free_port, limit, stop_process
+
 __all__ = [
     "REPO_ROOT",
     "PEERS_DIR",
     "SCALE",
     "limit",
-    "dumps",
-    "loads",
-    "free_port",
     "find_rosmaster",
     "ros1_missing_reason",
     "Ros1Master",
@@ -58,62 +55,7 @@ if importlib.util.find_spec("pyros_ros") is None:
     sys.path.append(str(REPO_ROOT))
 
 
-SCALE = float(os.environ.get("PYROS_TEST_TIME_SCALE", "1"))
-"""The time scale of ``tests/conftest.py``, read from the same variable.
-
-Not imported from there: pytest imports that file as a top-level ``conftest`` module and
-drops it from ``sys.modules`` when it imports this directory's ``conftest.py``, and the peer
-processes that import this module must not run it (it creates the test run's runtime
-directory). ``test_ros1_environment.py`` checks that both give the same limits.
-"""
-
-
-def limit(seconds: float) -> float:
-    """Return a test time limit of ``seconds`` times :data:`SCALE` (as ``tests/conftest.py``)."""
-    return seconds * SCALE
-
-
-# --- JSON lines with bytes -------------------------------------------------------------------
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, dict):
-        return {str(key): _encode(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode(item) for item in value]
-    return value
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if len(value) == 1 and "$bytes" in value:
-            return base64.b64decode(value["$bytes"])
-        return {key: _decode(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_decode(item) for item in value]
-    return value
-
-
-def dumps(value: Any) -> str:
-    """Encode plain data as one JSON line, ``bytes`` as ``{"$bytes": base64}``."""
-    return json.dumps(_encode(value), separators=(",", ":"))
-
-
-def loads(line: str) -> Any:
-    """Decode what :func:`dumps` made, ``bytes`` included."""
-    return _decode(json.loads(line))
-
-
 # --- the ROS installation --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def find_rosmaster() -> str | None:
@@ -152,17 +94,6 @@ def loopback_env(master_uri: str, ros_home: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-def _end_process(proc: subprocess.Popen[Any], grace: float) -> None:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; always reap."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(limit(5))
 
 
 class Ros1Master:
@@ -259,7 +190,7 @@ class Ros1Master:
 
     def stop(self) -> int:
         """End the master (SIGTERM, SIGKILL after 5 s scaled) and return its exit status."""
-        _end_process(self.proc, limit(5))
+        stop_process(self.proc, limit(5))
         self._log.close()
         assert self.proc.returncode is not None
         return self.proc.returncode
@@ -349,7 +280,7 @@ class _LineProcess:
             self.proc.wait(limit(10))
         except subprocess.TimeoutExpired:
             pass
-        _end_process(self.proc, limit(5))
+        stop_process(self.proc, limit(5))
         self._reader.join(limit(5))
         assert self.proc.stdout is not None
         self.proc.stdout.close()

@@ -9,23 +9,19 @@ result, and checks that the pool processes share one ``/pyros_*`` node in the ma
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
-from ros1_support import REPO_ROOT, Peer, Ros1Master, free_port, limit
+from ros1_support import Peer, Ros1Master, limit
 
 import pyros
 from pyros._process import pid_alive
 from pyros._shared import list_nodes, stop_shared
+from tests.cloud.redis_support import redis_server
 from tests.support import RUNTIME_DIR, wait_until
+from tests.web_workers import WORKERS, CeleryWorker, example_env
 
 pytestmark = pytest.mark.slow
 
@@ -34,129 +30,14 @@ pytest.importorskip("redis", reason="the Celery example's broker needs redis (pi
 
 from celery import Celery  # noqa: E402
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-CONCURRENCY = 4
 TASKS = 100
-
-
-def _end(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM ``proc``, SIGKILL it after ``grace`` seconds; reap it."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(limit(5))
-
-
-def _ping(port: int) -> bool:
-    """True if a Redis server answers PING on 127.0.0.1:``port`` (plain RESP, no client)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A private ``redis-server`` on 127.0.0.1 (no RDB, no AOF); its ``redis://`` URL."""
-    if not os.access(REDIS_SERVER, os.X_OK):
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    log = open(tmp_path / "redis.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [
-            REDIS_SERVER,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        ready = wait_until(lambda: _ping(port) or proc.poll() is not None, limit(10))
-        assert ready and proc.poll() is None, (tmp_path / "redis.log").read_text()
-        yield f"redis://127.0.0.1:{port}"
-    finally:
-        _end(proc, limit(5))
-        log.close()
-    assert proc.returncode is not None
-
-
-class CeleryWorker:
-    """``celery -A examples.celery_app worker`` with a prefork pool; log in ``log``."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._log_file = open(log, "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "examples.celery_app",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(CONCURRENCY),
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--hostname",
-                f"pyros_test_{os.getpid()}@localhost",
-            ],
-            env=env,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def pool(self) -> set[int]:
-        """Pids of the live pool processes."""
-        found = set()
-        for child in psutil.Process(self.proc.pid).children():
-            try:
-                if child.status() != psutil.STATUS_ZOMBIE:
-                    found.add(child.pid)
-            except psutil.NoSuchProcess:
-                pass
-        return found
-
-    def wait_ready(self) -> None:
-        ready = wait_until(
-            lambda: " ready." in self.log_text() or self.proc.poll() is not None, limit(30)
-        )
-        assert ready and self.proc.poll() is None, f"celery did not start:\n{self.log_text()}"
-
-    def stop(self) -> None:
-        """Warm shutdown (SIGTERM); SIGKILL the worker and its pool if they linger; reap."""
-        pool = self.pool() if self.proc.poll() is None else set()
-        _end(self.proc, limit(20))
-        for pid in pool:  # orphans only if the main process had to be killed
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        assert wait_until(lambda: not any(pid_alive(pid) for pid in pool), limit(5))
-        self._log_file.close()
+    with redis_server(tmp_path) as server:
+        yield f"redis://127.0.0.1:{server.port}"
 
 
 @pytest.fixture
@@ -173,17 +54,15 @@ def celery_worker(
     ros1_master: Ros1Master, redis_url: str, node_name: str, tmp_path: Path
 ) -> Iterator[CeleryWorker]:
     """A Celery worker running the example with the ros1 backend, ready for tasks."""
-    env = dict(ros1_master.env)
-    env.update(
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+    env = example_env(
+        ros1_master.env,
+        node_name,
+        "ros1",
+        PYROS_SERVICES="*",
         CELERY_BROKER_URL=f"{redis_url}/0",
         CELERY_RESULT_BACKEND=f"{redis_url}/1",
-        PYROS_NODE=node_name,
-        PYROS_BACKEND="ros1",
-        PYROS_SERVICES="*",
-        PYROS_IDLE_TIMEOUT="30",
     )
-    worker = CeleryWorker(env, tmp_path / "celery.log")
+    worker = CeleryWorker(env, tmp_path / "celery.log", f"pyros_test_{os.getpid()}@localhost")
     try:
         worker.wait_ready()
         yield worker
@@ -214,7 +93,7 @@ def test_prefork_pool_calls_a_rospy_service_through_one_node(
 
     graph_name = f"/pyros_{node_name}"
     ros1_peer("setbool_server")
-    assert len(celery_worker.pool()) == CONCURRENCY
+    assert len(celery_worker.pool()) == WORKERS
 
     started = time.perf_counter()
     flags = [i % 3 != 0 for i in range(TASKS)]
@@ -240,12 +119,12 @@ def test_prefork_pool_calls_a_rospy_service_through_one_node(
     record_property("pyros_nodes_in_master", len(nodes))
     record_property("pool_processes_attached", attached)
     print(
-        f"\ncelery prefork x{CONCURRENCY}: {TASKS} SetBool tasks in {elapsed:.2f} s "
+        f"\ncelery prefork x{WORKERS}: {TASKS} SetBool tasks in {elapsed:.2f} s "
         f"({TASKS / elapsed:.0f} tasks/s, first task starts the node); pool processes "
         f"attached: {attached}; pyros nodes in the master: {sorted(nodes)}"
     )
     assert nodes == {graph_name}
-    assert 2 <= attached <= CONCURRENCY, f"{attached} pool processes attached"
+    assert 2 <= attached <= WORKERS, f"{attached} pool processes attached"
 
     # A failing task carries the pyros exception back to the caller.
     with pytest.raises(pyros.NotExposedError):

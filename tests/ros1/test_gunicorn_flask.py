@@ -14,122 +14,41 @@ to pin the HTTP mapping of pyros errors.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
-from ros1_support import REPO_ROOT, Peer, Ros1Master, free_port, limit
+from ros1_support import Peer, Ros1Master, limit
 
 from pyros._process import pid_alive
 from pyros._shared import list_nodes, stop_shared
-from tests.support import RUNTIME_DIR, wait_until
+from tests.support import RUNTIME_DIR, free_port, wait_until
+from tests.web_workers import (
+    CLIENT_THREADS,
+    WORKERS,
+    Gunicorn,
+    example_env,
+    http,
+    statuses_until,
+    wait_serving,
+)
 
 pytestmark = pytest.mark.slow
 
 pytest.importorskip("flask", reason="the Flask example needs flask (pip install flask)")
 pytest.importorskip("gunicorn", reason="the gunicorn test needs gunicorn (pip install gunicorn)")
 
-WORKERS = 4
 REQUESTS = 200
-CLIENT_THREADS = 20
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
-
-
-def http(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-    """Send one request and return ``(status, decoded JSON body)``, error statuses included."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with _OPENER.open(request, timeout=limit(30)) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        finally:
-            exc.close()
 
 
 def pyros_nodes(master: Ros1Master) -> set[str]:
     """The pyros nodes the master knows (pyros registers nodes as ``/pyros_<name>``)."""
     return {node for node in master.node_names() if node.startswith("/pyros_")}
-
-
-class Gunicorn:
-    """A gunicorn master serving ``examples.flask_app:app``, with its log in ``log``."""
-
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        self._log_file = open(log, "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--workers",
-                str(WORKERS),
-                "--worker-class",
-                "sync",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--timeout",
-                "60",
-                "--graceful-timeout",
-                "5",
-                "--chdir",
-                str(REPO_ROOT),
-                "examples.flask_app:app",
-            ],
-            env=env,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-        )
-
-    def workers(self) -> set[int]:
-        """Pids of the live worker processes."""
-        found = set()
-        for child in psutil.Process(self.proc.pid).children():
-            try:
-                if child.status() != psutil.STATUS_ZOMBIE:
-                    found.add(child.pid)
-            except psutil.NoSuchProcess:
-                pass
-        return found
-
-    def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        """SIGTERM the master (graceful), SIGKILL it and its workers if they linger; reap."""
-        workers = self.workers() if self.proc.poll() is None else set()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(limit(15))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(limit(5))
-        for pid in workers:  # orphans only if the master had to be killed
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        assert wait_until(lambda: not any(pid_alive(pid) for pid in workers), limit(5))
-        self._log_file.close()
 
 
 @pytest.fixture
@@ -149,15 +68,7 @@ def gunicorn(
     started: list[Gunicorn] = []
 
     def start() -> Gunicorn:
-        env = dict(ros1_master.env)
-        env.update(
-            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-            PYROS_NODE=node_name,
-            PYROS_BACKEND="ros1",
-            PYROS_TOPICS="*",
-            PYROS_SERVICES="*",
-            PYROS_IDLE_TIMEOUT="30",
-        )
+        env = example_env(ros1_master.env, node_name, "ros1", PYROS_TOPICS="*", PYROS_SERVICES="*")
         server = Gunicorn(env, free_port(), tmp_path / "gunicorn.log")
         started.append(server)
         return server
@@ -165,39 +76,6 @@ def gunicorn(
     yield start
     for server in started:
         server.stop()
-
-
-def wait_serving(server: Gunicorn) -> dict[str, Any]:
-    """Poll ``GET /`` until a worker answers 200 (the first one starts the node); return it."""
-    deadline = time.monotonic() + limit(30)
-    while True:
-        if server.proc.poll() is not None:
-            raise AssertionError(
-                f"gunicorn exited ({server.proc.returncode}):\n{server.log_tail()}"
-            )
-        try:
-            status, body = http(server.url + "/")
-            if status == 200:
-                return dict(body)
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gunicorn did not serve within 30 s:\n{server.log_tail()}")
-        time.sleep(0.1)
-
-
-def statuses_until(server: Gunicorn, done: Callable[[list[dict[str, Any]]], bool]) -> list[Any]:
-    """Send bursts of concurrent ``GET /`` (so every worker gets some) until ``done(seen)``."""
-    seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + limit(30)
-    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-        while not done(seen):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met; statuses seen: {seen[-8:]}")
-            for status, body in pool.map(lambda _: http(server.url + "/"), range(CLIENT_THREADS)):
-                assert status == 200, body
-                seen.append(body)
-    return seen
 
 
 def mixed_requests(server: Gunicorn, count: int, tag: str) -> tuple[list[str], float]:
@@ -266,7 +144,7 @@ def test_gunicorn_workers_share_one_ros_node(
     listener = ros1_peer("listener", "--topic", "/web_out", "--type", "std_msgs/String")
     server = gunicorn()
     cold = time.perf_counter()
-    first = wait_serving(server)
+    first = wait_serving(server, limit(30))
     record_property("first_request_seconds", round(time.perf_counter() - cold, 3))
     node_pid = first["node_pid"]
     assert first["node"] == node_name and first["backend"] == "ros1"

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from ros1_support import REPO_ROOT, BackendDriver, Ros1Master, free_port, limit
+from ros1_support import REPO_ROOT, BackendDriver, Ros1Master, limit
 
 from pyros.exceptions import (
     MessageError,
@@ -23,6 +23,7 @@ from pyros.exceptions import (
     SpawnError,
     TimeoutError,
 )
+from tests.support import free_port
 
 # --- start and stop --------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import ros1_support
 
 import pyros_ros.environment as environment
 from pyros.exceptions import SpawnError
@@ -96,10 +95,3 @@ def test_setup_without_ros_says_where_it_looked(fake_roots: Path) -> None:
 def test_this_machine_has_ros1() -> None:
     found = environment.find_ros1()
     assert any(Path(d, "rospy", "__init__.py").is_file() for d in found)
-
-
-def test_limits_match_the_shared_support_module() -> None:
-    from tests import support
-
-    assert ros1_support.SCALE == support.SCALE
-    assert ros1_support.limit(2.5) == support.limit(2.5)

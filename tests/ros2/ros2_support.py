@@ -5,15 +5,13 @@ LOCALHOST`` and the test session's random ``ROS_DOMAIN_ID`` (see :func:`domain_e
 ``ROS_STATIC_PEERS``.
 
 Imported by ``tests/ros2/conftest.py`` and the test modules here (pytest puts this directory
-on ``sys.path``). It imports no pytest and no ROS library.
+on ``sys.path``). It imports no pytest and no ROS library. Peers talk JSON lines
+(:mod:`tests.json_lines`); time limits come from :mod:`tests.support`.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
-import os
 import queue
 import random
 import signal
@@ -24,6 +22,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from tests.json_lines import dumps, loads
+from tests.support import SCALE, limit
 
 __all__ = [
     "PEER",
@@ -39,15 +40,6 @@ __all__ = [
 
 HERE = Path(__file__).resolve().parent
 PEER = HERE / "peers" / "peer.py"
-
-SCALE = float(os.environ.get("PYROS_TEST_TIME_SCALE", "1"))
-"""The time scale of ``tests/support.py``, read from the same variable (peers import this
-module and must not create the test run's runtime directory, as importing that one does)."""
-
-
-def limit(seconds: float) -> float:
-    """Return a test time limit of ``seconds`` times :data:`SCALE`."""
-    return seconds * SCALE
 
 
 def ros2_missing_reason() -> str | None:
@@ -91,26 +83,6 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"$bytes"}:
-            return base64.b64decode(value["$bytes"])
-        return {key: _decode(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_decode(item) for item in value]
-    return value
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, dict):
-        return {str(key): _encode(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode(item) for item in value]
-    return value
 
 
 class PeerError(Exception):
@@ -163,7 +135,7 @@ class RclpyPeer:
                 continue
             if not line.startswith("{"):
                 continue
-            data = _decode(json.loads(line))
+            data = loads(line)
             if "id" in data:
                 with self._lock:
                     box = self._replies.setdefault(data["id"], queue.Queue())
@@ -189,7 +161,7 @@ class RclpyPeer:
         with self._lock:
             self._replies.setdefault(ident, queue.Queue())
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"id": ident, "op": op, **_encode(args)}) + "\n")
+        self.proc.stdin.write(dumps({"id": ident, "op": op, **args}) + "\n")
         self.proc.stdin.flush()
         return ident
 

@@ -18,28 +18,10 @@ import pytest
 from ros2_support import RclpyPeer, limit, wait_for
 
 import pyros
+from tests.fastdds import SHORT_LEASE
 
 SERVER = "fib_server_a"
 ACTION = "/fibonacci"
-
-SHORT_LEASE_PROFILE = """\
-<?xml version="1.0" encoding="UTF-8" ?>
-<dds xmlns="http://www.eprosima.com">
-  <profiles>
-    <participant profile_name="short_lease" is_default_profile="true">
-      <rtps>
-        <builtin>
-          <discovery_config>
-            <leaseDuration><sec>1</sec><nanosec>0</nanosec></leaseDuration>
-            <leaseAnnouncement><sec>0</sec><nanosec>250000000</nanosec></leaseAnnouncement>
-          </discovery_config>
-        </builtin>
-      </rtps>
-    </participant>
-  </profiles>
-</dds>
-"""
-"""A participant that announces itself every 0.25 s and is dropped after 1 s of silence."""
 
 
 def fibonacci(order: int) -> list[int]:
@@ -171,7 +153,7 @@ def test_a_server_killed_mid_goal_aborts_it_after_its_lease(
     tmp_path: Path,
 ) -> None:
     profile = tmp_path / "short_lease.xml"
-    profile.write_text(SHORT_LEASE_PROFILE)
+    profile.write_text(SHORT_LEASE)
     killed = ros2_peer("fib_killed_a", env={"FASTDDS_DEFAULT_PROFILES_FILE": str(profile)})
     killed.request("action", name="/killed", period=0.05, kill_at=2)
     wait_for(lambda: "/killed" in client.actions(), limit(10), "/killed")

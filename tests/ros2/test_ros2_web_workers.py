@@ -10,29 +10,31 @@ throughput is printed (``pytest -s``) and recorded as a property; no speed is as
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import psutil
 import pytest
 from ros2_support import RclpyPeer, limit, wait_for
 
 import pyros
 from pyros._process import pid_alive
 from pyros._shared import list_nodes, stop_shared
-from tests.support import RUNTIME_DIR
+from tests.cloud.redis_support import redis_server
+from tests.support import RUNTIME_DIR, free_port
+from tests.web_workers import (
+    CLIENT_THREADS,
+    WORKERS,
+    CeleryWorker,
+    Gunicorn,
+    example_env,
+    http,
+    statuses_until,
+    wait_serving,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -43,48 +45,8 @@ pytest.importorskip("redis", reason="the Celery example's broker needs redis")
 
 from celery import Celery  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-WORKERS = 4
 REQUESTS = 200
-CLIENT_THREADS = 20
 TASKS = 100
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def children(pid: int) -> set[int]:
-    """Pids of the live (not zombie) children of ``pid``."""
-    found = set()
-    for child in psutil.Process(pid).children():
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                found.add(child.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return found
-
-
-def end(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM ``proc`` and its children, SIGKILL what lingers after ``grace`` s; reap."""
-    kids = children(proc.pid) if proc.poll() is None else set()
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(limit(5))
-    for pid in kids:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not any(pid_alive(pid) for pid in kids), limit(5), "the children to end")
 
 
 def pyros_nodes(observer: RclpyPeer) -> set[str]:
@@ -93,17 +55,11 @@ def pyros_nodes(observer: RclpyPeer) -> set[str]:
 
 
 def worker_env(node_name: str, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)  # the session's ROS 2 domain, loopback discovery
-    env.update(
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-        PYROS_NODE=node_name,
-        PYROS_BACKEND="ros2",
-        PYROS_TOPICS="*",
-        PYROS_SERVICES="*",
-        PYROS_IDLE_TIMEOUT="30",
-        **extra,
+    """This process's environment (the session's ROS 2 domain, loopback discovery) for an
+    example's workers on the ros2 backend."""
+    return example_env(
+        dict(os.environ), node_name, "ros2", PYROS_TOPICS="*", PYROS_SERVICES="*", **extra
     )
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -127,83 +83,15 @@ def node_name() -> Iterator[str]:
 # --- gunicorn --------------------------------------------------------------------------------
 
 
-def http(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-    """Send one request; return ``(status, decoded JSON body)``, error statuses included."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with _OPENER.open(request, timeout=limit(30)) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        finally:
-            exc.close()
-
-
 @pytest.fixture
-def gunicorn(node_name: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def gunicorn(node_name: str, tmp_path: Path) -> Iterator[Gunicorn]:
     """gunicorn with 4 sync workers serving the Flask example on the ros2 backend."""
-    port = free_port()
-    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            str(WORKERS),
-            "--worker-class",
-            "sync",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            "60",
-            "--graceful-timeout",
-            "5",
-            "--chdir",
-            str(REPO_ROOT),
-            "examples.flask_app:app",
-        ],
-        env=worker_env(node_name, PYROS_FIRST_MESSAGE_TIMEOUT=str(limit(5))),
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    env = worker_env(node_name, PYROS_FIRST_MESSAGE_TIMEOUT=str(limit(5)))
+    server = Gunicorn(env, free_port(), tmp_path / "gunicorn.log")
     try:
-        yield proc, f"http://127.0.0.1:{port}"
+        yield server
     finally:
-        end(proc, limit(15))
-        log.close()
-
-
-def first_status(proc: subprocess.Popen[bytes], url: str, log: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + limit(60)
-    while True:
-        assert proc.poll() is None, f"gunicorn exited:\n{log.read_text()[-3000:]}"
-        try:
-            status, body = http(url + "/")
-            if status == 200:
-                return dict(body)
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"gunicorn did not serve:\n{log.read_text()[-3000:]}"
-        time.sleep(0.1)
-
-
-def statuses_until(url: str, done: Callable[[list[dict[str, Any]]], bool]) -> list[Any]:
-    seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + limit(30)
-    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-        while not done(seen):
-            assert time.monotonic() < deadline, f"statuses seen: {seen[-8:]}"
-            for status, body in pool.map(lambda _: http(url + "/"), range(CLIENT_THREADS)):
-                assert status == 200, body
-                seen.append(body)
-    return seen
+        server.stop()
 
 
 def mixed_requests(url: str, count: int, tag: str) -> tuple[list[str], float]:
@@ -242,19 +130,20 @@ def wait_received(robot: RclpyPeer, expected: list[str]) -> None:
 
 def test_gunicorn_workers_share_one_ros2_node(
     robot: RclpyPeer,
-    gunicorn: tuple[subprocess.Popen[bytes], str],
+    gunicorn: Gunicorn,
     node_name: str,
-    tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
-    proc, url = gunicorn
+    url = gunicorn.url
     graph_name = f"/pyros_{node_name}"
-    first = first_status(proc, url, tmp_path / "gunicorn.log")
+    first = wait_serving(gunicorn, limit(60))
     assert first["node"] == node_name and first["backend"] == "ros2"
     node_pid = first["node_pid"]
-    seen = statuses_until(url, lambda seen: {s["worker_pid"] for s in seen} == children(proc.pid))
+    seen = statuses_until(
+        gunicorn, lambda seen: {s["worker_pid"] for s in seen} == gunicorn.workers()
+    )
     assert {status["node_pid"] for status in seen} == {node_pid}
-    assert len(children(proc.pid)) == WORKERS
+    assert len(gunicorn.workers()) == WORKERS
     wait_for(lambda: "/set_flag" in http(url + "/services")[1], limit(10), "/set_flag")
     http(
         url + "/topics/web_out", "POST", {"message": {"data": "warm-up"}, "type": "std_msgs/String"}
@@ -275,22 +164,22 @@ def test_gunicorn_workers_share_one_ros2_node(
     wait_received(robot, published)
     assert http(url + "/")[1]["clients"] == WORKERS
 
-    before = children(proc.pid)
+    before = gunicorn.workers()
     victim = sorted(before)[0]
     os.kill(victim, signal.SIGKILL)
     wait_for(
-        lambda: len(children(proc.pid)) == WORKERS and victim not in children(proc.pid),
+        lambda: len(gunicorn.workers()) == WORKERS and victim not in gunicorn.workers(),
         limit(15),
         "gunicorn to replace the killed worker",
     )
-    (replacement,) = children(proc.pid) - before
+    (replacement,) = gunicorn.workers() - before
     published, _ = mixed_requests(url, 100, "after-kill")
     wait_received(robot, published)
-    seen = statuses_until(url, lambda seen: replacement in {s["worker_pid"] for s in seen})
+    seen = statuses_until(gunicorn, lambda seen: replacement in {s["worker_pid"] for s in seen})
     assert {status["node_pid"] for status in seen} == {node_pid}
     assert pyros_nodes(robot) == {graph_name}
 
-    end(proc, limit(15))
+    gunicorn.stop()
     assert pid_alive(node_pid)
     stop_shared(node_name, timeout=limit(10))
     wait_for(lambda: not pid_alive(node_pid), limit(2), "the node to exit")
@@ -301,100 +190,30 @@ def test_gunicorn_workers_share_one_ros2_node(
 # --- Celery ----------------------------------------------------------------------------------
 
 
-def _ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A private ``redis-server`` on 127.0.0.1 (no persistence); its ``redis://`` URL."""
-    if not os.access(REDIS_SERVER, os.X_OK):
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    log = open(tmp_path / "redis.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [
-            REDIS_SERVER,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for(lambda: _ping(port) or proc.poll() is not None, limit(10), "redis")
-        assert proc.poll() is None, (tmp_path / "redis.log").read_text()
-        yield f"redis://127.0.0.1:{port}"
-    finally:
-        end(proc, limit(5))
-        log.close()
+    with redis_server(tmp_path) as server:
+        yield f"redis://127.0.0.1:{server.port}"
 
 
 @pytest.fixture
-def celery_worker(
-    redis_url: str, node_name: str, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker(redis_url: str, node_name: str, tmp_path: Path) -> Iterator[CeleryWorker]:
     """``celery worker --pool prefork --concurrency 4`` running the example on ros2."""
-    log_path = tmp_path / "celery.log"
-    log = open(log_path, "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "examples.celery_app",
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            str(WORKERS),
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--hostname",
-            f"pyros_ros2_{os.getpid()}@localhost",
-        ],
-        env=worker_env(
-            node_name, CELERY_BROKER_URL=f"{redis_url}/0", CELERY_RESULT_BACKEND=f"{redis_url}/1"
-        ),
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    env = worker_env(
+        node_name, CELERY_BROKER_URL=f"{redis_url}/0", CELERY_RESULT_BACKEND=f"{redis_url}/1"
     )
+    worker = CeleryWorker(env, tmp_path / "celery.log", f"pyros_ros2_{os.getpid()}@localhost")
     try:
-        wait_for(
-            lambda: " ready." in log_path.read_text(errors="replace") or proc.poll() is not None,
-            limit(30),
-            "celery to start",
-        )
-        assert proc.poll() is None, log_path.read_text()
-        yield proc
+        worker.wait_ready()
+        yield worker
     finally:
-        end(proc, limit(20))
-        log.close()
+        worker.stop()
 
 
 def test_celery_prefork_pool_shares_one_ros2_node(
     robot: RclpyPeer,
-    celery_worker: subprocess.Popen[bytes],
+    celery_worker: CeleryWorker,
     redis_url: str,
     node_name: str,
     record_property: Callable[[str, object], None],
@@ -402,7 +221,7 @@ def test_celery_prefork_pool_shares_one_ros2_node(
     from examples.celery_app import call_service
 
     graph_name = f"/pyros_{node_name}"
-    assert len(children(celery_worker.pid)) == WORKERS
+    assert len(celery_worker.pool()) == WORKERS
     producer = Celery("pyros_ros2_producer", broker=f"{redis_url}/0", backend=f"{redis_url}/1")
     producer.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
     try:
@@ -453,7 +272,7 @@ def test_celery_prefork_pool_shares_one_ros2_node(
     assert nodes == {graph_name}
     assert 1 <= attached <= WORKERS
 
-    end(celery_worker, limit(20))
+    celery_worker.stop()
     assert pid_alive(node_pid)
     stop_shared(node_name, timeout=limit(10))
     wait_for(lambda: not pid_alive(node_pid), limit(2), "the node to exit")

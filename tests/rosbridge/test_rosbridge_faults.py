@@ -21,8 +21,8 @@ import pyros
 from pyros.exceptions import ConnectionLostError, PyrosError, SpawnError
 from pyros_ros.rosbridge import RosbridgeBackend
 from tests.cloud.relay_support import relay_process
-from tests.rosbridge_server import RosbridgeServer, free_port
-from tests.support import limit
+from tests.rosbridge_server import RosbridgeServer
+from tests.support import free_port, limit
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> bool:

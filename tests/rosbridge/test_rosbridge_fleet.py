@@ -19,9 +19,9 @@ import pytest
 
 import pyros
 from pyros.exceptions import ActionError, PyrosError
-from tests.cloud.connector_support import ConnectorProcess, device
+from tests.cloud.connector_support import ConnectorProcess, wait_device_online
 from tests.cloud.relay_support import DEVICE_TOKENS, relay_process
-from tests.support import limit, wait_until
+from tests.support import limit
 
 
 @pytest.fixture
@@ -53,12 +53,7 @@ def fleet(tmp_path: Path) -> Iterator[tuple[Any, dict[str, ConnectorProcess]]]:
                     env={**os.environ, "PYROS_DEVICE_TOKEN": DEVICE_TOKENS[robot]},
                 )
             for robot, connector in connectors.items():
-
-                def online(robot: str = robot) -> bool:
-                    entry = device(relay.port, robot)
-                    return bool(entry and entry["online"] and "/turtle1/pose" in entry["topics"])
-
-                assert wait_until(online, limit(30), 0.05), connector.output()
+                wait_device_online(relay.port, robot, "/turtle1/pose", connector, timeout=30)
             yield relay, connectors
         finally:
             for connector in connectors.values():

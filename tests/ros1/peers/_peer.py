@@ -6,7 +6,7 @@ messages it prints with its own small walker (:func:`plain`), not with
 ``pyros_ros.ros1.conversion``, so that it can check that module from outside.
 
 Output is one line per event on stdout: ``READY`` once the node's registrations are done,
-then JSON lines (``bytes`` as ``{"$bytes": base64}``, see ``ros1_support.dumps``).
+then JSON lines (``bytes`` as ``{"$bytes": base64}``, see ``tests.json_lines``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(_HERE.parents[2]), str(_HERE.parent)]  # the repository, tests/ros1
 
-from ros1_support import dumps  # noqa: E402
-
 from pyros_ros.environment import setup_ros1  # noqa: E402
+from tests.json_lines import dumps  # noqa: E402
 
 __all__ = ["parser", "start_node", "ready", "emit", "plain", "message_class"]
 

@@ -36,11 +36,11 @@ import traceback
 from typing import Any
 
 import _peer  # noqa: F401  (puts the repository and tests/ros1 on sys.path)
-from ros1_support import loads
 
 from pyros.backends.base import BackendGoal, GoalOutcome
 from pyros.exceptions import PyrosError
 from pyros_ros.ros1 import Ros1Backend
+from tests.json_lines import loads
 
 
 def error_of(exc: BaseException) -> dict[str, Any]:

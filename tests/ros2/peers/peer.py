@@ -32,7 +32,6 @@ Ops (each returns once its entities exist):
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import signal
@@ -45,6 +44,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository
 
 from pyros_ros.environment import setup_ros2  # noqa: E402
+from tests.json_lines import dumps, loads  # noqa: E402
 
 setup_ros2()
 
@@ -62,28 +62,8 @@ class Leaving(Exception):
     """Raised by a callback after :meth:`Peer.leave_from_callback`."""
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, dict):
-        return {str(k): _encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
-    return value
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"$bytes"}:
-            return base64.b64decode(value["$bytes"])
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
-
-
 def emit(value: Any) -> None:
-    line = json.dumps(_encode(value))
+    line = dumps(value)
     with _output:
         print(line, flush=True)
 
@@ -335,7 +315,7 @@ def main() -> None:
     with _output:
         print("READY", flush=True)
     for line in sys.stdin:
-        request = _decode(json.loads(line))
+        request = loads(line)
         ident = request.pop("id")
         op = request.pop("op")
         try:
