@@ -167,11 +167,12 @@ def test_gunicorn_workers_share_one_ros2_node(
     before = gunicorn.workers()
     victim = sorted(before)[0]
     os.kill(victim, signal.SIGKILL)
-    wait_for(
-        lambda: len(gunicorn.workers()) == WORKERS and victim not in gunicorn.workers(),
-        limit(15),
-        "gunicorn to replace the killed worker",
-    )
+
+    def replaced() -> bool:
+        now = gunicorn.workers()  # one look: the victim gone and its replacement there
+        return len(now) == WORKERS and victim not in now and bool(now - before)
+
+    wait_for(replaced, limit(15), "gunicorn to replace the killed worker")
     (replacement,) = gunicorn.workers() - before
     published, _ = mixed_requests(url, 100, "after-kill")
     wait_received(robot, published)
