@@ -262,6 +262,14 @@ class Cluster:
         """Store a device's record and tell the other relays."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.sadd(self.key("devices"), device)
+        self._save_record(pipe, device, record, online, last_seen)
+        await pipe.execute()
+
+    def _save_record(
+        self, pipe: Any, device: str, record: dict[str, Any], online: bool, last_seen: float
+    ) -> None:
+        """Queue on ``pipe`` the storing of a device's record and the event that tells the
+        other relays."""
         fields = {
             "record": json.dumps(record),
             "online": "1" if online else "0",
@@ -271,7 +279,6 @@ class Cluster:
         pipe.hset(self.key("device", device), mapping=fields)
         event = {"type": "record", "relay": self.relay_id, "device": device, **fields}
         pipe.publish(self.key("events"), json.dumps(event))
-        await pipe.execute()
 
     async def persist(
         self,
@@ -306,15 +313,7 @@ class Cluster:
         """Store several devices' records (``id -> (record, online, last_seen)``) at once."""
         pipe = self._redis.pipeline(transaction=False)
         for device, (record, online, last_seen) in records.items():
-            fields = {
-                "record": json.dumps(record),
-                "online": "1" if online else "0",
-                "relay": self.relay_id,
-                "last_seen": repr(last_seen),
-            }
-            pipe.hset(self.key("device", device), mapping=fields)
-            event = {"type": "record", "relay": self.relay_id, "device": device, **fields}
-            pipe.publish(self.key("events"), json.dumps(event))
+            self._save_record(pipe, device, record, online, last_seen)
         await pipe.execute()
 
     async def event(self, message: dict[str, Any]) -> None:

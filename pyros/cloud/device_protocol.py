@@ -127,6 +127,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from pyros.cloud._frames import load_text_frame
 from pyros.exceptions import ProtocolError
 
 __all__ = [
@@ -544,12 +545,7 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def _load(frame: str | bytes) -> dict[str, Any]:
-    if isinstance(frame, (bytes, bytearray, memoryview)):
-        raise DeviceProtocolError("binary frames are not accepted: send JSON in a text frame")
-    try:
-        message = json.loads(frame)
-    except (ValueError, RecursionError) as exc:
-        raise DeviceProtocolError(f"bad JSON: {exc}") from exc
+    message = load_text_frame(frame, DeviceProtocolError)
     if not isinstance(message, dict):
         raise DeviceProtocolError(f"a frame must hold a JSON object, not {type(message).__name__}")
     return message

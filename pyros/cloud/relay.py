@@ -1583,20 +1583,12 @@ class Relay:
             provided = sorted([*rb.ROSAPI_SERVICES, *rb.ROSAPI_DEVICE_SERVICES])
             fail(f"{service} is not provided by the pyros relay ({provided})")
             return
-        parts = split_name(service)
-        if parts is None:
-            fail(f"{service} is not a device service (use /<device>/<service>)")
+        target = self._commanded_link(grant, service, "service", fail)
+        if target is None:
             return
-        device_id, local = parts
-        if not grant.may_command(device_id):
-            fail(f"not allowed to command device {device_id!r}")
-            return
-        device = self._link(device_id)
-        if device is None:
-            fail(f"device {device_id!r} is offline or unknown")
-            return
+        device, local = target
         if local not in device.record.services:
-            fail(f"device {device_id} offers no service {local}")
+            fail(f"device {device.record.id} offers no service {local}")
             return
         call_id = _new_id("c")
         timeout = self.limits.service_timeout
@@ -1653,6 +1645,25 @@ class Relay:
         )
         device.send(dp.encode(dp.param(call_id, action, local, value)), call_id)
 
+    def _commanded_link(
+        self, grant: Grant, name: str, kind: str, fail: Callable[[str], None]
+    ) -> tuple[_Link, str] | None:
+        """The online device behind ``/<device>/<local>`` (a ``kind``: service, action) that
+        ``grant`` may command, and ``local``; None once ``fail(reason)`` said why not."""
+        parts = split_name(name)
+        if parts is None:
+            fail(f"{name} is not a device {kind} (use /<device>/<{kind}>)")
+            return None
+        device_id, local = parts
+        if not grant.may_command(device_id):
+            fail(f"not allowed to command device {device_id!r}")
+            return None
+        device = self._link(device_id)
+        if device is None:
+            fail(f"device {device_id!r} is offline or unknown")
+            return None
+        return device, local
+
     def _op_send_action_goal(self, peer: _Operator, grant: Grant, message: dict[str, Any]) -> None:
         action: str = message["action"]
         op_id = message["id"]
@@ -1665,21 +1676,13 @@ class Relay:
                 )
             )
 
-        parts = split_name(action)
-        if parts is None:
-            fail(f"{action} is not a device action (use /<device>/<action>)")
+        target = self._commanded_link(grant, action, "action", fail)
+        if target is None:
             return
-        device_id, local = parts
-        if not grant.may_command(device_id):
-            fail(f"not allowed to command device {device_id!r}")
-            return
-        device = self._link(device_id)
-        if device is None:
-            fail(f"device {device_id!r} is offline or unknown")
-            return
+        device, local = target
         known = device.record.actions.get(local)
         if known is None:
-            fail(f"device {device_id} offers no action {local}")
+            fail(f"device {device.record.id} offers no action {local}")
             return
         if message["action_type"] and not rb.same_type(message["action_type"], known):
             fail(f"{action} has type {known}, not {message['action_type']}")

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyros._names import is_valid
+from pyros.cloud._frames import load_text_frame
 from pyros.cloud.auth import valid_device_id
 from pyros.cloud.typedefs import typedefs
 from pyros.exceptions import ProtocolError
@@ -442,12 +443,7 @@ def decode_operator(frame: str | bytes) -> dict[str, Any]:
         OperatorProtocolError: binary frame, bad JSON, not an object, unknown or unsupported op,
             or a missing or wrongly typed field.
     """
-    if isinstance(frame, (bytes, bytearray, memoryview)):
-        raise OperatorProtocolError("binary frames are not accepted: send JSON in a text frame")
-    try:
-        message = json.loads(frame)
-    except (ValueError, RecursionError) as exc:
-        raise OperatorProtocolError(f"bad JSON: {exc}") from exc
+    message = load_text_frame(frame, OperatorProtocolError)
     if not isinstance(message, dict):
         raise OperatorProtocolError("a rosbridge message must be a JSON object with an 'op'")
     fields = _Fields(message)
