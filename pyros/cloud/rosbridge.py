@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyros._names import is_valid
+from pyros._rosbridge_wire import GOAL_STATUS_NAMES, encode
 from pyros.cloud._frames import load_text_frame
 from pyros.cloud.auth import valid_device_id
 from pyros.cloud.typedefs import typedefs
@@ -92,13 +92,7 @@ COMPRESSIONS = ("none", "cbor", "png")
 """``subscribe`` compressions the relay sends (``cbor-raw`` is refused, see the docstring)."""
 
 GOAL_STATUS_CODES = {
-    "unknown": 0,
-    "accepted": 1,
-    "executing": 2,
-    "canceling": 3,
-    "succeeded": 4,
-    "canceled": 5,
-    "aborted": 6,
+    **{name: code for code, name in GOAL_STATUS_NAMES.items()},
     "rejected": 6,
 }
 """pyros goal states -> ``action_msgs/msg/GoalStatus`` codes in ``action_result.status`` (ROS 2
@@ -184,11 +178,6 @@ class OperatorProtocolError(ProtocolError):
         super().__init__(message)
         self.id = id
         self.op = op
-
-
-def encode(message: Mapping[str, Any]) -> str:
-    """Return ``message`` as a compact JSON text frame."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
 def same_type(a: str, b: str) -> bool:

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pyros import _rosbridge_wire as wire
+
 __all__ = [
     "Event",
     "TopicMessage",
@@ -33,15 +35,7 @@ __all__ = [
     "GOAL_STATUS_NAMES",
 ]
 
-GOAL_STATUS_NAMES = {
-    0: "unknown",
-    1: "accepted",
-    2: "executing",
-    3: "canceling",
-    4: "succeeded",
-    5: "canceled",
-    6: "aborted",
-}
+GOAL_STATUS_NAMES = wire.GOAL_STATUS_NAMES
 """``action_msgs/GoalStatus`` codes (the ``status`` of rosbridge's ``action_result``)."""
 
 
@@ -137,7 +131,7 @@ class RosbridgeClient:
 
     def auth(self, token: str) -> str:
         """Return the pyros relay's ``{"op": "auth"}`` frame (for relays without headers)."""
-        return _encode({"op": "auth", "token": token})
+        return wire.encode({"op": "auth", "token": token})
 
     def subscribe(self, topic: str, type: str | None = None, throttle_ms: int = 0) -> str:
         """Return a ``subscribe`` frame and remember the subscription.
@@ -152,34 +146,32 @@ class RosbridgeClient:
 
     def _subscribe_frame(self, topic: str) -> str:
         type_name, throttle = self.subscriptions[topic]
-        message: dict[str, Any] = {
-            "op": "subscribe",
-            "id": f"subscribe:{topic}",
-            "topic": topic,
-            "throttle_rate": throttle,
-            "queue_length": 1 if throttle else 0,
-        }
-        if type_name:
-            message["type"] = type_name
-        return _encode(message)
+        message = wire.subscribe(
+            f"subscribe:{topic}",
+            topic,
+            type_name,
+            throttle_rate=throttle,
+            queue_length=1 if throttle else 0,
+        )
+        return wire.encode(message)
 
     def unsubscribe(self, topic: str) -> str:
         """Return an ``unsubscribe`` frame and forget the subscription."""
         self.subscriptions.pop(topic, None)
-        return _encode({"op": "unsubscribe", "id": f"subscribe:{topic}", "topic": topic})
+        return wire.encode(wire.unsubscribe(f"subscribe:{topic}", topic))
 
     def advertise(self, topic: str, type: str) -> str | None:
         """Return an ``advertise`` frame, or None when ``topic`` is advertised with ``type``."""
         if self.advertised.get(topic) == type:
             return None
         self.advertised[topic] = type
-        return _encode({"op": "advertise", "id": self.next_id(), "topic": topic, "type": type})
+        return wire.encode(wire.advertise(self.next_id(), topic, type))
 
     def publish(self, topic: str, msg: Mapping[str, Any]) -> tuple[str, str]:
         """Return ``(id, frame)`` of a ``publish``; a refusal comes back as a :class:`Status`
         with this id."""
         request_id = self.next_id()
-        frame = _encode({"op": "publish", "id": request_id, "topic": topic, "msg": dict(msg)})
+        frame = wire.encode(wire.publish(request_id, topic, dict(msg)))
         return request_id, frame
 
     def call_service(
@@ -193,16 +185,9 @@ class RosbridgeClient:
             timeout: seconds the relay waits for the device, or None for the relay's limit.
         """
         request_id = self.next_id()
-        message: dict[str, Any] = {
-            "op": "call_service",
-            "id": request_id,
-            "service": service,
-            "args": dict(args),
-        }
-        if timeout is not None:
-            message["timeout"] = timeout
+        message = wire.call_service(request_id, service, dict(args), timeout=timeout)
         self.pending[request_id] = "service"
-        return request_id, _encode(message)
+        return request_id, wire.encode(message)
 
     def send_action_goal(
         self, action: str, action_type: str, args: Mapping[str, Any]
@@ -216,21 +201,12 @@ class RosbridgeClient:
         """
         request_id = self.next_id()
         self.pending[request_id] = "goal"
-        frame = _encode(
-            {
-                "op": "send_action_goal",
-                "id": request_id,
-                "action": action,
-                "action_type": action_type,
-                "args": dict(args),
-                "feedback": True,
-            }
-        )
+        frame = wire.encode(wire.send_action_goal(request_id, action, action_type, dict(args)))
         return request_id, frame
 
     def cancel_action_goal(self, action: str, goal_id: str) -> str:
         """Return the ``cancel_action_goal`` frame of goal ``goal_id`` (its request id)."""
-        return _encode({"op": "cancel_action_goal", "id": goal_id, "action": action})
+        return wire.encode(wire.cancel_action_goal(goal_id, action))
 
     # --- connection -----------------------------------------------------------------------
 
@@ -239,7 +215,7 @@ class RosbridgeClient:
         reconnect (in that order)."""
         frames = [self._subscribe_frame(topic) for topic in self.subscriptions]
         frames.extend(
-            _encode({"op": "advertise", "id": self.next_id(), "topic": topic, "type": type_name})
+            wire.encode(wire.advertise(self.next_id(), topic, type_name))
             for topic, type_name in self.advertised.items()
         )
         return frames
@@ -302,7 +278,3 @@ class RosbridgeClient:
                 return [ServiceResult(request_id, False, text)]
             return [Status(level, text, request_id)]
         return [Status("warning", f"unexpected message from the relay: {str(message)[:200]}")]
-
-
-def _encode(message: Mapping[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)

@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from pyros import _rosbridge_wire as rb
 from pyros.backends.base import (
     Backend,
     BackendGoal,
@@ -354,9 +355,7 @@ class RosbridgeBackend(Backend):
         rosbridge_suite answer a ``status`` error or nothing.)"""
         conn = self._connection()
         probe = conn.next_id("cbor")
-        answer = conn.request(
-            {"op": "call_service", "id": probe, "service": BARRIER_SERVICE}, binary=True
-        )
+        answer = conn.request(rb.call_service(probe, BARRIER_SERVICE), binary=True)
         try:
             self._barrier()
         finally:
@@ -503,7 +502,7 @@ class RosbridgeBackend(Backend):
         """
         conn = self._connection()
         ident = conn.next_id("barrier")
-        future = conn.request({"op": "call_service", "id": ident, "service": BARRIER_SERVICE})
+        future = conn.request(rb.call_service(ident, BARRIER_SERVICE))
         _wait(future, BARRIER_TIMEOUT, conn, ident, f"the rosbridge server at {self.url}")
 
     def _take_refusal(self, *ids: str) -> str | None:
@@ -516,12 +515,7 @@ class RosbridgeBackend(Backend):
     # --- topics ------------------------------------------------------------------------------
 
     def _advertise_frame(self, ad: _Advertisement) -> str:
-        message: dict[str, Any] = {
-            "op": "advertise",
-            "id": ad.id,
-            "topic": ad.topic,
-            "type": ad.type,
-        }
+        message = rb.advertise(ad.id, ad.topic, ad.type)
         # Volatile unless asked: rosbridge-server-rs makes publishers transient-local by
         # default, so a late subscriber would get a message pyros published before it.
         qos = ad.qos or {}
@@ -531,17 +525,9 @@ class RosbridgeBackend(Backend):
         return wire.encode_json(message)
 
     def _subscribe_frame(self, sub: _Subscription) -> str:
-        message: dict[str, Any] = {
-            "op": "subscribe",
-            "id": sub.id,
-            "topic": sub.topic,
-            "compression": sub.compression,
-            "throttle_rate": 0,
-            "queue_length": 0,
-        }
-        if sub.type:
-            message["type"] = sub.type
-        return wire.encode_json(message)
+        return wire.encode_json(
+            rb.subscribe(sub.id, sub.topic, sub.type, compression=sub.compression)
+        )
 
     def publish(
         self, topic: str, type: str, message: dict[str, Any], qos: QoS | None = None
@@ -594,8 +580,7 @@ class RosbridgeBackend(Backend):
         conn.send(self._advertise_frame(ad))
         # The first message goes as JSON: rosbridge-server-rs 0.1.6 stops answering a
         # connection that sent a CBOR publish for a topic it refused to advertise.
-        envelope = {"op": "publish", "id": ad.publish_id, "topic": topic, "msg": message}
-        conn.send(wire.encode_json(envelope))
+        conn.send(wire.encode_json(rb.publish(ad.publish_id, topic, message)))
         self._barrier()
         refused = self._take_refusal(ad.id)
         if refused is not None:
@@ -611,7 +596,7 @@ class RosbridgeBackend(Backend):
             )
 
     def _publish_frame(self, ad: _Advertisement, message: dict[str, Any]) -> Frame:
-        envelope = {"op": "publish", "id": ad.publish_id, "topic": ad.topic, "msg": message}
+        envelope = rb.publish(ad.publish_id, ad.topic, message)
         if self._cbor_in:
             return wire.encode_cbor(envelope)
         return wire.encode_json(envelope)
@@ -693,7 +678,7 @@ class RosbridgeBackend(Backend):
         if sub is None or self._conn is None:
             return
         try:
-            self._conn.send(wire.encode_json({"op": "unsubscribe", "id": sub.id, "topic": topic}))
+            self._conn.send(wire.encode_json(rb.unsubscribe(sub.id, topic)))
         except ConnectionLostError:
             pass  # the server forgot it with the connection; the replay will not send it
 
@@ -730,18 +715,11 @@ class RosbridgeBackend(Backend):
         if watch and self._watching:
             self._probe_provider(conn, service)
         ident = conn.next_id("call")
-        message: dict[str, Any] = {
-            "op": "call_service",
-            "id": ident,
-            "service": service,
-            "args": request,
-            "timeout": timeout,
-        }
-        if type:
-            # rosbridge-server-rs then waits up to ``timeout`` for a server that it has not
-            # seen yet instead of failing at once; other servers ignore the field.
-            message["type"] = type
-        future = conn.request(message)
+        # With the type, rosbridge-server-rs waits up to ``timeout`` for a server that it has
+        # not seen yet instead of failing at once; other servers ignore the field.
+        future = conn.request(
+            rb.call_service(ident, service, request, timeout=timeout, type=type or None)
+        )
         if watch:
             known = self._providers.get(service)
             with self._lock:
@@ -789,13 +767,9 @@ class RosbridgeBackend(Backend):
         ident = conn.next_id("probe")
         try:
             future = conn.request(
-                {
-                    "op": "call_service",
-                    "id": ident,
-                    "service": "/rosapi/service_node",
-                    "args": {"service": service},
-                    "timeout": ROSAPI_TIMEOUT,
-                }
+                rb.call_service(
+                    ident, "/rosapi/service_node", {"service": service}, timeout=ROSAPI_TIMEOUT
+                )
             )
         except PyrosError:
             return
@@ -924,13 +898,9 @@ class RosbridgeBackend(Backend):
             batch = []
             for request in requests[first : first + ROSAPI_WINDOW]:
                 ident = conn.next_id("call")
-                message = {
-                    "op": "call_service",
-                    "id": ident,
-                    "service": f"/rosapi/{service}",
-                    "args": request,
-                    "timeout": ROSAPI_TIMEOUT,
-                }
+                message = rb.call_service(
+                    ident, f"/rosapi/{service}", request, timeout=ROSAPI_TIMEOUT
+                )
                 batch.append((ident, conn.request(message)))
             for ident, future in batch:
                 reply = _wait(future, ROSAPI_TIMEOUT + 0.5, conn, ident, f"/rosapi/{service}")
@@ -1097,13 +1067,12 @@ class RosbridgeBackend(Backend):
                 calls = []
                 for node in batch:
                     ident = conn.next_id("call")
-                    message = {
-                        "op": "call_service",
-                        "id": ident,
-                        "service": f"{node.rstrip('/')}/list_parameters",
-                        "args": {"prefixes": [], "depth": 0},
-                        "timeout": 2.0,
-                    }
+                    message = rb.call_service(
+                        ident,
+                        f"{node.rstrip('/')}/list_parameters",
+                        {"prefixes": [], "depth": 0},
+                        timeout=2.0,
+                    )
                     calls.append((node, ident, conn.request(message)))
                 for node, ident, future in calls:
                     try:
@@ -1247,14 +1216,7 @@ class RosbridgeBackend(Backend):
         self._types.check("goal", type, goal)
         watched = self._watch_status(action, type)
         handle = _Goal(self, conn.next_id("goal"), action, on_feedback, on_done)
-        message = {
-            "op": "send_action_goal",
-            "id": handle.id,
-            "action": action,
-            "action_type": type,
-            "args": goal,
-            "feedback": True,
-        }
+        message = rb.send_action_goal(handle.id, action, type, goal)
         with self._lock:
             self._goals[handle.id] = handle
             self._awaiting.setdefault(action, []).append(handle)
@@ -1300,9 +1262,7 @@ class RosbridgeBackend(Backend):
             return
         goal.cancel_tries += 1
         try:
-            self._connection().send(
-                wire.encode_json({"op": "cancel_action_goal", "id": goal.id, "action": goal.action})
-            )
+            self._connection().send(wire.encode_json(rb.cancel_action_goal(goal.id, goal.action)))
         except PyrosError:
             pass  # the goal ends with the connection (on_done says so)
 

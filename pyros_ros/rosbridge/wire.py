@@ -28,6 +28,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from pyros._rosbridge_wire import GOAL_STATUS_NAMES
 from pyros.backends.base import GOAL_STATUSES
 from pyros.exceptions import MessageError, ProtocolError
 
@@ -46,13 +47,8 @@ __all__ = [
 ]
 
 GOAL_STATUS_BY_CODE = {
-    0: "aborted",  # STATUS_UNKNOWN: the server lost the goal
-    1: "accepted",
-    2: "executing",
-    3: "canceling",
-    4: "succeeded",
-    5: "canceled",
-    6: "aborted",
+    code: "aborted" if name == "unknown" else name  # STATUS_UNKNOWN: the server lost the goal
+    for code, name in GOAL_STATUS_NAMES.items()
 }
 """``action_msgs/msg/GoalStatus`` codes (rosbridge 3.2.15 ``status``) -> pyros goal states."""
 
