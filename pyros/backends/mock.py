@@ -54,7 +54,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -786,10 +786,7 @@ class MockBackend(Backend):
         Raises:
             NotExposedError: no such service.
         """
-        with self._lock:
-            entry = self._services.get(service)
-        if entry is None:
-            raise NotExposedError(f"service {service} does not exist in the mock graph")
+        entry = self._entry(self._services, service, "service")
         return {"type": entry.type, "providers": [entry.provider]}
 
     def action_info(self, action: str) -> dict[str, Any]:
@@ -798,11 +795,22 @@ class MockBackend(Backend):
         Raises:
             NotExposedError: no such action.
         """
-        with self._lock:
-            entry = self._actions.get(action)
-        if entry is None:
-            raise NotExposedError(f"action {action} does not exist in the mock graph")
+        entry = self._entry(self._actions, action, "action")
         return {"type": entry.type, "servers": [entry.provider], "clients": []}
+
+    def _entry(
+        self, table: Mapping[str, _Service | _Action], name: str, kind: str
+    ) -> _Service | _Action:
+        """Return ``table[name]`` (the services or actions of the graph).
+
+        Raises:
+            NotExposedError: no such ``kind`` (service, action).
+        """
+        with self._lock:
+            entry = table.get(name)
+        if entry is None:
+            raise NotExposedError(f"{kind} {name} does not exist in the mock graph")
+        return entry
 
     def node_info(self, node: str) -> dict[str, Any]:
         """Describe a node: what it publishes, subscribes to, and serves.
