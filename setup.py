@@ -101,6 +101,7 @@ TEST_REQUIRE = [
     "pytest",
     "pytest-timeout",
     "hypothesis",
+    "setuptools",  # tests/unit/test_packaging.py reads setup.py (venvs of 3.12+ lack it)
     "roslibpy",
     "selenium",
     *EXAMPLES_REQUIRE,

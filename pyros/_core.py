@@ -56,6 +56,7 @@ from pyros.exceptions import (
     NodeDiedError,
     ProtocolError,
     PyrosError,
+    TimeoutError,
     from_wire,
 )
 
@@ -72,6 +73,7 @@ __all__ = [
     "GoalCore",
     "FINISHED",
     "check_wait",
+    "Deadline",
     "MONITOR_POLL",
     "STREAM_RCVHWM",
 ]
@@ -101,6 +103,8 @@ class _End(enum.Enum):
 
 
 FINISHED: Final = _End.FINISHED
+
+H = TypeVar("H")
 """Returned by :meth:`GoalCore.next_feedback` and :meth:`SubscriptionCore.next_message` once
 nothing more will come."""
 
@@ -120,6 +124,35 @@ def check_wait(timeout: float | None, what: str = "timeout") -> float | None:
     if math.isnan(timeout) or timeout < 0:
         raise ValueError(f"{what} must be a number of seconds >= 0, not {timeout!r}")
     return None if timeout > MAX_TIMEOUT else float(timeout)
+
+
+class Deadline:
+    """The end of a wait for ``what``: ``timeout`` seconds after ``now`` (None: never).
+
+    Time is passed in (the core reads no clock).
+    """
+
+    def __init__(self, now: float, timeout: float | None, what: str) -> None:
+        self.at = None if timeout is None else now + timeout
+        self.timeout = timeout
+        self.what = what
+
+    def check(self, ready: Callable[[], H | None], now: float) -> tuple[H | None, float | None]:
+        """Return ``(value, None)`` once ``ready()`` gives a value, else ``(None, seconds
+        left)`` (None left: wait for ever).
+
+        Raises:
+            TimeoutError: nothing came and the time is up.
+            Whatever ``ready`` raises (the stream ended).
+        """
+        value = ready()
+        if value is not None:
+            return value, None
+        if self.at is None:
+            return None, None
+        if now >= self.at:
+            raise TimeoutError(f"no {self.what} within {self.timeout} s")
+        return None, self.at - now
 
 
 @dataclass(frozen=True)
@@ -312,9 +345,6 @@ class ClientCore:
         return f"node={self.name!r} pid={self.node_pid} {state}"
 
 
-H = TypeVar("H")
-
-
 class ClientBase:
     """What :class:`pyros.Client` and :class:`pyros.asyncio.Client` share, I/O aside.
 
@@ -368,12 +398,24 @@ class ClientBase:
 
 
 class _StreamCore:
-    """What subscriptions and goals share: a token, and an end (error or close)."""
+    """What subscriptions and goals share: a token, a stream, and an end (error or close).
 
-    def __init__(self, token: bytes) -> None:
+    Args:
+        client: the client it belongs to.
+        token: its stream token.
+
+    Each client's subclass names its stream class in ``_stream_class``: it is built with
+    ``(client, token, core)`` and has a ``release()`` method.
+    """
+
+    _stream_class: Any = None
+
+    def __init__(self, client: Any, token: bytes) -> None:
         self.token = token
         self.closed = False
         self.error: PyrosError | None = None
+        self._client = client
+        self._stream = self._stream_class(client, token, self)
 
     @contextlib.contextmanager
     def opening(self) -> Iterator[None]:
@@ -400,8 +442,6 @@ class _StreamCore:
         """Take one stream item (each kind of stream knows how)."""
         raise NotImplementedError
 
-    _stream: Any  # the client's own stream class, with a release() method
-
     def fail(self, error: PyrosError | None) -> None:
         """End the stream: ``error`` for the node dying, None for the client closing."""
         if error is None:
@@ -422,11 +462,12 @@ class SubscriptionCore(_StreamCore):
     """One subscription's state: bounded queue, latest message, counters, end.
 
     Args:
+        client: the client it belongs to.
         topic: the topic as the caller named it (absolute once the node confirmed it).
         token: the subscription's stream token.
+        callback: the caller's callback, or None.
         queue_size: messages kept for ``get``; when full the oldest is dropped and counted
             (ROS queue semantics; 1 keeps only the newest).
-        callback: the caller's callback, or None.
 
     Attributes:
         topic: the absolute topic name.
@@ -436,10 +477,12 @@ class SubscriptionCore(_StreamCore):
         callback_errors: exceptions raised by the callback (each logged on ``pyros``).
     """
 
-    def __init__(self, topic: str, token: bytes, queue_size: int, callback: Any) -> None:
-        super().__init__(token)
+    def __init__(
+        self, client: Any, topic: str, token: bytes, callback: Any, queue_size: int
+    ) -> None:
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be an int of at least 1, not {queue_size!r}")
+        super().__init__(client, token)
         self.topic = topic
         self.type: str | None = None
         self.similar: list[str] = []
@@ -530,6 +573,7 @@ class GoalCore(_StreamCore):
     """One goal's state: status, feedback queue, outcome.
 
     Args:
+        client: the client it belongs to.
         action: the action as the caller named it (absolute once the node confirmed it).
         token: the goal's stream token.
         feedback: the caller's feedback callback, or None.
@@ -546,8 +590,8 @@ class GoalCore(_StreamCore):
 
     _MAX_FEEDBACK = 10_000
 
-    def __init__(self, action: str, token: bytes, feedback: Any) -> None:
-        super().__init__(token)
+    def __init__(self, client: Any, action: str, token: bytes, feedback: Any) -> None:
+        super().__init__(client, token)
         self.action = action
         self.type: str | None = None
         self.id: str | None = None

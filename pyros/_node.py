@@ -920,6 +920,14 @@ def _owner_process(pid: int | None) -> psutil.Process | None:
     raise SpawnError(f"the process that started this node (pid {pid}) is gone")
 
 
+def _owner_gone(pid: int) -> bool:
+    try:
+        _owner_process(pid)
+    except SpawnError:
+        return True
+    return False
+
+
 def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
     """Start the backend and serve; ``report`` gets the ready (or error) document once.
 
@@ -968,16 +976,12 @@ def serve(config: NodeConfig, report: Callable[[dict[str, Any]], None]) -> int:
         if directory is not None:
             remove_node_directory(directory)
         error = exc if isinstance(exc, PyrosError) else _unexpected(exc)
-        try:
-            report({"ok": False, "error": error.to_wire()})
-        except OSError:
-            pass  # the spawner is gone: nobody to tell
+        report({"ok": False, "error": error.to_wire()})
         return 1
     description = node.describe()
     _write_node_file(directory, description)
-    try:
-        report({"ok": True, **description})
-    except OSError:  # the spawner died before reading: nobody will ever use this node
+    report({"ok": True, **description})
+    if config.owner_pid is not None and _owner_gone(config.owner_pid):
         node.stop("the spawner went away before the node was ready")
     node.run()
     return 0
@@ -995,8 +999,12 @@ def main(argv: list[str] | None = None) -> int:
     ready = os.fdopen(args.ready_fd, "w", encoding="utf-8")
 
     def report(document: dict[str, Any]) -> None:
-        ready.write(json.dumps(document) + "\n")
-        ready.close()
+        """Send the ready line; a spawner that is gone no longer needs it."""
+        try:
+            ready.write(json.dumps(document) + "\n")
+            ready.close()
+        except OSError:  # BrokenPipeError: the spawner died while the node started
+            pass
 
     try:
         config = NodeConfig.from_json(sys.stdin.read())

@@ -1,17 +1,47 @@
-"""What both clients do with ZeroMQ alike: reading a stream socket without blocking.
+"""What both clients do with ZeroMQ alike: opening their SUB sockets, reading one without
+blocking.
 
-The sync client (:mod:`pyros.client`) and the asyncio one (:mod:`pyros.asyncio`, through a
-synchronous shadow of its socket) call this where a thread or task has found the socket
-readable; the I/O-free core (:mod:`pyros._core`) then takes the items.
+The sync client (:mod:`pyros.client`) and the asyncio one (:mod:`pyros.asyncio`, whose
+context makes asyncio sockets, read through a synchronous shadow) call these; the I/O-free
+core (:mod:`pyros._core`) says what to subscribe to and takes the items read.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import zmq
 
+from pyros._core import STREAM_RCVHWM, ClientCore
 from pyros._protocol import StreamItem, parse_stream
 
-__all__ = ["read_stream_items"]
+__all__ = ["read_stream_items", "stream_socket", "monitor_socket"]
+
+
+def stream_socket(context: zmq.Context[Any], core: ClientCore, token: bytes) -> Any:
+    """Open the SUB socket of one subscription or goal, connected to the node's stream.
+
+    Returns:
+        A socket of ``context``'s kind (an asyncio socket for a ``zmq.asyncio`` context).
+    """
+    socket = context.socket(zmq.SUB)
+    socket.linger = 0
+    socket.rcvhwm = STREAM_RCVHWM
+    socket.setsockopt(zmq.SUBSCRIBE, core.stream_prefix(token))
+    socket.connect(core.endpoints["stream"])
+    return socket
+
+
+def monitor_socket(context: zmq.Context[Any], core: ClientCore) -> Any:
+    """Open a client's monitor socket: heartbeats, node events and its presence."""
+    socket = context.socket(zmq.SUB)
+    socket.linger = 0
+    for prefix in core.monitor_prefixes():
+        socket.setsockopt(zmq.SUBSCRIBE, prefix)
+    socket.connect(core.endpoints["stream"])
+    if "heartbeat" in core.endpoints:
+        socket.connect(core.endpoints["heartbeat"])
+    return socket
 
 
 def read_stream_items(socket: zmq.Socket[bytes], limit: int = 100_000) -> list[StreamItem]:

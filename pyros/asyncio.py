@@ -37,25 +37,12 @@ from typing import Any, Generic, TypeVar, cast
 import zmq
 import zmq.asyncio
 
-from pyros._core import (
-    FINISHED,
-    LOGGER,
-    MONITOR_POLL,
-    STREAM_RCVHWM,
-    ClientBase,
-    GoalCore,
-    Op,
-    Ops,
-    SubscriptionCore,
-    check_wait,
-)
+from pyros import _core
+from pyros._core import ClientBase, Deadline, GoalCore, Op, Ops, SubscriptionCore
 from pyros._process import NodeProcess, find_node, node_exited, start_owned_node
-from pyros._protocol import (
-    ClientProtocol,
-    Failure,
-)
+from pyros._protocol import ClientProtocol, Failure
 from pyros._runtime import node_directory, remove_node_directory
-from pyros._sockets import read_stream_items
+from pyros._sockets import monitor_socket, read_stream_items, stream_socket
 from pyros.exceptions import NodeDiedError, NotExposedError, PyrosError, TimeoutError
 
 __all__ = ["Client", "Subscription", "Goal", "spawn", "connect", "attach"]
@@ -363,7 +350,7 @@ class Client(ClientBase, _AsyncClosable):
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """Send a goal and wait for its result; see :meth:`pyros.Client.send_goal`."""
-        timeout = check_wait(timeout)
+        timeout = _core.check_wait(timeout)
         async with self.start_goal(action, goal, feedback=feedback) as handle:
             try:
                 return await handle.result(timeout)
@@ -450,17 +437,11 @@ class Client(ClientBase, _AsyncClosable):
 
     async def _watch(self) -> None:
         core = self._core
-        socket = self._context.socket(zmq.SUB)
-        socket.linger = 0
-        for prefix in core.monitor_prefixes():
-            socket.setsockopt(zmq.SUBSCRIBE, prefix)
-        socket.connect(core.endpoints["stream"])
-        if "heartbeat" in core.endpoints:
-            socket.connect(core.endpoints["heartbeat"])
+        socket: zmq.asyncio.Socket = monitor_socket(self._context, core)
         core.start_monitor(time.monotonic())
         try:
             while True:
-                if await socket.poll(int(MONITOR_POLL * 1000)):
+                if await socket.poll(int(_core.MONITOR_POLL * 1000)):
                     now = time.monotonic()
                     while int(socket.get(zmq.EVENTS)) & zmq.POLLIN:
                         event = core.monitor_heard(await socket.recv_multipart(), now)
@@ -482,7 +463,7 @@ class Client(ClientBase, _AsyncClosable):
                     task = asyncio.ensure_future(result)
                     task.add_done_callback(_log_task_failure)
             except Exception:
-                LOGGER.exception("pyros: an event handler raised")
+                _core.LOGGER.exception("pyros: an event handler raised")
 
     def _die(self, error: PyrosError, *, closing: bool = False) -> None:
         if not self._core.die(error):
@@ -504,7 +485,7 @@ def _fail_future(future: asyncio.Future[Any], error: BaseException) -> None:
 
 def _log_task_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        LOGGER.error("pyros: an asyncio handler raised", exc_info=task.exception())
+        _core.LOGGER.error("pyros: an asyncio handler raised", exc_info=task.exception())
 
 
 class _Stream:
@@ -513,11 +494,7 @@ class _Stream:
     def __init__(self, client: Client, token: bytes, core: SubscriptionCore | GoalCore) -> None:
         self.client = client
         self.core = core
-        socket = client._context.socket(zmq.SUB)
-        socket.linger = 0
-        socket.rcvhwm = STREAM_RCVHWM
-        socket.setsockopt(zmq.SUBSCRIBE, client._core.stream_prefix(token))
-        socket.connect(client._core.endpoints["stream"])
+        socket: zmq.asyncio.Socket = stream_socket(client._context, client._core, token)
         self.socket: zmq.asyncio.Socket | None = socket
         self._reader: zmq.Socket[bytes] = zmq.Socket.shadow(socket.underlying)
         self._reading = asyncio.Lock()
@@ -540,14 +517,11 @@ class _Stream:
             TimeoutError: still None after ``timeout`` seconds.
             Whatever ``ready`` raises (the stream ended).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(time.monotonic(), timeout, what)
         while True:
-            value = ready()
+            value, remaining = deadline.check(ready, time.monotonic())
             if value is not None:
                 return value
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"no {what} within {timeout} s")
             self._changed.clear()
             if self._runner is not None or self.socket is None or self._reading.locked():
                 waiter = asyncio.ensure_future(self._changed.wait())
@@ -625,23 +599,17 @@ class Subscription(SubscriptionCore, _AsyncClosable):
     See :class:`pyros.Subscription`; :meth:`get` and :meth:`close` are coroutines.
     """
 
-    def __init__(
-        self,
-        client: Client,
-        topic: str,
-        token: bytes,
-        callback: AsyncMessageHandler | None,
-        queue_size: int,
-    ) -> None:
-        super().__init__(topic, token, queue_size, callback)
-        self._client = client
-        self._stream: _Stream = _Stream(client, token, self)
+    _stream_class = _Stream
+    _stream: _Stream
+    _client: Client
 
     async def get(self, timeout: float | None = None) -> dict[str, Any]:
         """Return the next message; see :meth:`pyros.Subscription.get` (same errors)."""
         if self._callback is not None:
             raise PyrosError(f"subscription to {self.topic} delivers to its callback")
-        return await self._stream.wait(self.pop, check_wait(timeout), f"message on {self.topic}")
+        return await self._stream.wait(
+            self.pop, _core.check_wait(timeout), f"message on {self.topic}"
+        )
 
     def latest(self) -> dict[str, Any] | None:
         """Return the most recent message received, without consuming it; None before any."""
@@ -657,7 +625,7 @@ class Subscription(SubscriptionCore, _AsyncClosable):
             raise PyrosError(f"subscription to {self.topic} delivers to its callback")
         while True:
             message = await self._stream.wait(self.next_message, None, "message")
-            if message is FINISHED:
+            if message is _core.FINISHED:
                 return
             yield cast("dict[str, Any]", message)
 
@@ -696,12 +664,9 @@ class Goal(GoalCore, _AsyncClosable):
     See :class:`pyros.Goal`; :meth:`result`, :meth:`cancel` and :meth:`close` are coroutines.
     """
 
-    def __init__(
-        self, client: Client, action: str, token: bytes, feedback: AsyncMessageHandler | None
-    ) -> None:
-        super().__init__(action, token, feedback)
-        self._client = client
-        self._stream: _Stream = _Stream(client, token, self)
+    _stream_class = _Stream
+    _stream: _Stream
+    _client: Client
 
     @property
     def status(self) -> str:
@@ -712,7 +677,7 @@ class Goal(GoalCore, _AsyncClosable):
 
     async def result(self, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the goal to end and return its result; see :meth:`pyros.Goal.result`."""
-        wait = check_wait(timeout)
+        wait = _core.check_wait(timeout)
         result = await self._stream.wait(self.outcome, wait, f"result on {self.action}")
         await self._stream.stop_callbacks()
         self._stream.release()
@@ -731,7 +696,7 @@ class Goal(GoalCore, _AsyncClosable):
     async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
         while True:
             feedback = await self._stream.wait(self.next_feedback, None, "feedback")
-            if feedback is FINISHED:
+            if feedback is _core.FINISHED:
                 return
             yield cast("dict[str, Any]", feedback)
 

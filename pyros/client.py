@@ -39,8 +39,8 @@ from pyros._core import (
     FINISHED,
     LOGGER,
     MONITOR_POLL,
-    STREAM_RCVHWM,
     ClientBase,
+    Deadline,
     GoalCore,
     Op,
     Ops,
@@ -49,12 +49,9 @@ from pyros._core import (
 )
 from pyros._outbox import Outbox
 from pyros._process import NodeProcess, find_node, node_exited, start_owned_node
-from pyros._protocol import (
-    ClientProtocol,
-    Failure,
-)
+from pyros._protocol import ClientProtocol, Failure
 from pyros._runtime import node_directory, remove_node_directory
-from pyros._sockets import read_stream_items
+from pyros._sockets import monitor_socket, read_stream_items, stream_socket
 from pyros.exceptions import NodeDiedError, NotExposedError, PyrosError, TimeoutError
 
 __all__ = ["Client", "Subscription", "Goal", "spawn", "connect"]
@@ -618,11 +615,7 @@ class _Stream:
         self.state = threading.Condition(threading.Lock())
         self._reading = threading.Lock()
         self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        socket = client._context.socket(zmq.SUB)
-        socket.linger = 0
-        socket.rcvhwm = STREAM_RCVHWM
-        socket.setsockopt(zmq.SUBSCRIBE, client._core.stream_prefix(token))
-        socket.connect(client._core.endpoints["stream"])
+        socket: zmq.Socket[bytes] = stream_socket(client._context, client._core, token)
         self.socket: zmq.Socket[bytes] | None = socket
         self._poller = zmq.Poller()
         self._poller.register(socket, zmq.POLLIN)
@@ -655,15 +648,12 @@ class _Stream:
             TimeoutError: still None after ``timeout`` seconds.
             Whatever ``ready`` raises (the stream ended).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(time.monotonic(), timeout, what)
         while True:
             with self.state:
-                value = ready()
+                value, remaining = deadline.check(ready, time.monotonic())
                 if value is not None:
                     return value
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no {what} within {timeout} s")
                 if self.adopted or self.socket is None:  # the callback thread reads it
                     self.state.wait(remaining)
                     continue
@@ -742,17 +732,9 @@ class Subscription(SubscriptionCore, _Closing):
         callback_errors: exceptions raised by the callback (each logged on ``pyros``).
     """
 
-    def __init__(
-        self,
-        client: Client,
-        topic: str,
-        token: bytes,
-        callback: MessageHandler | None,
-        queue_size: int,
-    ) -> None:
-        super().__init__(topic, token, queue_size, callback)
-        self._client = client
-        self._stream: _Stream = _Stream(client, token, self)
+    _stream_class = _Stream
+    _stream: _Stream
+    _client: Client
 
     @property
     def dropped(self) -> int:
@@ -839,12 +821,9 @@ class Goal(GoalCore, _Closing):
         message: why the goal ended without success, when known.
     """
 
-    def __init__(
-        self, client: Client, action: str, token: bytes, feedback: MessageHandler | None
-    ) -> None:
-        super().__init__(action, token, feedback)
-        self._client = client
-        self._stream: _Stream = _Stream(client, token, self)
+    _stream_class = _Stream
+    _stream: _Stream
+    _client: Client
 
     @property
     def status(self) -> str:
@@ -935,13 +914,7 @@ class _MonitorThread(threading.Thread):
 
     def run(self) -> None:
         core = self._core
-        socket = self._context.socket(zmq.SUB)
-        socket.linger = 0
-        for prefix in core.monitor_prefixes():
-            socket.setsockopt(zmq.SUBSCRIBE, prefix)
-        socket.connect(core.endpoints["stream"])
-        if "heartbeat" in core.endpoints:
-            socket.connect(core.endpoints["heartbeat"])
+        socket: zmq.Socket[bytes] = monitor_socket(self._context, core)
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         poller.register(self._stop_fd, zmq.POLLIN)

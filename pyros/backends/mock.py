@@ -48,6 +48,7 @@ not raise.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import math
 import re
 import sys
@@ -116,6 +117,9 @@ ROTATE_SPEED = 2.0
 
 ROTATE_TOLERANCE = 0.01
 """Radians from the goal heading at which a rotation counts as done."""
+
+SERVICE_THREADS = 16
+"""Mock service calls that run at once (as many as the node's call workers)."""
 
 SLOW_SERVICE = 1.0
 """Seconds the mock's ``/slow`` service takes to answer: to test timeouts."""
@@ -377,6 +381,7 @@ class MockBackend(Backend):
         self._latched: dict[str, dict[str, Any]] = {}
         self._params: dict[str, Any] = {}
         self._started = False
+        self._servers: concurrent.futures.ThreadPoolExecutor | None = None
         self._state_lock = threading.Lock()  # the built-in services' state
         self._flag = False
         self._triggers = 0
@@ -396,6 +401,9 @@ class MockBackend(Backend):
             if self._started:
                 return
             self._started = True
+            self._servers = concurrent.futures.ThreadPoolExecutor(
+                SERVICE_THREADS, thread_name_prefix=f"pyros-mock-service-{self.node_name}"
+            )
             self._services = {
                 "/set_flag": _Service("std_srvs/SetBool", self._set_flag),
                 "/trigger": _Service("std_srvs/Trigger", self._trigger),
@@ -445,6 +453,7 @@ class MockBackend(Backend):
         thread, self._thread = self._thread, None
         with self._lock:
             self._started = False
+            servers, self._servers = self._servers, None
             self._topics.clear()
             self._services.clear()
             self._actions.clear()
@@ -455,6 +464,8 @@ class MockBackend(Backend):
             self._running.clear()
         for context in running:
             context.canceled.set()
+        if servers is not None:
+            servers.shutdown(wait=False, cancel_futures=True)
         with self._state_lock:
             self._flag = False
             self._triggers = 0
@@ -599,15 +610,17 @@ class MockBackend(Backend):
     def call(
         self, service: str, type: str, request: dict[str, Any] | None, timeout: float
     ) -> dict[str, Any]:
-        """Call a mock service in the calling thread and return its checked response.
+        """Call a mock service and return its checked response.
+
+        The handler runs on one of the mock's service threads, as a server would serve it.
 
         Args:
             service: absolute service name.
             type: ``pkg/Type`` of the service, or ``""`` for whatever type it has.
             request: the request dict (None means an empty request); missing fields take
                 their defaults.
-            timeout: seconds the answer may take. The mock cannot interrupt a handler: one
-                that answers later than this has its answer dropped and the call raises.
+            timeout: seconds to wait for the answer; after that the call raises at once, and
+                the handler's late answer is dropped (the mock cannot interrupt a handler).
 
         Returns:
             The response, complete and normalised.
@@ -620,20 +633,21 @@ class MockBackend(Backend):
             TimeoutError: the handler took longer than ``timeout``.
         """
         _check_name(service, "service")
-        deadline = time.monotonic() + timeout
         with self._lock:
             entry = self._services.get(service)
-        if entry is None:
+            servers = self._servers
+        if entry is None or servers is None:
             raise NotExposedError(f"service {service} does not exist in the mock graph")
         if type and canonical_type(type) != entry.type:
             raise MessageError(f"service {service} has type {entry.type}, not {type}")
         checked = _normalise_part(entry.type, "Request", {} if request is None else request)
+        answer = servers.submit(entry.handler, checked)
         try:
-            response = entry.handler(checked)
+            response = answer.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"service {service} did not answer within {timeout} s") from None
         except Exception as exc:
             raise ServiceError(f"service {service} failed: {exc}") from exc
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"service {service} did not answer within {timeout} s")
         try:
             return _normalise_part(entry.type, "Response", response)
         except MessageError as exc:
@@ -642,7 +656,7 @@ class MockBackend(Backend):
     def add_service(self, service: str, type: str, handler: ServiceHandler) -> None:
         """Offer a service in the mock graph, or replace the one of that name.
 
-        Handlers run in the caller's thread of :meth:`call` and may run concurrently.
+        Handlers run on the mock's service threads and may run concurrently.
 
         Args:
             service: absolute service name.

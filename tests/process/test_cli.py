@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -607,5 +607,9 @@ def test_relay_and_connector_exit_130_on_ctrl_c_and_0_on_sigterm() -> None:
 
 
 def port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+    """True once the relay answers ``GET /healthz`` (a bare TCP probe would be a bad request)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
