@@ -759,8 +759,10 @@ class Node:
                 continue
             try:
                 found = self.backend.topics()
-            except Exception:
-                LOG.exception("topic discovery failed; trying again")
+            except Exception as exc:
+                if self._stop_reason is not None:
+                    return  # the backend is stopping under us
+                LOG.warning("topic discovery failed (%s); trying again", exc)
                 found = {}
             self._topic_types = dict(found)
             for topic in waiting & found.keys():

@@ -1974,6 +1974,7 @@ def relay_command(
     child = None
     if dashboard:
         from pyros.dashboard.process import DashboardProcess
+        from pyros.exceptions import SpawnError
 
         if port == 0:
             port = _free_port(host)
@@ -1988,7 +1989,7 @@ def relay_command(
                 certfile=certfile,
                 keyfile=keyfile,
             )
-        except pyros.SpawnError as exc:
+        except SpawnError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"pyros relay: dashboard on {child.url} (GET /dashboard redirects there)")
     try:
